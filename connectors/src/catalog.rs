@@ -1,0 +1,299 @@
+//! Loading and validating the connector catalog: a folder of `*.toml` connector files.
+//!
+//! The catalog is checked whole. Every problem in every file is collected and reported
+//! at once, one line each (`file:line: field: what is wrong`), and a catalog with any
+//! problem is refused entirely: a binary never runs on half a catalog.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::mapping::Mapping;
+use crate::model::{ConnectorFile, SignatureHeader, SignatureSpec, TimestampSource, UnmappedPolicy};
+
+/// One problem in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for CatalogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ": {}", self.field)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogErrors(pub Vec<CatalogError>);
+
+impl fmt::Display for CatalogErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "the connector catalog has {} problem(s):", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CatalogErrors {}
+
+/// A mapping ready to evaluate.
+#[derive(Debug, Clone)]
+pub struct CompiledMapping {
+    pub unified_type: String,
+    pub data: Mapping,
+}
+
+/// One loaded, validated connector.
+#[derive(Debug)]
+pub struct Connector {
+    pub name: String,
+    pub title: String,
+    pub path: PathBuf,
+    pub max_body_bytes: Option<usize>,
+    pub signature: SignatureSpec,
+    pub event: crate::model::EventSpec,
+    pub keep_headers: Vec<String>,
+    pub unmapped: UnmappedPolicy,
+    pub mappings: BTreeMap<String, CompiledMapping>,
+}
+
+/// The loaded catalog.
+#[derive(Debug, Default, Clone)]
+pub struct Catalog {
+    connectors: BTreeMap<String, Arc<Connector>>,
+}
+
+impl Catalog {
+    /// Load every `*.toml` file in `dir`.
+    pub fn load_dir(dir: &Path) -> Result<Self, CatalogErrors> {
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            CatalogErrors(vec![CatalogError {
+                file: dir.to_path_buf(),
+                line: None,
+                field: String::new(),
+                message: format!("cannot read the catalog folder: {e}"),
+            }])
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        let mut sources = Vec::with_capacity(files.len());
+        let mut errors = Vec::new();
+        for f in files {
+            match std::fs::read_to_string(&f) {
+                Ok(text) => sources.push((f, text)),
+                Err(e) => errors.push(CatalogError {
+                    file: f,
+                    line: None,
+                    field: String::new(),
+                    message: format!("cannot read: {e}"),
+                }),
+            }
+        }
+        match Self::from_sources(sources) {
+            Ok(c) if errors.is_empty() => Ok(c),
+            Ok(_) => Err(CatalogErrors(errors)),
+            Err(CatalogErrors(more)) => {
+                errors.extend(more);
+                Err(CatalogErrors(errors))
+            }
+        }
+    }
+
+    /// Build from `(path, text)` pairs.
+    pub fn from_sources(sources: Vec<(PathBuf, String)>) -> Result<Self, CatalogErrors> {
+        let mut errors = Vec::new();
+        let mut connectors = BTreeMap::new();
+        for (path, text) in sources {
+            if let Some(c) = load_one(&path, &text, &mut errors) {
+                if connectors.contains_key(&c.name) {
+                    errors.push(err(&path, None, "name", format!("connector {:?} is defined twice", c.name)));
+                } else {
+                    connectors.insert(c.name.clone(), Arc::new(c));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self { connectors })
+        } else {
+            Err(CatalogErrors(errors))
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Connector>> {
+        self.connectors.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.connectors.keys().map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.connectors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.connectors.is_empty()
+    }
+}
+
+fn err(file: &Path, line: Option<usize>, field: &str, message: impl Into<String>) -> CatalogError {
+    CatalogError {
+        file: file.to_path_buf(),
+        line,
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+fn line_of(text: &str, byte: usize) -> usize {
+    text[..byte.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+fn line_containing(text: &str, needle: &str) -> Option<usize> {
+    text.find(needle).map(|i| line_of(text, i))
+}
+
+fn load_one(path: &Path, text: &str, errors: &mut Vec<CatalogError>) -> Option<Connector> {
+    let file: ConnectorFile = match toml::from_str(text) {
+        Ok(f) => f,
+        Err(e) => {
+            let line = e.span().map(|s| line_of(text, s.start));
+            errors.push(err(path, line, "", e.message().to_string()));
+            return None;
+        }
+    };
+    let before = errors.len();
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    if !valid_name(&file.name) {
+        errors.push(err(path, line_containing(text, "name"), "name", format!("{:?} is not a valid connector name: use lowercase letters, digits and '_'", file.name)));
+    } else if stem != file.name {
+        errors.push(err(path, line_containing(text, "name"), "name", format!("{:?} does not match the file name {stem:?}", file.name)));
+    }
+    check_signature(path, text, &file.signature, errors);
+    let mut mappings = BTreeMap::new();
+    for (provider_type, m) in &file.mappings {
+        let header = format!("mappings.\"{provider_type}\"");
+        let line = line_containing(text, &format!("[mappings.\"{provider_type}\"]"))
+            .or_else(|| line_containing(text, &format!("[mappings.{provider_type}]")));
+        if !valid_unified_type(&m.unified_type) {
+            errors.push(err(path, line, &format!("{header}.type"), format!("{:?} is not a unified event type: write dot-separated lowercase segments such as payments.charge.refunded", m.unified_type)));
+        }
+        match Mapping::compile(&m.data) {
+            Ok(data) => {
+                mappings.insert(
+                    provider_type.clone(),
+                    CompiledMapping {
+                        unified_type: m.unified_type.clone(),
+                        data,
+                    },
+                );
+            }
+            Err(e) => errors.push(err(path, line, &format!("{header}.data"), e.to_string())),
+        }
+    }
+    if errors.len() > before {
+        return None;
+    }
+    Some(Connector {
+        name: file.name,
+        title: file.title,
+        path: path.to_path_buf(),
+        max_body_bytes: file.max_body_bytes,
+        signature: file.signature,
+        event: file.event,
+        keep_headers: file.keep_headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        unmapped: file.unmapped,
+        mappings,
+    })
+}
+
+fn check_signature(path: &Path, text: &str, spec: &SignatureSpec, errors: &mut Vec<CatalogError>) {
+    let line = line_containing(text, "[signature]");
+    match spec {
+        SignatureSpec::Hmac(h) => {
+            if h.message.uses_timestamp() && h.timestamp.is_none() {
+                errors.push(err(path, line, "signature.timestamp", "the message template uses {timestamp}, so a timestamp (source, unit, tolerance_secs) is required"));
+            }
+            if let Some(ts) = &h.timestamp {
+                let has_key = matches!(&h.header, SignatureHeader::KeyValue { timestamp_key: Some(_), .. });
+                if ts.source == TimestampSource::SignatureHeader && !has_key {
+                    errors.push(err(path, line, "signature.timestamp.source", "\"signature_header\" needs a key_value signature header with a timestamp_key"));
+                }
+                if ts.tolerance_secs == 0 {
+                    errors.push(err(path, line, "signature.timestamp.tolerance_secs", "must be above 0"));
+                }
+            }
+            if h.header.name().is_empty() {
+                errors.push(err(path, line, "signature.header.name", "names no header"));
+            }
+        }
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// `segment(.segment)+`, each segment lowercase letters, digits and '_'.
+pub fn valid_unified_type(s: &str) -> bool {
+    let mut n = 0;
+    for seg in s.split('.') {
+        if seg.is_empty() || !seg.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            return false;
+        }
+        n += 1;
+    }
+    n >= 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog")
+    }
+
+    #[test]
+    fn the_shipped_catalog_loads() {
+        let c = Catalog::load_dir(&shipped()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.get("stripe").is_some());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_file_line_and_field() {
+        let stripe = std::fs::read_to_string(shipped().join("stripe.toml")).unwrap();
+        let broken = stripe
+            .replace("type = \"payments.charge.refunded\"", "type = \"Payments\"")
+            .replace("\"invoice_id\": $i.id,", "\"invoice_id\": $i.id,,");
+        let typo = stripe.replace("title = \"Stripe\"", "titel = \"Stripe\"");
+        let e = Catalog::from_sources(vec![
+            (PathBuf::from("stripe.toml"), broken),
+            (PathBuf::from("other.toml"), typo),
+        ])
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("mappings.\"charge.refunded\".type"), "{text}");
+        assert!(text.contains("mappings.\"invoice.paid\".data"), "{text}");
+        assert!(text.contains("other.toml:"), "{text}");
+        assert!(text.contains("titel"), "{text}");
+        assert_eq!(e.0.len(), 3, "{text}");
+    }
+}

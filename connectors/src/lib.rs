@@ -1,0 +1,23 @@
+//! The declarative connector engine. Provider behaviour is data: a connector file in
+//! `connectors/catalog/` says how a provider signs its webhooks, where the event id and
+//! type are, and how each event type maps to a unified event (JSONata). No provider has
+//! Rust code of its own.
+//!
+//! # Layout
+//! - [`model`]: the connector file format (TOML), strictly typed.
+//! - [`catalog`]: loading a folder of connector files, validating all of it, reporting
+//!   every problem at once.
+//! - [`signature`]: the one generic verifier; [`signature::verify`] turns a
+//!   [`signature::RawWebhook`] into a [`signature::VerifiedWebhook`].
+//! - [`extract`]: event ids, types and times out of a verified request.
+//! - [`jsonpath`]: the small dotted-path language connector files use to point into JSON.
+//! - [`mapping`]: JSONata, behind one small module (compile, evaluate with limits).
+
+pub mod catalog;
+pub mod extract;
+pub mod jsonpath;
+pub mod mapping;
+pub mod model;
+pub mod signature;
+
+pub use catalog::{Catalog, CatalogError, Connector};

@@ -1,0 +1,224 @@
+//! The connector file format, as serde types. Every struct rejects unknown fields, so a
+//! typo is an error at load time, never a silently ignored setting. The reference for
+//! authors is `connectors/README.md`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::jsonpath::JsonPath;
+use crate::signature::template::Template;
+
+/// One connector file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorFile {
+    /// The connector's name; also its URL segment and the file's stem.
+    pub name: String,
+    /// Human-readable provider name.
+    pub title: String,
+    /// Where the provider documents its webhooks.
+    #[serde(default)]
+    pub docs: String,
+    /// Largest body accepted, overriding `ingress.max_body_bytes`.
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    pub signature: SignatureSpec,
+    pub event: EventSpec,
+    /// Request headers kept with the claim-check for later stages.
+    #[serde(default)]
+    pub keep_headers: Vec<String>,
+    /// What to do with a provider event type that has no mapping.
+    #[serde(default)]
+    pub unmapped: UnmappedPolicy,
+    /// Provider event type → mapping.
+    #[serde(default)]
+    pub mappings: BTreeMap<String, MappingSpec>,
+}
+
+/// How the provider proves a webhook is its own. A closed set of schemes, each with its
+/// own typed fields.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "scheme", rename_all = "kebab-case")]
+pub enum SignatureSpec {
+    /// An HMAC over bytes built from a template.
+    Hmac(HmacSpec),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmacSpec {
+    pub algorithm: HmacAlgorithm,
+    /// How stored secrets turn into key bytes.
+    #[serde(default)]
+    pub secret_format: SecretFormat,
+    /// The signed bytes, e.g. `"{timestamp}.{body}"`.
+    pub message: Template,
+    /// Where the signature is and how it is written.
+    pub header: SignatureHeader,
+    /// `hex` or `base64`.
+    pub encoding: Encoding,
+    /// Required when the template uses `{timestamp}`; enforces a replay window.
+    #[serde(default)]
+    pub timestamp: Option<TimestampSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HmacAlgorithm {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretFormat {
+    /// The secret's bytes as stored (Stripe's `whsec_…` is used this way).
+    #[default]
+    Raw,
+    /// `whsec_` followed by base64, decoded (the Standard Webhooks definition).
+    WhsecBase64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    Hex,
+    Base64,
+}
+
+/// The header carrying the signature, and its layout.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "format", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SignatureHeader {
+    /// The whole value is one signature, after an optional prefix (`sha256=`).
+    Plain {
+        name: String,
+        #[serde(default)]
+        prefix: String,
+    },
+    /// `key=value` pairs (Stripe `t=…,v1=…,v1=…`); every value under `signature_key` is
+    /// a candidate, `timestamp_key` names the signed timestamp.
+    KeyValue {
+        name: String,
+        #[serde(default = "default_pair_separator")]
+        pair_separator: String,
+        #[serde(default = "default_kv_separator")]
+        kv_separator: String,
+        signature_key: String,
+        #[serde(default)]
+        timestamp_key: Option<String>,
+    },
+    /// A list of signatures (Standard Webhooks `v1,… v1,…`), each after a prefix.
+    List {
+        name: String,
+        #[serde(default = "default_list_separator")]
+        separator: String,
+        #[serde(default)]
+        prefix: String,
+    },
+}
+
+impl SignatureHeader {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Plain { name, .. } | Self::KeyValue { name, .. } | Self::List { name, .. } => name,
+        }
+    }
+}
+
+fn default_pair_separator() -> String {
+    ",".into()
+}
+fn default_kv_separator() -> String {
+    "=".into()
+}
+fn default_list_separator() -> String {
+    " ".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimestampSpec {
+    /// Where the timestamp is: `signature_header` (the `timestamp_key` part) or a header.
+    pub source: TimestampSource,
+    #[serde(default)]
+    pub unit: TimeUnit,
+    /// Requests whose timestamp is further than this from now are refused (401).
+    pub tolerance_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestampSource {
+    SignatureHeader,
+    Header(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeUnit {
+    #[default]
+    Seconds,
+    Milliseconds,
+}
+
+/// Where the event id, type and time are.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSpec {
+    pub id: ValueSource,
+    #[serde(rename = "type")]
+    pub event_type: ValueSource,
+    #[serde(default)]
+    pub occurred_at: Option<TimeSource>,
+}
+
+/// A value taken from the request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ValueSource {
+    /// A JSON path into the body.
+    Json(JsonPath),
+    /// A request header.
+    Header(String),
+    /// A fixed value.
+    Literal(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeSource {
+    pub json: JsonPath,
+    pub format: TimeFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeFormat {
+    UnixSeconds,
+    UnixMilliseconds,
+    Rfc3339,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UnmappedPolicy {
+    /// Counted and dropped.
+    #[default]
+    Drop,
+    /// Delivered as `<connector>.<provider type>` with the provider payload as `data`.
+    PassThrough,
+}
+
+/// How one provider event type becomes a unified event.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingSpec {
+    /// The unified event type, e.g. `payments.charge.refunded`.
+    #[serde(rename = "type")]
+    pub unified_type: String,
+    /// A JSONata expression over the provider event; its result is the unified `data`.
+    pub data: String,
+}

@@ -1,0 +1,121 @@
+//! The one generic signature verifier, driven by the connector file.
+//!
+//! Verification changes the type: the ingress holds a [`RawWebhook`] until
+//! [`verify`] turns it into a [`VerifiedWebhook`], and only a `VerifiedWebhook` can be
+//! stored or published. `now` is an argument, so replay windows are tested without
+//! waiting. Every comparison of a signature is constant-time, and nothing in a request
+//! can switch a check off.
+
+pub mod header;
+mod hmac;
+pub mod template;
+
+use bytes::Bytes;
+use http::HeaderMap;
+
+use crate::model::{SignatureSpec, TimeUnit, TimestampSource, TimestampSpec};
+
+/// A request as it arrived, not yet trusted.
+#[derive(Debug)]
+pub struct RawWebhook {
+    pub method: http::Method,
+    /// The full URL as the provider saw it (scheme and host from configuration).
+    pub url: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A request whose signature checked out. Only [`verify`] makes one.
+#[derive(Debug)]
+pub struct VerifiedWebhook {
+    raw: RawWebhook,
+}
+
+impl VerifiedWebhook {
+    pub fn body(&self) -> &Bytes {
+        &self.raw.body
+    }
+    pub fn headers(&self) -> &HeaderMap {
+        &self.raw.headers
+    }
+    pub fn method(&self) -> &http::Method {
+        &self.raw.method
+    }
+}
+
+/// Why a request was refused. Every kind answers 401; `code()` is the short label
+/// used in the response body and in metrics.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the {0} header is missing")]
+    MissingHeader(String),
+    #[error("the signature header holds no signature in the expected format")]
+    Malformed,
+    #[error("the signed timestamp is missing or not a number")]
+    BadTimestamp,
+    #[error("the signed timestamp is outside the {0} s tolerance window")]
+    OutOfTolerance(u64),
+    #[error("no signature matches")]
+    Mismatch,
+    #[error("the account has no signing secret configured")]
+    NoSecret,
+}
+
+impl VerifyError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingHeader(_) => "signature_missing",
+            Self::Malformed => "signature_malformed",
+            Self::BadTimestamp => "timestamp_invalid",
+            Self::OutOfTolerance(_) => "timestamp_out_of_tolerance",
+            Self::Mismatch => "signature_mismatch",
+            Self::NoSecret => "no_signing_secret",
+        }
+    }
+}
+
+/// Check `raw` against `spec` with the account's `secrets` (any one may match: a
+/// provider-side rotation never drops an event) at Unix time `now`.
+pub fn verify(
+    spec: &SignatureSpec,
+    raw: RawWebhook,
+    secrets: &[&str],
+    now: i64,
+) -> Result<VerifiedWebhook, VerifyError> {
+    match spec {
+        SignatureSpec::Hmac(h) => hmac::verify(h, &raw, secrets, now)?,
+    }
+    Ok(VerifiedWebhook { raw })
+}
+
+/// A header's value as text, if present and valid UTF-8.
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Resolve and check the signed timestamp; returns it as sent (it is part of the
+/// signed bytes).
+pub(crate) fn check_timestamp<'a>(
+    spec: &TimestampSpec,
+    from_signature: Option<&'a str>,
+    headers: &'a HeaderMap,
+    now: i64,
+) -> Result<&'a str, VerifyError> {
+    let text = match &spec.source {
+        TimestampSource::SignatureHeader => from_signature,
+        TimestampSource::Header(h) => header_str(headers, h),
+    }
+    .ok_or(VerifyError::BadTimestamp)?;
+    let value: i64 = text.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
+    let secs = match spec.unit {
+        TimeUnit::Seconds => value,
+        TimeUnit::Milliseconds => value.div_euclid(1000),
+    };
+    if now.abs_diff(secs) > spec.tolerance_secs {
+        return Err(VerifyError::OutOfTolerance(spec.tolerance_secs));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod stripe_tests;

@@ -1,0 +1,160 @@
+//! The signed-bytes template: how a provider builds the bytes it signs, written in the
+//! connector file as text such as `"{timestamp}.{body}"` or `"v0:{timestamp}:{body}"`.
+//!
+//! Placeholders: `{body}` (the raw body), `{timestamp}` (as sent), `{method}`, `{url}`
+//! (the full URL as the provider saw it), `{header:Name}`. `{{` and `}}` are literal
+//! braces. Parsed once at load; building borrows the body when the template is only it.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Literal(String),
+    Body,
+    Timestamp,
+    Method,
+    Url,
+    Header(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+/// What a template may draw on for one request.
+pub struct Inputs<'a> {
+    pub body: &'a [u8],
+    pub timestamp: Option<&'a str>,
+    pub method: &'a str,
+    pub url: &'a str,
+    pub header: &'a dyn Fn(&str) -> Option<&'a str>,
+}
+
+impl Template {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut lit = String::new();
+        let mut chars = text.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '{' if chars.peek().map(|(_, c)| *c) == Some('{') => {
+                    chars.next();
+                    lit.push('{');
+                }
+                '}' if chars.peek().map(|(_, c)| *c) == Some('}') => {
+                    chars.next();
+                    lit.push('}');
+                }
+                '{' => {
+                    let close = text[i..]
+                        .find('}')
+                        .ok_or_else(|| format!("template {text:?}: '{{' at {i} is never closed"))?;
+                    let name = &text[i + 1..i + close];
+                    let part = match name {
+                        "body" => Part::Body,
+                        "timestamp" => Part::Timestamp,
+                        "method" => Part::Method,
+                        "url" => Part::Url,
+                        _ => match name.strip_prefix("header:") {
+                            Some(h) if !h.is_empty() => Part::Header(h.to_ascii_lowercase()),
+                            _ => {
+                                return Err(format!(
+                                    "template {text:?}: unknown placeholder {{{name}}} (known: {{body}}, {{timestamp}}, {{method}}, {{url}}, {{header:Name}})"
+                                ))
+                            }
+                        },
+                    };
+                    if !lit.is_empty() {
+                        parts.push(Part::Literal(std::mem::take(&mut lit)));
+                    }
+                    parts.push(part);
+                    while let Some((j, _)) = chars.peek() {
+                        if *j <= i + close {
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                }
+                '}' => return Err(format!("template {text:?}: lone '}}' at {i} (write '}}}}')")),
+                c => lit.push(c),
+            }
+        }
+        if !lit.is_empty() {
+            parts.push(Part::Literal(lit));
+        }
+        if parts.is_empty() {
+            return Err("template is empty".into());
+        }
+        Ok(Self { parts })
+    }
+
+    pub fn uses_timestamp(&self) -> bool {
+        self.parts.contains(&Part::Timestamp)
+    }
+
+    /// The signed bytes; `None` names the missing input.
+    pub fn build<'a>(&self, inputs: &Inputs<'a>) -> Result<Cow<'a, [u8]>, &'static str> {
+        if let [Part::Body] = self.parts.as_slice() {
+            return Ok(Cow::Borrowed(inputs.body));
+        }
+        let mut out = Vec::with_capacity(inputs.body.len() + 64);
+        for p in &self.parts {
+            match p {
+                Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
+                Part::Body => out.extend_from_slice(inputs.body),
+                Part::Timestamp => out.extend_from_slice(inputs.timestamp.ok_or("timestamp")?.as_bytes()),
+                Part::Method => out.extend_from_slice(inputs.method.as_bytes()),
+                Part::Url => out.extend_from_slice(inputs.url.as_bytes()),
+                Part::Header(h) => out.extend_from_slice((inputs.header)(h).ok_or("header")?.as_bytes()),
+            }
+        }
+        Ok(Cow::Owned(out))
+    }
+}
+
+impl<'de> Deserialize<'de> for Template {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Template::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(t: &str, body: &[u8]) -> Vec<u8> {
+        let none = |_: &str| -> Option<&str> { Some("hv") };
+        Template::parse(t)
+            .unwrap()
+            .build(&Inputs {
+                body,
+                timestamp: Some("123"),
+                method: "POST",
+                url: "https://x/y",
+                header: &none,
+            })
+            .unwrap()
+            .into_owned()
+    }
+
+    #[test]
+    fn templates_build_the_signed_bytes() {
+        assert_eq!(build("{timestamp}.{body}", b"{}"), b"123.{}");
+        assert_eq!(build("v0:{timestamp}:{body}", b"b"), b"v0:123:b");
+        assert_eq!(build("{method}{url}{header:X-A}", b""), b"POSThttps://x/yhv");
+        assert_eq!(build("{{x}}{body}", b"b"), b"{x}b");
+    }
+
+    #[test]
+    fn bad_templates_say_why() {
+        assert!(Template::parse("{bodyy}").unwrap_err().contains("unknown placeholder"));
+        assert!(Template::parse("{body").unwrap_err().contains("never closed"));
+        assert!(Template::parse("").is_err());
+        assert!(Template::parse("a}b").is_err());
+    }
+}

@@ -1,0 +1,249 @@
+//! The configuration file shared by every binary: embedded defaults
+//! (`config.default.toml`), then the `--config` file, then `SWITCHYARD_…` environment
+//! variables. Every section rejects unknown keys, and every error names the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+
+/// The commented defaults, also the reference for every key.
+pub const DEFAULTS: &str = include_str!("../config.default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub namespace: String,
+    pub nats: NatsConfig,
+    pub redis: RedisConfig,
+    pub s3: S3Config,
+    pub secrets: SecretsConfig,
+    pub telemetry: TelemetryConfig,
+    pub ingress: IngressConfig,
+    pub normalizer: NormalizerConfig,
+    pub dispatcher: DispatcherConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    pub url: String,
+    pub connect_timeout_ms: u64,
+    pub publish_timeout_ms: u64,
+    pub replicas: usize,
+    pub retention_hours: u64,
+    pub duplicate_window_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    pub path_style: bool,
+    pub access_key_id: String,
+    pub secret_access_key: Redacted,
+    pub timeout_ms: u64,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("path_style", &self.path_style)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    pub active_key: String,
+    pub keys: std::collections::BTreeMap<String, Redacted>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressConfig {
+    pub listen: SocketAddr,
+    pub catalog: PathBuf,
+    pub max_body_bytes: usize,
+    pub linger_ms: u64,
+    pub max_batch_events: usize,
+    pub max_batch_bytes: usize,
+    pub max_concurrent_flushes: usize,
+    pub max_in_flight: usize,
+    pub durable_deadline_ms: u64,
+    pub retry_after_secs: u64,
+    pub dedupe_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NormalizerConfig {
+    pub ops_listen: SocketAddr,
+    pub catalog: PathBuf,
+    pub concurrency: usize,
+    pub fetch_batch: usize,
+    pub claim_cache_bytes: usize,
+    pub mapping_timeout_ms: u64,
+    pub mapping_max_depth: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatcherConfig {
+    pub ops_listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub admin_token: Redacted,
+    pub concurrency: usize,
+    pub request_timeout_ms: u64,
+    pub retry_delay_ms: u64,
+}
+
+/// A secret value from configuration: `Debug` never shows it.
+#[derive(Clone, Deserialize, Default)]
+#[serde(transparent)]
+pub struct Redacted(String);
+
+impl Redacted {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path} does not exist; pass an existing file to --config")]
+    Missing { path: PathBuf },
+    #[error("configuration is invalid: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Load defaults, then `file` (if given), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Toml::string(DEFAULTS));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Missing {
+                    path: path.to_path_buf(),
+                });
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig.merge(Env::prefixed("SWITCHYARD_").split("__"));
+        Self::from_figment(fig)
+    }
+
+    /// Defaults plus a TOML snippet: what tests use.
+    pub fn from_toml(overrides: &str) -> Result<Self, ConfigError> {
+        let fig = Figment::from(Toml::string(DEFAULTS)).merge(Toml::string(overrides));
+        Self::from_figment(fig)
+    }
+
+    fn from_figment(fig: Figment) -> Result<Self, ConfigError> {
+        let config: Config = fig.extract().map_err(|e| {
+            let msgs: Vec<String> = e.into_iter().map(|e| describe(&e)).collect();
+            ConfigError::Invalid(msgs.join("; "))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !crate::names::is_valid_id(&self.namespace) || self.namespace != self.namespace.to_lowercase() {
+            return Err(ConfigError::Invalid(format!(
+                "namespace = {:?} is not valid: use lowercase letters, digits, '-' and '_'",
+                self.namespace
+            )));
+        }
+        if self.nats.replicas == 0 || self.nats.replicas > 5 {
+            return Err(ConfigError::Invalid(format!(
+                "nats.replicas = {} is not valid: use 1 for one server or 3 for a cluster",
+                self.nats.replicas
+            )));
+        }
+        if self.s3.bucket.is_empty() {
+            return Err(ConfigError::Invalid("s3.bucket is empty: name the claim-check bucket".into()));
+        }
+        Ok(())
+    }
+
+    pub fn names(&self) -> crate::names::Names {
+        crate::names::Names::new(&self.namespace)
+    }
+}
+
+fn describe(e: &figment::Error) -> String {
+    let key = e.path.join(".");
+    if key.is_empty() {
+        e.kind.to_string()
+    } else {
+        format!("{key}: {}", e.kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.namespace, "switchyard");
+        assert_eq!(c.ingress.max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::from_toml("[ingress]\nlinger_ms = \"soon\"").unwrap_err();
+        assert!(e.to_string().contains("ingress.linger_ms"), "{e}");
+        let e = Config::from_toml("[nats]\nurll = \"x\"").unwrap_err();
+        assert!(e.to_string().contains("urll"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let c = Config::from_toml("[dispatcher]\nadmin_token = \"hunter2\"").unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

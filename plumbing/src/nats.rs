@@ -1,0 +1,78 @@
+//! Connecting to NATS and declaring the JetStream streams every binary relies on.
+//!
+//! Streams are declared idempotently by each binary at start-up (create, or update to
+//! the configured limits), so the order in which binaries start does not matter.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+
+use crate::config::NatsConfig;
+use crate::names::Names;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    #[error("cannot connect to NATS at {url}: {source}; is nats-server running with JetStream (-js)?")]
+    Connect {
+        url: String,
+        source: async_nats::ConnectError,
+    },
+    #[error("cannot declare JetStream stream {stream}: {detail}; is JetStream enabled on the server?")]
+    Stream { stream: String, detail: String },
+}
+
+/// Connect to NATS. After the first connection the client reconnects by itself, forever.
+pub async fn connect(cfg: &NatsConfig, client_name: &str) -> Result<async_nats::Client, NatsError> {
+    async_nats::ConnectOptions::new()
+        .name(client_name)
+        .connection_timeout(Duration::from_millis(cfg.connect_timeout_ms))
+        .request_timeout(Some(Duration::from_millis(cfg.publish_timeout_ms)))
+        .max_reconnects(None)
+        .connect(cfg.url.as_str())
+        .await
+        .map_err(|source| NatsError::Connect {
+            url: cfg.url.clone(),
+            source,
+        })
+}
+
+/// Create or update the raw, unified and dead-letter streams.
+pub async fn ensure_streams(
+    js: &jetstream::Context,
+    names: &Names,
+    cfg: &NatsConfig,
+) -> Result<(), NatsError> {
+    let max_age = Duration::from_secs(cfg.retention_hours * 3600);
+    let window = Duration::from_secs(cfg.duplicate_window_secs);
+    let streams = [
+        (names.raw_stream(), names.raw_subjects(), max_age),
+        (names.unified_stream(), names.unified_subjects(), max_age),
+        // Dead letters wait for an operator: keep them longer than the event streams.
+        (
+            names.dead_letter_stream(),
+            names.dead_letter_subjects(),
+            max_age.max(Duration::from_secs(30 * 24 * 3600)),
+        ),
+    ];
+    for (name, subject, age) in streams {
+        let config = stream::Config {
+            name: name.clone(),
+            subjects: vec![subject],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            max_age: age,
+            duplicate_window: window,
+            num_replicas: cfg.replicas,
+            ..Default::default()
+        };
+        let result = match js.get_stream(&name).await {
+            Ok(_) => js.update_stream(config).await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(_) => js.create_stream(config).await.map(|_| ()).map_err(|e| e.to_string()),
+        };
+        result.map_err(|detail| NatsError::Stream {
+            stream: name.clone(),
+            detail,
+        })?;
+    }
+    Ok(())
+}

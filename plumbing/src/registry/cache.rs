@@ -1,0 +1,149 @@
+//! The registry as the hot path reads it: an in-process cache in front of Redis.
+//!
+//! - A change made through the admin API is announced on the core-NATS subject
+//!   [`crate::names::Names::registry_changes`]; every cache drops the entry at once.
+//! - Entries also expire after a TTL, a safety net for a missed announcement.
+//! - When Redis is unreachable, an expired entry is served stale rather than failing:
+//!   the ingress keeps accepting webhooks for known accounts through a Redis outage.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use super::model::{Account, Endpoint};
+use super::store::{RegistryError, RegistryStore};
+
+struct Cached<T> {
+    value: T,
+    fetched: Instant,
+}
+
+type Map<T> = Mutex<HashMap<String, Cached<T>>>;
+
+pub struct RegistryCache {
+    store: RegistryStore,
+    ttl: Duration,
+    accounts: Map<Option<Arc<Account>>>,
+    endpoints: Map<Arc<Vec<Endpoint>>>,
+}
+
+/// Announcement payloads on the registry-changes subject.
+pub fn account_changed(id: &str) -> String {
+    format!("account:{id}")
+}
+
+pub fn endpoints_changed(tenant_id: &str) -> String {
+    format!("endpoints:{tenant_id}")
+}
+
+impl RegistryCache {
+    pub fn new(store: RegistryStore, ttl: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            ttl,
+            accounts: Mutex::default(),
+            endpoints: Mutex::default(),
+        })
+    }
+
+    pub fn store(&self) -> &RegistryStore {
+        &self.store
+    }
+
+    /// The account, or `None` when it is not registered.
+    pub async fn account(&self, id: &str) -> Result<Option<Arc<Account>>, RegistryError> {
+        let stale = lookup(&self.accounts, id, self.ttl);
+        if let Some((v, true)) = &stale {
+            return Ok(v.clone());
+        }
+        match self.store.get_account(id).await {
+            Ok(v) => {
+                let v = v.map(Arc::new);
+                insert(&self.accounts, id, v.clone());
+                Ok(v)
+            }
+            Err(e) => match stale {
+                Some((v, _)) => Ok(v),
+                None => Err(e),
+            },
+        }
+    }
+
+    /// The tenant's endpoints (enabled or not).
+    pub async fn endpoints(&self, tenant_id: &str) -> Result<Arc<Vec<Endpoint>>, RegistryError> {
+        let stale = lookup(&self.endpoints, tenant_id, self.ttl);
+        if let Some((v, true)) = &stale {
+            return Ok(v.clone());
+        }
+        match self.store.list_endpoints(tenant_id).await {
+            Ok(v) => {
+                let v = Arc::new(v);
+                insert(&self.endpoints, tenant_id, v.clone());
+                Ok(v)
+            }
+            Err(e) => match stale {
+                Some((v, _)) => Ok(v),
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Drop the entry a change announcement names.
+    pub fn invalidate(&self, announcement: &str) {
+        if let Some(id) = announcement.strip_prefix("account:") {
+            self.accounts.lock().expect("cache lock").remove(id);
+        } else if let Some(tenant) = announcement.strip_prefix("endpoints:") {
+            self.endpoints.lock().expect("cache lock").remove(tenant);
+        }
+    }
+
+    /// Listen for change announcements until `shutdown`.
+    pub async fn listen(
+        self: Arc<Self>,
+        client: async_nats::Client,
+        shutdown: CancellationToken,
+    ) -> Result<(), async_nats::SubscribeError> {
+        let subject = self.store.names().registry_changes();
+        let mut sub = client.subscribe(subject).await?;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                msg = sub.next() => match msg {
+                    Some(m) => self.invalidate(&String::from_utf8_lossy(&m.payload)),
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+}
+
+/// `(value, fresh)` if cached.
+fn lookup<T: Clone>(map: &Map<T>, key: &str, ttl: Duration) -> Option<(T, bool)> {
+    let m = map.lock().expect("cache lock");
+    m.get(key).map(|c| (c.value.clone(), c.fetched.elapsed() < ttl))
+}
+
+fn insert<T>(map: &Map<T>, key: &str, value: T) {
+    let mut m = map.lock().expect("cache lock");
+    // Bounded: an id flood (unknown accounts) cannot grow the cache without limit.
+    if m.len() >= 100_000 {
+        m.clear();
+    }
+    m.insert(
+        key.to_string(),
+        Cached {
+            value,
+            fetched: Instant::now(),
+        },
+    );
+}
+
+/// Announce a change so every cache drops its copy.
+pub async fn announce(client: &async_nats::Client, subject: String, what: String) {
+    if let Err(e) = client.publish(subject, what.into()).await {
+        tracing::warn!(error = %e, "Registry change announcement failed; caches catch up within their TTL.");
+    }
+}

@@ -1,0 +1,86 @@
+//! The registry's records as the binaries use them. Secrets are [`SecretString`]s here
+//! and sealed only in [`super::store`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::sealed::SecretString;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A tenant's delivery destination.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    pub id: String,
+    pub tenant_id: String,
+    pub url: String,
+    pub description: String,
+    /// Unified event types this endpoint receives; `*` matches one dot segment
+    /// (`payments.*`), a lone `*` matches everything.
+    pub event_types: Vec<String>,
+    pub enabled: bool,
+    /// The Standard Webhooks signing secret, `whsec_<base64>`.
+    pub secret: SecretString,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Endpoint {
+    /// Whether this endpoint subscribes to `event_type`.
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.enabled && self.event_types.iter().any(|p| type_matches(p, event_type))
+    }
+}
+
+/// `*` matches exactly one dot-separated segment; a pattern of just `*` matches all.
+pub fn type_matches(pattern: &str, event_type: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    let mut p = pattern.split('.');
+    let mut t = event_type.split('.');
+    loop {
+        match (p.next(), t.next()) {
+            (None, None) => return true,
+            (Some(ps), Some(ts)) if ps == "*" || ps == ts => continue,
+            _ => return false,
+        }
+    }
+}
+
+/// One integrated account: a provider account of a tenant (a Stripe account, a GitHub
+/// installation) whose webhooks arrive at `/v1/webhooks/<connector>/<account id>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    pub id: String,
+    pub tenant_id: String,
+    pub connector: String,
+    /// The provider's id for it (routing key of connector-level endpoints).
+    pub external_id: Option<String>,
+    /// Inbound signing secrets; any one that verifies passes (rotation without loss).
+    pub signing_secrets: Vec<SecretString>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::type_matches;
+
+    #[test]
+    fn wildcards_match_one_segment() {
+        assert!(type_matches("payments.*", "payments.refund"));
+        assert!(!type_matches("payments.*", "payments.charge.refunded"));
+        assert!(type_matches("payments.*.*", "payments.charge.refunded"));
+        assert!(type_matches("*.charge.refunded", "payments.charge.refunded"));
+        assert!(type_matches("*", "anything.at.all"));
+        assert!(!type_matches("crm.*", "payments.charge"));
+        assert!(type_matches("crm.contact.created", "crm.contact.created"));
+    }
+}

@@ -1,0 +1,237 @@
+//! The registry in Redis. Secrets are sealed ([`crate::sealed`]) on the way in and
+//! opened on the way out; nothing else in Switchyard sees a sealed value.
+//!
+//! Keys (all under the namespace):
+//! - `tenant:<id>` → tenant JSON; `tenants` → set of tenant ids
+//! - `endpoints:<tenant id>` → hash endpoint id → endpoint JSON
+//! - `account:<id>` → account JSON; `account-ext:<connector>:<external id>` → account id
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+
+use super::model::{Account, Endpoint, Tenant};
+use crate::config::RedisConfig;
+use crate::names::Names;
+use crate::sealed::{SealError, SecretString, Sealer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("Redis is unavailable: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("stored record {key} is not valid JSON: {detail}")]
+    Corrupt { key: String, detail: String },
+    #[error(transparent)]
+    Seal(#[from] SealError),
+}
+
+/// Connect to Redis with a connection manager that reconnects by itself.
+pub async fn connect(cfg: &RedisConfig) -> Result<ConnectionManager, RegistryError> {
+    let client = redis::Client::open(cfg.url.as_str())?;
+    let timeout = Duration::from_millis(cfg.timeout_ms);
+    let mcfg = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout.max(Duration::from_secs(1))))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1);
+    Ok(client.get_connection_manager_with_config(mcfg).await?)
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredEndpoint {
+    id: String,
+    tenant_id: String,
+    url: String,
+    #[serde(default)]
+    description: String,
+    event_types: Vec<String>,
+    enabled: bool,
+    secret: String,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredAccount {
+    id: String,
+    tenant_id: String,
+    connector: String,
+    #[serde(default)]
+    external_id: Option<String>,
+    signing_secrets: Vec<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+/// Reads and writes the registry.
+#[derive(Clone)]
+pub struct RegistryStore {
+    redis: ConnectionManager,
+    names: Names,
+    sealer: Sealer,
+    timeout: Duration,
+}
+
+impl RegistryStore {
+    pub fn new(redis: ConnectionManager, names: Names, sealer: Sealer, timeout: Duration) -> Self {
+        Self {
+            redis,
+            names,
+            sealer,
+            timeout,
+        }
+    }
+
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    async fn run<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, redis::RedisError>>,
+    ) -> Result<T, RegistryError> {
+        match tokio::time::timeout(self.timeout, f).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(RegistryError::Timeout(self.timeout)),
+        }
+    }
+
+    fn decode<T: for<'de> Deserialize<'de>>(key: &str, raw: &str) -> Result<T, RegistryError> {
+        serde_json::from_str(raw).map_err(|e| RegistryError::Corrupt {
+            key: key.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Create or replace a tenant; `true` when it is new.
+    pub async fn put_tenant(&self, t: &Tenant) -> Result<bool, RegistryError> {
+        let key = self.names.redis_key(&format!("tenant:{}", t.id));
+        let set = self.names.redis_key("tenants");
+        let json = serde_json::to_string(t).expect("a tenant serializes");
+        let mut c = self.redis.clone();
+        let (_, added): ((), i64) = self
+            .run(async {
+                redis::pipe()
+                    .atomic()
+                    .set(&key, json)
+                    .sadd(&set, &t.id)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(added == 1)
+    }
+
+    pub async fn get_tenant(&self, id: &str) -> Result<Option<Tenant>, RegistryError> {
+        let key = self.names.redis_key(&format!("tenant:{id}"));
+        let mut c = self.redis.clone();
+        let raw: Option<String> = self.run(c.get(&key)).await?;
+        raw.map(|r| Self::decode(&key, &r)).transpose()
+    }
+
+    pub async fn put_endpoint(&self, e: &Endpoint) -> Result<(), RegistryError> {
+        let key = self.names.redis_key(&format!("endpoints:{}", e.tenant_id));
+        let stored = StoredEndpoint {
+            id: e.id.clone(),
+            tenant_id: e.tenant_id.clone(),
+            url: e.url.clone(),
+            description: e.description.clone(),
+            event_types: e.event_types.clone(),
+            enabled: e.enabled,
+            secret: self.sealer.seal(&e.secret, &format!("endpoint:{}", e.id)),
+            created_at: e.created_at.clone(),
+            updated_at: e.updated_at.clone(),
+        };
+        let json = serde_json::to_string(&stored).expect("an endpoint serializes");
+        let mut c = self.redis.clone();
+        let _: i64 = self.run(c.hset(&key, &e.id, json)).await?;
+        Ok(())
+    }
+
+    pub async fn list_endpoints(&self, tenant_id: &str) -> Result<Vec<Endpoint>, RegistryError> {
+        let key = self.names.redis_key(&format!("endpoints:{tenant_id}"));
+        let mut c = self.redis.clone();
+        let all: Vec<(String, String)> = self.run(c.hgetall(&key)).await?;
+        let mut out = Vec::with_capacity(all.len());
+        for (_, raw) in all {
+            let s: StoredEndpoint = Self::decode(&key, &raw)?;
+            let secret = self.sealer.open(&s.secret, &format!("endpoint:{}", s.id))?;
+            out.push(Endpoint {
+                id: s.id,
+                tenant_id: s.tenant_id,
+                url: s.url,
+                description: s.description,
+                event_types: s.event_types,
+                enabled: s.enabled,
+                secret,
+                created_at: s.created_at,
+                updated_at: s.updated_at,
+            });
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Create or replace an account; `true` when it is new.
+    pub async fn put_account(&self, a: &Account) -> Result<bool, RegistryError> {
+        let key = self.names.redis_key(&format!("account:{}", a.id));
+        let aad = format!("account:{}", a.id);
+        let stored = StoredAccount {
+            id: a.id.clone(),
+            tenant_id: a.tenant_id.clone(),
+            connector: a.connector.clone(),
+            external_id: a.external_id.clone(),
+            signing_secrets: a
+                .signing_secrets
+                .iter()
+                .map(|s| self.sealer.seal(s, &aad))
+                .collect(),
+            created_at: a.created_at.clone(),
+            updated_at: a.updated_at.clone(),
+        };
+        let json = serde_json::to_string(&stored).expect("an account serializes");
+        let mut pipe = redis::pipe();
+        pipe.atomic().set(&key, json).ignore();
+        if let Some(ext) = &a.external_id {
+            let ext_key = self
+                .names
+                .redis_key(&format!("account-ext:{}:{ext}", a.connector));
+            pipe.set(ext_key, &a.id).ignore();
+        }
+        let previous = self.get_account_raw(&key).await?;
+        let mut c = self.redis.clone();
+        let () = self.run(pipe.query_async(&mut c)).await?;
+        Ok(previous.is_none())
+    }
+
+    async fn get_account_raw(&self, key: &str) -> Result<Option<String>, RegistryError> {
+        let mut c = self.redis.clone();
+        self.run(c.get(key)).await
+    }
+
+    pub async fn get_account(&self, id: &str) -> Result<Option<Account>, RegistryError> {
+        let key = self.names.redis_key(&format!("account:{id}"));
+        let Some(raw) = self.get_account_raw(&key).await? else {
+            return Ok(None);
+        };
+        let s: StoredAccount = Self::decode(&key, &raw)?;
+        let aad = format!("account:{}", s.id);
+        let signing_secrets = s
+            .signing_secrets
+            .iter()
+            .map(|sealed| self.sealer.open(sealed, &aad))
+            .collect::<Result<Vec<SecretString>, _>>()?;
+        Ok(Some(Account {
+            id: s.id,
+            tenant_id: s.tenant_id,
+            connector: s.connector,
+            external_id: s.external_id,
+            signing_secrets,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }))
+    }
+}

@@ -1,0 +1,3 @@
+//! The integration and end-to-end tests, one binary (faster to link).
+
+mod harness;
