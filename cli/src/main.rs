@@ -1,1 +1,94 @@
-fn main() {}
+//! `switchyard`: the operator's command.
+//!
+//! - `switchyard sign <connector> --secret S --body FILE`: the signature header(s) a
+//!   provider would send, for trying the pipeline with curl.
+//! - `switchyard connectors check [PATH]`: validate a connector catalog, listing every
+//!   problem.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use switchyard_connectors::Catalog;
+
+#[derive(Parser)]
+#[command(version, about = "Switchyard's operator command.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the signature header(s) a provider would send for a body.
+    Sign {
+        /// Connector name, e.g. stripe.
+        connector: String,
+        /// The signing secret, as registered on the account.
+        #[arg(long, env = "SWITCHYARD_SIGN_SECRET")]
+        secret: String,
+        /// The body file; `-` for standard input.
+        #[arg(long, default_value = "-")]
+        body: String,
+        /// The connector catalog.
+        #[arg(long, default_value = "connectors/catalog")]
+        catalog: PathBuf,
+        /// The URL the request goes to (only schemes that sign the URL use it).
+        #[arg(long, default_value = "")]
+        url: String,
+    },
+    /// Work with connector catalogs.
+    Connectors {
+        #[command(subcommand)]
+        command: ConnectorsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectorsCommand {
+    /// Validate a catalog: every problem, one line each, with file, line and field.
+    Check {
+        #[arg(default_value = "connectors/catalog")]
+        path: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Sign {
+            connector,
+            secret,
+            body,
+            catalog,
+            url,
+        } => {
+            let catalog = Catalog::load_dir(&catalog)?;
+            let Some(c) = catalog.get(&connector) else {
+                let known: Vec<&str> = catalog.names().collect();
+                bail!("unknown connector {connector:?} (known: {})", known.join(", "));
+            };
+            let bytes = if body == "-" {
+                let mut b = Vec::new();
+                std::io::stdin().read_to_end(&mut b).context("reading the body from standard input")?;
+                b
+            } else {
+                std::fs::read(&body).with_context(|| format!("reading the body file {body}"))?
+            };
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            for (name, value) in switchyard_connectors::signature::sign::sign(&c.signature, &secret, &bytes, now, "POST", &url) {
+                println!("{name}: {value}");
+            }
+        }
+        Command::Connectors {
+            command: ConnectorsCommand::Check { path },
+        } => match Catalog::load_dir(&path) {
+            Ok(c) => println!("{}: {} connector(s), all valid", path.display(), c.len()),
+            Err(e) => {
+                eprint!("{e}");
+                std::process::exit(1);
+            }
+        },
+    }
+    Ok(())
+}

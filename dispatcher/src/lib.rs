@@ -1,1 +1,133 @@
-//! stub
+//! `switchyard-dispatcher`: delivers unified events to tenant endpoints, signed
+//! ([`deliver`], [`sign`]), and serves the admin API on its own listener ([`admin`]).
+
+pub mod admin;
+pub mod deliver;
+pub mod metrics;
+pub mod sign;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_connectors::Catalog;
+use switchyard_plumbing::config::Config;
+use switchyard_plumbing::registry::{self, RegistryCache, RegistryStore};
+use switchyard_plumbing::sealed::Sealer;
+use switchyard_plumbing::telemetry::{self, Readiness};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::deliver::Deliverer;
+use crate::metrics::Metrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Catalog(#[from] switchyard_connectors::catalog::CatalogErrors),
+    #[error(transparent)]
+    Seal(#[from] switchyard_plumbing::sealed::SealError),
+    #[error(transparent)]
+    Nats(#[from] switchyard_plumbing::nats::NatsError),
+    #[error("cannot reach Redis: {0}; is redis-server running at redis.url?")]
+    Redis(#[from] registry::RegistryError),
+    #[error("dispatcher.admin_token is empty: set it (SWITCHYARD_DISPATCHER__ADMIN_TOKEN) to a long random string")]
+    NoAdminToken,
+    #[error("the unified-event consumer failed: {0}")]
+    Consumer(String),
+}
+
+/// The dispatcher's listeners.
+pub struct Listeners {
+    pub admin: TcpListener,
+    pub ops: TcpListener,
+}
+
+/// Run until `shutdown`: stop pulling, finish the deliveries in flight, return.
+pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> Result<(), StartError> {
+    let dcfg = &config.dispatcher;
+    if dcfg.admin_token.is_empty() {
+        return Err(StartError::NoAdminToken);
+    }
+    let catalog = Arc::new(Catalog::load_dir(&config.catalog)?);
+    let sealer = Sealer::from_config(&config.secrets)?;
+    let names = config.names();
+    let nats = switchyard_plumbing::nats::connect(&config.nats, "switchyard-dispatcher").await?;
+    let mut js = async_nats::jetstream::new(nats.clone());
+    js.set_timeout(Duration::from_millis(config.nats.publish_timeout_ms));
+    switchyard_plumbing::nats::ensure_streams(&js, &names, &config.nats).await?;
+    let consumer = switchyard_plumbing::nats::durable_consumer(
+        &js,
+        &names.unified_stream(),
+        &names.dispatcher_consumer(),
+        (dcfg.concurrency * 2) as i64,
+        Duration::from_millis(dcfg.request_timeout_ms * 2 + 5_000),
+    )
+    .await?;
+    let redis = registry::store::connect(&config.redis).await?;
+    let store = RegistryStore::new(redis.clone(), names.clone(), sealer, Duration::from_millis(config.redis.timeout_ms));
+    let cache = RegistryCache::new(store.clone(), Duration::from_secs(60));
+
+    let prometheus = prometheus::Registry::new();
+    let metrics = Metrics::new(&prometheus);
+    let readiness = Readiness::new(&[("nats", true), ("redis", true)]);
+    readiness.set("nats", true);
+    readiness.set("redis", true);
+    let background = CancellationToken::new();
+    tokio::spawn(telemetry::serve_ops(listeners.ops, prometheus, readiness.clone(), background.clone()));
+    tokio::spawn(cache.clone().listen(nats.clone(), background.clone()));
+    tokio::spawn(watch(nats.clone(), consumer.clone(), metrics.clone(), readiness.clone(), background.clone()));
+
+    let admin = Arc::new(admin::Admin {
+        store,
+        nats: nats.clone(),
+        catalog,
+        token: dcfg.admin_token.expose().to_string(),
+    });
+    let admin_stop = shutdown.clone();
+    let admin_task = tokio::spawn(async move {
+        let app = admin::router(admin);
+        let _ = axum::serve(listeners.admin, app)
+            .with_graceful_shutdown(admin_stop.cancelled_owned())
+            .await;
+    });
+
+    let deliverer = Arc::new(Deliverer {
+        http: deliver::http_client(Duration::from_millis(dcfg.request_timeout_ms)),
+        registry: cache,
+        redis,
+        names,
+        metrics,
+        retry_delay: Duration::from_millis(dcfg.retry_delay_ms),
+    });
+    tracing::info!(concurrency = dcfg.concurrency, "Dispatcher running.");
+    let result = deliverer
+        .run(consumer, dcfg.concurrency, shutdown.clone())
+        .await
+        .map_err(StartError::Consumer);
+    readiness.start_draining();
+    let _ = admin_task.await;
+    background.cancel();
+    let _ = nats.flush().await;
+    tracing::info!("Dispatcher stopped.");
+    result
+}
+
+async fn watch(
+    nats: async_nats::Client,
+    mut consumer: async_nats::jetstream::consumer::PullConsumer,
+    metrics: Metrics,
+    readiness: Readiness,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        readiness.set("nats", switchyard_plumbing::nats::is_connected(&nats));
+        if let Ok(info) = consumer.info().await {
+            metrics.consumer_pending.set(info.num_pending as i64);
+        }
+    }
+}

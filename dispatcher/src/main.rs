@@ -1,1 +1,33 @@
-fn main() {}
+//! `switchyard-dispatcher`: deliver unified events to tenant endpoints; serve the admin API.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use switchyard_dispatcher::Listeners;
+use switchyard_plumbing::config::Config;
+
+#[derive(Parser)]
+#[command(version, about = "Deliver unified events to tenant endpoints; serve the admin API.")]
+struct Args {
+    /// Configuration file (TOML); every key can also be set as SWITCHYARD_<SECTION>__<KEY>.
+    #[arg(long, env = "SWITCHYARD_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config = Config::load(args.config.as_deref())?;
+    switchyard_plumbing::telemetry::init_logging(&config.telemetry);
+    let (a, o) = (config.dispatcher.admin_listen, config.dispatcher.ops_listen);
+    let admin = tokio::net::TcpListener::bind(a)
+        .await
+        .with_context(|| format!("cannot listen on dispatcher.admin_listen = {a}; is another process using it?"))?;
+    let ops = tokio::net::TcpListener::bind(o)
+        .await
+        .with_context(|| format!("cannot listen on dispatcher.ops_listen = {o}; is another process using it?"))?;
+    let shutdown = switchyard_plumbing::shutdown::on_signal();
+    switchyard_dispatcher::run(config, Listeners { admin, ops }, shutdown).await?;
+    Ok(())
+}

@@ -1,1 +1,151 @@
-//! stub
+//! `switchyard-ingress`: the part of Switchyard providers see.
+//!
+//! It verifies each webhook as its connector file declares ([`receive`]), stores the raw
+//! body as a claim-check in S3 and publishes an envelope to JetStream in groups
+//! ([`commit`]), and answers 2xx only once both are durable. Bad requests get a short
+//! JSON error ([`reject`]); everything is counted ([`metrics`]).
+
+pub mod commit;
+pub mod metrics;
+pub mod reject;
+pub mod receive;
+mod server;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_connectors::Catalog;
+use switchyard_plumbing::claimcheck::ClaimCheckStore;
+use switchyard_plumbing::config::{Config, IngressConfig};
+use switchyard_plumbing::registry::{self, RegistryCache, RegistryStore};
+use switchyard_plumbing::sealed::Sealer;
+use switchyard_plumbing::telemetry::Readiness;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::commit::{Committer, Deps};
+use crate::metrics::Metrics;
+
+/// What every request handler shares.
+pub struct State {
+    pub catalog: Arc<Catalog>,
+    pub registry: Arc<RegistryCache>,
+    pub committer: Committer,
+    pub metrics: Metrics,
+    pub prometheus: prometheus::Registry,
+    pub readiness: Readiness,
+    pub cfg: IngressConfig,
+}
+
+/// Why the ingress could not start. Each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Catalog(#[from] switchyard_connectors::catalog::CatalogErrors),
+    #[error(transparent)]
+    Seal(#[from] switchyard_plumbing::sealed::SealError),
+    #[error(transparent)]
+    Nats(#[from] switchyard_plumbing::nats::NatsError),
+    #[error("cannot reach S3 bucket: {0}")]
+    S3(#[from] switchyard_plumbing::claimcheck::ClaimCheckError),
+    #[error("cannot reach Redis: {0}; is redis-server running at redis.url?")]
+    Redis(#[from] switchyard_plumbing::registry::RegistryError),
+}
+
+/// Load the catalog a binary will use, refusing it whole on any problem.
+pub fn load_catalog(path: &Path) -> Result<Catalog, StartError> {
+    Ok(Catalog::load_dir(path)?)
+}
+
+/// Run the ingress on `listener` until `shutdown`, then drain: stop accepting, let the
+/// requests in flight become durable and be answered, and return.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<(), StartError> {
+    let catalog = Arc::new(load_catalog(&config.catalog)?);
+    let sealer = Sealer::from_config(&config.secrets)?;
+    let names = config.names();
+    let nats = switchyard_plumbing::nats::connect(&config.nats, "switchyard-ingress").await?;
+    let mut js = async_nats::jetstream::new(nats.clone());
+    js.set_timeout(Duration::from_millis(config.nats.publish_timeout_ms));
+    switchyard_plumbing::nats::ensure_streams(&js, &names, &config.nats).await?;
+    let store = ClaimCheckStore::new(&config.s3).await;
+    store.ensure_bucket().await?;
+    let redis = registry::store::connect(&config.redis).await?;
+    let registry = RegistryCache::new(
+        RegistryStore::new(redis.clone(), names.clone(), sealer, Duration::from_millis(config.redis.timeout_ms)),
+        Duration::from_secs(60),
+    );
+
+    let prometheus = prometheus::Registry::new();
+    let metrics = Metrics::new(&prometheus);
+    let readiness = Readiness::new(&[("nats", true), ("s3", true), ("redis", false)]);
+    readiness.set("nats", true);
+    readiness.set("s3", true);
+    readiness.set("redis", true);
+
+    let background = CancellationToken::new();
+    tokio::spawn(registry.clone().listen(nats.clone(), background.clone()));
+    tokio::spawn(probe(nats.clone(), store.clone(), readiness.clone(), background.clone()));
+
+    let flushes = TaskTracker::new();
+    let committer = Committer::start(
+        Deps {
+            store,
+            js,
+            nats: nats.clone(),
+            redis: Some(redis),
+            names,
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+            instance: instance_id(),
+        },
+        &config.ingress,
+        &flushes,
+    );
+    let state = Arc::new(State {
+        catalog,
+        registry,
+        committer,
+        metrics,
+        prometheus,
+        readiness: readiness.clone(),
+        cfg: config.ingress.clone(),
+    });
+    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), connectors = state.catalog.len(), "Ingress listening.");
+    server::serve(listener, state, shutdown, readiness).await;
+    // Every handler is done and has dropped its committer handle; let the last groups
+    // finish, then stop the background tasks.
+    flushes.close();
+    flushes.wait().await;
+    background.cancel();
+    let _ = nats.flush().await;
+    tracing::info!("Ingress stopped.");
+    Ok(())
+}
+
+/// Keep readiness current even when no traffic flows.
+async fn probe(nats: async_nats::Client, store: ClaimCheckStore, readiness: Readiness, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        readiness.set("nats", nats.connection_state() == async_nats::connection::State::Connected);
+        readiness.set("s3", store.probe().await.is_ok());
+    }
+}
+
+/// Distinguishes this process's segment keys from other replicas'.
+fn instance_id() -> String {
+    format!("{:06x}{:x}", rand_u24(), std::process::id())
+}
+
+fn rand_u24() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    nanos & 0xff_ffff
+}

@@ -1,1 +1,29 @@
-fn main() {}
+//! `switchyard-ingress`: receive, verify and durably store provider webhooks.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use switchyard_plumbing::config::Config;
+
+#[derive(Parser)]
+#[command(version, about = "Receive, verify and durably store provider webhooks.")]
+struct Args {
+    /// Configuration file (TOML); every key can also be set as SWITCHYARD_<SECTION>__<KEY>.
+    #[arg(long, env = "SWITCHYARD_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config = Config::load(args.config.as_deref())?;
+    switchyard_plumbing::telemetry::init_logging(&config.telemetry);
+    let addr = config.ingress.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on ingress.listen = {addr}; is another process using it?"))?;
+    let shutdown = switchyard_plumbing::shutdown::on_signal();
+    switchyard_ingress::run(config, listener, shutdown).await?;
+    Ok(())
+}

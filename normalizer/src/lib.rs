@@ -1,1 +1,108 @@
-//! stub
+//! `switchyard-normalizer`: raw provider events in, unified events out.
+//!
+//! A pool of workers shares one durable pull consumer on the raw stream ([`work`]). For
+//! each envelope it reads the claim-check ([`claims`]), maps the event with the
+//! connector's JSONata ([`map`]), publishes the unified event, and acks; what cannot be
+//! normalized goes to the dead-letter stream with its reason ([`deadletter`]).
+
+pub mod claims;
+pub mod deadletter;
+pub mod map;
+pub mod metrics;
+pub mod work;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_connectors::mapping::Limits;
+use switchyard_connectors::Catalog;
+use switchyard_plumbing::claimcheck::ClaimCheckStore;
+use switchyard_plumbing::config::Config;
+use switchyard_plumbing::telemetry::{self, Readiness};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::claims::ClaimReader;
+use crate::metrics::Metrics;
+use crate::work::Worker;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Catalog(#[from] switchyard_connectors::catalog::CatalogErrors),
+    #[error(transparent)]
+    Nats(#[from] switchyard_plumbing::nats::NatsError),
+    #[error("the raw-envelope consumer failed: {0}")]
+    Consumer(String),
+}
+
+/// Run until `shutdown`; the ops endpoints are served on `ops`.
+pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) -> Result<(), StartError> {
+    let catalog = Arc::new(Catalog::load_dir(&config.catalog)?);
+    let names = config.names();
+    let nats = switchyard_plumbing::nats::connect(&config.nats, "switchyard-normalizer").await?;
+    let mut js = async_nats::jetstream::new(nats.clone());
+    js.set_timeout(Duration::from_millis(config.nats.publish_timeout_ms));
+    switchyard_plumbing::nats::ensure_streams(&js, &names, &config.nats).await?;
+    let ncfg = &config.normalizer;
+    let consumer = switchyard_plumbing::nats::durable_consumer(
+        &js,
+        &names.raw_stream(),
+        &names.normalizer_consumer(),
+        (ncfg.concurrency * 4).max(ncfg.fetch_batch * 2) as i64,
+        Duration::from_secs(30),
+    )
+    .await?;
+
+    let prometheus = prometheus::Registry::new();
+    let metrics = Metrics::new(&prometheus);
+    let readiness = Readiness::new(&[("nats", true)]);
+    readiness.set("nats", true);
+    let background = CancellationToken::new();
+    tokio::spawn(telemetry::serve_ops(ops, prometheus, readiness.clone(), background.clone()));
+    tokio::spawn(watch(nats.clone(), consumer.clone(), metrics.clone(), readiness.clone(), background.clone()));
+
+    let store = ClaimCheckStore::new(&config.s3).await;
+    let worker = Arc::new(Worker {
+        js,
+        names,
+        catalog: catalog.clone(),
+        claims: ClaimReader::new(store, ncfg.claim_cache_bytes, metrics.clone()),
+        metrics,
+        limits: Limits {
+            timeout_ms: ncfg.mapping_timeout_ms,
+            max_depth: ncfg.mapping_max_depth,
+        },
+    });
+    tracing::info!(connectors = catalog.len(), concurrency = ncfg.concurrency, "Normalizer running.");
+    let result = worker
+        .run(consumer, ncfg.fetch_batch, ncfg.concurrency, shutdown.clone())
+        .await
+        .map_err(StartError::Consumer);
+    readiness.start_draining();
+    background.cancel();
+    let _ = nats.flush().await;
+    tracing::info!("Normalizer stopped.");
+    result
+}
+
+/// Readiness and consumer lag, every few seconds.
+async fn watch(
+    nats: async_nats::Client,
+    mut consumer: async_nats::jetstream::consumer::PullConsumer,
+    metrics: Metrics,
+    readiness: Readiness,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        readiness.set("nats", switchyard_plumbing::nats::is_connected(&nats));
+        if let Ok(info) = consumer.info().await {
+            metrics.consumer_pending.set(info.num_pending as i64);
+        }
+    }
+}

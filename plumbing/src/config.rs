@@ -16,6 +16,7 @@ pub const DEFAULTS: &str = include_str!("../config.default.toml");
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub namespace: String,
+    pub catalog: PathBuf,
     pub nats: NatsConfig,
     pub redis: RedisConfig,
     pub s3: S3Config,
@@ -92,7 +93,6 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 pub struct IngressConfig {
     pub listen: SocketAddr,
-    pub catalog: PathBuf,
     pub max_body_bytes: usize,
     pub linger_ms: u64,
     pub max_batch_events: usize,
@@ -108,7 +108,6 @@ pub struct IngressConfig {
 #[serde(deny_unknown_fields)]
 pub struct NormalizerConfig {
     pub ops_listen: SocketAddr,
-    pub catalog: PathBuf,
     pub concurrency: usize,
     pub fetch_batch: usize,
     pub claim_cache_bytes: usize,

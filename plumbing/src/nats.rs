@@ -76,3 +76,40 @@ pub async fn ensure_streams(
     }
     Ok(())
 }
+
+/// A durable pull consumer shared by every process of one kind (queue semantics: each
+/// message goes to one of them). `max_ack_pending` bounds the work held at once across
+/// all of them; `ack_wait` is how long a message may be held before it is redelivered.
+pub async fn durable_consumer(
+    js: &jetstream::Context,
+    stream: &str,
+    name: &str,
+    max_ack_pending: i64,
+    ack_wait: Duration,
+) -> Result<jetstream::consumer::PullConsumer, NatsError> {
+    use jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+    let err = |detail: String| NatsError::Stream {
+        stream: stream.to_string(),
+        detail,
+    };
+    let s = js.get_stream(stream).await.map_err(|e| err(e.to_string()))?;
+    let config = pull::Config {
+        durable_name: Some(name.to_string()),
+        ack_policy: AckPolicy::Explicit,
+        deliver_policy: DeliverPolicy::All,
+        ack_wait,
+        max_ack_pending,
+        max_deliver: -1,
+        ..Default::default()
+    };
+    let consumer = match s.get_consumer::<pull::Config>(name).await {
+        Ok(_) => s.update_consumer(config).await.map_err(|e| e.to_string()),
+        Err(_) => s.create_consumer(config).await.map_err(|e| e.to_string()),
+    };
+    consumer.map_err(|e| err(format!("consumer {name}: {e}")))
+}
+
+/// A 503-worthy check: is the client connected right now?
+pub fn is_connected(client: &async_nats::Client) -> bool {
+    client.connection_state() == async_nats::connection::State::Connected
+}

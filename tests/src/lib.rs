@@ -34,7 +34,6 @@ mod wait;
 pub use names::unique_prefix;
 pub use nats::Nats;
 pub use ports::{free_port, free_ports};
-pub use process::{locate, Launch, ServerProcess};
 pub use redis::Redis;
 pub use s3::S3;
 pub use wait::{wait_for, wait_until, POLL_INTERVAL};
@@ -64,8 +63,8 @@ impl Servers {
 /// Each `#[tokio::test]` has its own runtime, so nothing here may depend on
 /// the first test's runtime staying alive: the servers are `std` processes,
 /// probed from blocking threads. Being in a `static`, they are never
-/// dropped; they die with the test process through the stdin tie of
-/// [`ServerProcess`].
+/// dropped; they die with the test process through the stdin tie described
+/// in `process.rs`.
 ///
 /// # Panics
 /// If the servers cannot be started. The failure is remembered, so every

@@ -35,7 +35,8 @@ impl S3 {
     /// `<workspace>/.cache/seaweedfs/bin/weed` (as installed by
     /// `deploy/local/install-deps`), else `weed` on `PATH`.
     pub async fn start() -> anyhow::Result<Self> {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let workspace = manifest_dir.parent().unwrap_or(manifest_dir);
         let program = locate(
             "weed",
             "SWITCHYARD_WEED",
@@ -79,10 +80,15 @@ impl S3 {
                 flag("s3.localSocket", &dir.join("s3.sock").display()),
             ];
             // The gRPC sockets always go to /tmp; removed after each exit.
-            let leftovers = [("master", p[1]), ("volume", p[3]), ("filer", p[5]), ("s3", p[7])]
-                .iter()
-                .map(|(kind, port)| PathBuf::from(format!("/tmp/seaweedfs-{kind}-grpc-{port}.sock")))
-                .collect();
+            let leftovers = [
+                ("master", p[1]),
+                ("volume", p[3]),
+                ("filer", p[5]),
+                ("s3", p[7]),
+            ]
+            .iter()
+            .map(|(kind, port)| PathBuf::from(format!("/tmp/seaweedfs-{kind}-grpc-{port}.sock")))
+            .collect();
             let s3_port = p[6];
             Ok(Spec {
                 name: "weed (SeaweedFS)",

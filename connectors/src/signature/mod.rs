@@ -119,3 +119,5 @@ pub(crate) fn check_timestamp<'a>(
 
 #[cfg(test)]
 mod stripe_tests;
+
+pub mod sign;

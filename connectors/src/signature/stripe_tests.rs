@@ -99,3 +99,11 @@ fn missing_and_garbled_headers_fail() {
     assert_eq!(check("t=abc,v1=00", BODY, &[SECRET]), Err(VerifyError::BadTimestamp));
     assert_eq!(check(&format!("t={NOW},v1=zz"), BODY, &[SECRET]), Err(VerifyError::Malformed));
 }
+
+#[test]
+fn the_signer_produces_what_the_verifier_accepts() {
+    let headers = super::sign::sign(&spec(), SECRET, BODY.as_bytes(), NOW, "POST", "");
+    assert_eq!(headers[0].0, "Stripe-Signature");
+    assert_eq!(headers[0].1, format!("t={NOW},v1={}", sign(SECRET, NOW, BODY)));
+    assert_eq!(check(&headers[0].1, BODY, &[SECRET]), Ok(()));
+}

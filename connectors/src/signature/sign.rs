@@ -1,0 +1,75 @@
+//! Signing a body the way a provider would, from the same connector file the verifier
+//! reads. For test tools, the benchmark and `switchyard sign`; never used on the
+//! receiving path.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+
+use super::hmac::key_bytes;
+use super::template::Inputs;
+use crate::model::{Encoding, HmacAlgorithm, SignatureHeader, SignatureSpec, TimeUnit, TimestampSource};
+
+/// The headers a provider would send for `body` signed with `secret` at Unix time
+/// `now`; `url` and `method` matter only to schemes that sign them.
+pub fn sign(spec: &SignatureSpec, secret: &str, body: &[u8], now: i64, method: &str, url: &str) -> Vec<(String, String)> {
+    match spec {
+        SignatureSpec::Hmac(h) => {
+            let ts = h.timestamp.as_ref().map(|t| match t.unit {
+                TimeUnit::Seconds => now.to_string(),
+                TimeUnit::Milliseconds => (now * 1000).to_string(),
+            });
+            let no_headers = |_: &str| -> Option<&str> { None };
+            let message = h
+                .message
+                .build(&Inputs {
+                    body,
+                    timestamp: ts.as_deref(),
+                    method,
+                    url,
+                    header: &no_headers,
+                })
+                .unwrap_or_default();
+            let key = key_bytes(h.secret_format, secret).unwrap_or_default();
+            let raw = match h.algorithm {
+                HmacAlgorithm::Sha1 => mac::<Hmac<sha1::Sha1>>(&key, &message),
+                HmacAlgorithm::Sha256 => mac::<Hmac<sha2::Sha256>>(&key, &message),
+                HmacAlgorithm::Sha512 => mac::<Hmac<sha2::Sha512>>(&key, &message),
+            };
+            let sig = match h.encoding {
+                Encoding::Hex => hex::encode(raw),
+                Encoding::Base64 => B64.encode(raw),
+            };
+            let mut out = Vec::new();
+            let value = match &h.header {
+                SignatureHeader::Plain { prefix, .. } => format!("{prefix}{sig}"),
+                SignatureHeader::List { prefix, .. } => format!("{prefix}{sig}"),
+                SignatureHeader::KeyValue {
+                    pair_separator,
+                    kv_separator,
+                    signature_key,
+                    timestamp_key,
+                    ..
+                } => match (timestamp_key, &ts) {
+                    (Some(k), Some(ts)) => format!("{k}{kv_separator}{ts}{pair_separator}{signature_key}{kv_separator}{sig}"),
+                    _ => format!("{signature_key}{kv_separator}{sig}"),
+                },
+            };
+            out.push((h.header.name().to_string(), value));
+            if let (Some(t), Some(ts)) = (&h.timestamp, ts) {
+                if let TimestampSource::Header(name) = &t.source {
+                    out.push((name.clone(), ts));
+                }
+            }
+            out
+        }
+    }
+}
+
+fn mac<M: Mac + hmac::digest::KeyInit>(key: &[u8], message: &[u8]) -> Vec<u8> {
+    let Ok(mut m) = <M as hmac::digest::KeyInit>::new_from_slice(key) else {
+        return Vec::new();
+    };
+    m.update(message);
+    m.finalize().into_bytes().to_vec()
+}

@@ -1,0 +1,360 @@
+//! Making webhooks durable, in groups: the only path to a 2xx.
+//!
+//! # The durability rule
+//! A request is answered 2xx only after (1) its body is in S3 and (2) JetStream has
+//! acknowledged (PubAck) the envelope of every event it carries. Anything short of that
+//! answers 503 with `Retry-After`, and the provider retries.
+//!
+//! # Group commit
+//! One S3 PUT costs more CPU than everything else the ingress does for a webhook, so
+//! requests are committed in groups. The committer collects requests for up to
+//! `linger_ms` (or until a group is full), then for the whole group:
+//! 1. asks Redis which events were seen before (one pipelined round trip); those are
+//!    duplicates, answered 2xx and never published again;
+//! 2. writes the remaining bodies as one segment object ([`claimcheck`]);
+//! 3. publishes one envelope per event with `Nats-Msg-Id` = the idempotency key, and
+//!    waits for every PubAck (JetStream's duplicate window catches two concurrent
+//!    copies that both got past step 1);
+//! 4. records the idempotency keys in Redis, only now, so a failure half way leaves no
+//!    key and the provider's retry gets through;
+//! 5. answers every request of the group.
+//!
+//! Groups run concurrently up to `max_concurrent_flushes`. Redis is an optimisation
+//! here: when it is down, steps 1 and 4 are skipped and JetStream still dedupes.
+
+use std::future::IntoFuture;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use bytes::Bytes;
+use futures::future::join_all;
+use redis::aio::ConnectionManager;
+use switchyard_connectors::extract::ExtractedEvent;
+use switchyard_connectors::signature::VerifiedWebhook;
+use switchyard_plumbing::claimcheck::{self, ClaimCheckStore, RecordHeader, SegmentBuilder};
+use switchyard_plumbing::config::IngressConfig;
+use switchyard_plumbing::envelope::{ClaimRef, RawEnvelope};
+use switchyard_plumbing::names::Names;
+use switchyard_plumbing::telemetry::Readiness;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio_util::task::TaskTracker;
+
+use crate::metrics::Metrics;
+
+/// A verified request waiting to become durable.
+pub struct Submission {
+    pub webhook: VerifiedWebhook,
+    pub connector: String,
+    pub account_id: String,
+    pub tenant_id: String,
+    pub events: Vec<ExtractedEvent>,
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub content_type: String,
+    pub received_ms: i64,
+    pub reply: oneshot::Sender<Outcome>,
+}
+
+/// How a submission ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Durable (or already durable before): answer 2xx.
+    Durable { duplicates: usize },
+    /// Not durable: answer 503. The reason is a metric label.
+    Unavailable(&'static str),
+}
+
+/// What the committer needs from the outside.
+#[derive(Clone)]
+pub struct Deps {
+    pub store: ClaimCheckStore,
+    pub js: jetstream::Context,
+    pub nats: async_nats::Client,
+    pub redis: Option<ConnectionManager>,
+    pub names: Names,
+    pub metrics: Metrics,
+    pub readiness: Readiness,
+    pub instance: String,
+}
+
+/// The handle requests submit to.
+#[derive(Clone)]
+pub struct Committer {
+    tx: mpsc::Sender<Submission>,
+}
+
+impl Committer {
+    /// Start the committer. It runs until every `Committer` clone is dropped, then
+    /// finishes the groups in flight; `tracker` lets the caller wait for that.
+    pub fn start(deps: Deps, cfg: &IngressConfig, tracker: &TaskTracker) -> Self {
+        let (tx, rx) = mpsc::channel(cfg.max_in_flight.max(1));
+        let settings = Settings {
+            linger: Duration::from_millis(cfg.linger_ms),
+            max_events: cfg.max_batch_events.max(1),
+            max_bytes: cfg.max_batch_bytes.max(1),
+            dedupe_ttl: cfg.dedupe_ttl_secs,
+            flushes: Arc::new(Semaphore::new(cfg.max_concurrent_flushes.max(1))),
+        };
+        tracker.spawn(collect(rx, Arc::new(deps), settings, tracker.clone()));
+        Self { tx }
+    }
+
+    /// Hand a submission over; when the queue is full the caller is told at once.
+    pub fn submit(&self, s: Submission) -> Result<(), Submission> {
+        self.tx.try_send(s).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(s) | mpsc::error::TrySendError::Closed(s) => s,
+        })
+    }
+}
+
+struct Settings {
+    linger: Duration,
+    max_events: usize,
+    max_bytes: usize,
+    dedupe_ttl: u64,
+    /// Bounds the groups being written at once (S3 PUT + publish).
+    flushes: Arc<Semaphore>,
+}
+
+async fn collect(mut rx: mpsc::Receiver<Submission>, deps: Arc<Deps>, s: Settings, tracker: TaskTracker) {
+    let seq = AtomicU64::new(0);
+    while let Some(first) = rx.recv().await {
+        let mut bytes = first.webhook.body().len();
+        let mut group = vec![first];
+        let deadline = tokio::time::Instant::now() + s.linger;
+        while group.len() < s.max_events && bytes < s.max_bytes {
+            tokio::select! {
+                biased;
+                next = rx.recv() => match next {
+                    Some(sub) => {
+                        bytes += sub.webhook.body().len();
+                        group.push(sub);
+                    }
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        let permit = s.flushes.clone().acquire_owned().await.expect("semaphore never closed");
+        let n = seq.fetch_add(1, Ordering::Relaxed);
+        let deps = deps.clone();
+        let ttl = s.dedupe_ttl;
+        tracker.spawn(async move {
+            flush(&deps, group, n, ttl).await;
+            drop(permit);
+        });
+    }
+}
+
+struct Pending {
+    sub: Submission,
+    /// Per event: already seen (Redis said so).
+    seen: Vec<bool>,
+}
+
+async fn flush(deps: &Deps, group: Vec<Submission>, seq: u64, dedupe_ttl: u64) {
+    deps.metrics.batch_events.observe(group.len() as f64);
+    if deps.nats.connection_state() != async_nats::connection::State::Connected {
+        // Fail fast: nothing can be acknowledged without NATS.
+        deps.readiness.set("nats", false);
+        return answer_all(group, Outcome::Unavailable("nats_unavailable"));
+    }
+
+    // 1. Which events were seen before?
+    let keys: Vec<String> = group
+        .iter()
+        .flat_map(|s| s.events.iter().map(|e| idem_key(s, e)))
+        .collect();
+    let seen = seen_before(deps, &keys).await;
+    let mut at = 0;
+    let mut pending: Vec<Pending> = group
+        .into_iter()
+        .map(|sub| {
+            let n = sub.events.len();
+            let p = Pending {
+                seen: seen[at..at + n].to_vec(),
+                sub,
+            };
+            at += n;
+            p
+        })
+        .collect();
+
+    // 2. One segment for every body that carries a new event.
+    let now = time::OffsetDateTime::now_utc();
+    let key = claimcheck::segment_key(now, &deps.instance, seq);
+    let mut segment = SegmentBuilder::with_capacity(pending.iter().map(|p| p.sub.webhook.body().len() + 256).sum());
+    let mut claims: Vec<Option<ClaimRef>> = Vec::with_capacity(pending.len());
+    for p in &pending {
+        if p.seen.iter().all(|s| *s) {
+            claims.push(None);
+            continue;
+        }
+        let header = RecordHeader {
+            connector: p.sub.connector.clone(),
+            account_id: p.sub.account_id.clone(),
+            tenant_id: p.sub.tenant_id.clone(),
+            received_ms: p.sub.received_ms,
+            content_type: p.sub.content_type.clone(),
+            event_ids: p.sub.events.iter().map(|e| e.id.clone()).collect(),
+            headers: p.sub.headers.clone(),
+        };
+        let (offset, len) = segment.push(&header, p.sub.webhook.body());
+        claims.push(Some(ClaimRef {
+            key: key.clone(),
+            offset,
+            len,
+        }));
+    }
+    if !segment.is_empty() {
+        let started = Instant::now();
+        let put = deps.store.put(&key, segment.finish()).await;
+        deps.metrics.s3_put_seconds.observe(started.elapsed().as_secs_f64());
+        if let Err(e) = put {
+            tracing::warn!(error = %e, "Claim-check PUT failed; answering 503 so providers retry.");
+            deps.readiness.set("s3", false);
+            return answer_all(pending.into_iter().map(|p| p.sub).collect(), Outcome::Unavailable("s3_unavailable"));
+        }
+        deps.readiness.set("s3", true);
+    }
+
+    // 3. Publish every new event's envelope, then wait for every PubAck.
+    let started = Instant::now();
+    let mut acks = Vec::new();
+    let mut owners = Vec::new();
+    let mut publish_failed = vec![false; pending.len()];
+    for (i, (p, claim)) in pending.iter().zip(&claims).enumerate() {
+        let Some(claim) = claim else { continue };
+        for (e, seen) in p.sub.events.iter().zip(&p.seen) {
+            if *seen {
+                continue;
+            }
+            let env = RawEnvelope {
+                connector: p.sub.connector.clone(),
+                account_id: p.sub.account_id.clone(),
+                tenant_id: p.sub.tenant_id.clone(),
+                event_id: e.id.clone(),
+                event_type: e.event_type.clone(),
+                item: e.item,
+                occurred_at: e.occurred_ms.and_then(|ms| switchyard_plumbing::timefmt::from_unix_seconds(ms / 1000)),
+                received_ms: p.sub.received_ms,
+                claim: claim.clone(),
+                content_type: p.sub.content_type.clone(),
+            };
+            let payload = Bytes::from(serde_json::to_vec(&env).expect("an envelope serializes"));
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, idem_key(&p.sub, e).as_str());
+            match deps
+                .js
+                .publish_with_headers(deps.names.raw_subject(&p.sub.connector), headers, payload)
+                .await
+            {
+                Ok(ack) => {
+                    acks.push(ack.into_future());
+                    owners.push(i);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "Publishing an envelope failed; answering 503.");
+                    publish_failed[i] = true;
+                }
+            }
+        }
+    }
+    let mut duplicates_by_js = vec![0usize; pending.len()];
+    for (owner, ack) in owners.iter().zip(join_all(acks).await) {
+        match ack {
+            Ok(a) if a.duplicate => duplicates_by_js[*owner] += 1,
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "No PubAck for an envelope; answering 503.");
+                publish_failed[*owner] = true;
+            }
+        }
+    }
+    deps.metrics.publish_seconds.observe(started.elapsed().as_secs_f64());
+    deps.readiness.set("nats", !publish_failed.iter().any(|f| *f));
+
+    // 4. Remember the keys of what is now durable.
+    let durable_keys: Vec<String> = pending
+        .iter()
+        .zip(&publish_failed)
+        .filter(|(_, failed)| !**failed)
+        .flat_map(|(p, _)| {
+            p.sub
+                .events
+                .iter()
+                .zip(&p.seen)
+                .filter(|(_, seen)| !**seen)
+                .map(|(e, _)| idem_key(&p.sub, e))
+        })
+        .collect();
+    remember(deps, &durable_keys, dedupe_ttl).await;
+
+    // 5. Answer.
+    for (i, p) in pending.drain(..).enumerate() {
+        let connector = p.sub.connector.clone();
+        let outcome = if publish_failed[i] {
+            Outcome::Unavailable("nats_unavailable")
+        } else {
+            let dups = p.seen.iter().filter(|s| **s).count() + duplicates_by_js[i];
+            let fresh = p.sub.events.len() - dups;
+            deps.metrics.events.with_label_values(&[&connector]).inc_by(fresh as u64);
+            deps.metrics.duplicates.with_label_values(&[&connector]).inc_by(dups as u64);
+            Outcome::Durable { duplicates: dups }
+        };
+        let _ = p.sub.reply.send(outcome);
+    }
+}
+
+fn answer_all(group: Vec<Submission>, outcome: Outcome) {
+    for s in group {
+        let _ = s.reply.send(outcome.clone());
+    }
+}
+
+fn idem_key(s: &Submission, e: &ExtractedEvent) -> String {
+    switchyard_plumbing::ids::idempotency_key(&s.connector, &s.account_id, &e.id)
+}
+
+fn redis_key(deps: &Deps, idem: &str) -> String {
+    deps.names.redis_key(&format!("seen:{idem}"))
+}
+
+/// Per key: whether Redis remembers it. Without Redis, nothing is known as seen.
+async fn seen_before(deps: &Deps, keys: &[String]) -> Vec<bool> {
+    let Some(redis) = &deps.redis else {
+        return vec![false; keys.len()];
+    };
+    let mut pipe = redis::pipe();
+    for k in keys {
+        pipe.exists(redis_key(deps, k));
+    }
+    let mut conn = redis.clone();
+    match tokio::time::timeout(Duration::from_millis(500), pipe.query_async::<Vec<bool>>(&mut conn)).await {
+        Ok(Ok(v)) if v.len() == keys.len() => {
+            deps.readiness.set("redis", true);
+            v
+        }
+        _ => {
+            deps.readiness.set("redis", false);
+            vec![false; keys.len()]
+        }
+    }
+}
+
+async fn remember(deps: &Deps, keys: &[String], ttl: u64) {
+    let Some(redis) = &deps.redis else { return };
+    if keys.is_empty() {
+        return;
+    }
+    let mut pipe = redis::pipe();
+    for k in keys {
+        pipe.cmd("SET").arg(redis_key(deps, k)).arg(1).arg("NX").arg("EX").arg(ttl).ignore();
+    }
+    let mut conn = redis.clone();
+    match tokio::time::timeout(Duration::from_millis(500), pipe.query_async::<()>(&mut conn)).await {
+        Ok(Ok(())) => deps.readiness.set("redis", true),
+        _ => deps.readiness.set("redis", false),
+    }
+}

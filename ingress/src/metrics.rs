@@ -1,0 +1,101 @@
+//! The ingress's metrics, defined once. Labels come from closed sets: connector names
+//! from the catalog (`unknown` otherwise), outcomes and reasons from the code.
+
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use switchyard_plumbing::telemetry::LATENCY_BUCKETS;
+
+#[derive(Clone)]
+pub struct Metrics {
+    /// Every answered request: `connector`, `outcome` (accepted, duplicate, rejected,
+    /// unavailable, handshake), `status`.
+    pub requests: IntCounterVec,
+    /// Rejections by `connector` and `reason` (the error code of the response).
+    pub rejections: IntCounterVec,
+    /// Signature failures by `connector` and `reason`.
+    pub signature_failures: IntCounterVec,
+    /// Provider events made durable, by `connector`.
+    pub events: IntCounterVec,
+    /// Provider events recognised as duplicates, by `connector`.
+    pub duplicates: IntCounterVec,
+    pub body_bytes: HistogramVec,
+    /// Request start → response, by `connector`.
+    pub ack_seconds: HistogramVec,
+    pub s3_put_seconds: Histogram,
+    pub publish_seconds: Histogram,
+    pub batch_events: Histogram,
+    pub in_flight: IntGauge,
+}
+
+impl Metrics {
+    pub fn new(registry: &Registry) -> Self {
+        let m = Self {
+            requests: IntCounterVec::new(
+                Opts::new("switchyard_ingress_requests_total", "Webhook requests answered."),
+                &["connector", "outcome", "status"],
+            )
+            .expect("valid metric"),
+            rejections: IntCounterVec::new(
+                Opts::new("switchyard_ingress_rejections_total", "Webhook requests refused, by reason."),
+                &["connector", "reason"],
+            )
+            .expect("valid metric"),
+            signature_failures: IntCounterVec::new(
+                Opts::new("switchyard_ingress_signature_failures_total", "Webhook requests whose signature did not verify."),
+                &["connector", "reason"],
+            )
+            .expect("valid metric"),
+            events: IntCounterVec::new(
+                Opts::new("switchyard_ingress_events_total", "Provider events made durable (claim-check stored, envelope acknowledged)."),
+                &["connector"],
+            )
+            .expect("valid metric"),
+            duplicates: IntCounterVec::new(
+                Opts::new("switchyard_ingress_duplicates_total", "Provider events already received (answered 2xx, not published again)."),
+                &["connector"],
+            )
+            .expect("valid metric"),
+            body_bytes: HistogramVec::new(
+                HistogramOpts::new("switchyard_ingress_body_bytes", "Size of accepted webhook bodies.")
+                    .buckets(vec![256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0]),
+                &["connector"],
+            )
+            .expect("valid metric"),
+            ack_seconds: HistogramVec::new(
+                HistogramOpts::new("switchyard_ingress_ack_seconds", "Request start to response.").buckets(LATENCY_BUCKETS.to_vec()),
+                &["connector"],
+            )
+            .expect("valid metric"),
+            s3_put_seconds: Histogram::with_opts(
+                HistogramOpts::new("switchyard_ingress_s3_put_seconds", "Claim-check segment PUT latency.").buckets(LATENCY_BUCKETS.to_vec()),
+            )
+            .expect("valid metric"),
+            publish_seconds: Histogram::with_opts(
+                HistogramOpts::new("switchyard_ingress_publish_seconds", "Publishing a batch of envelopes until every PubAck.")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+            )
+            .expect("valid metric"),
+            batch_events: Histogram::with_opts(
+                HistogramOpts::new("switchyard_ingress_batch_requests", "Requests sharing one claim-check segment (group commit).")
+                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]),
+            )
+            .expect("valid metric"),
+            in_flight: IntGauge::new("switchyard_ingress_in_flight_requests", "Webhook requests being handled.").expect("valid metric"),
+        };
+        for c in [
+            Box::new(m.requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.rejections.clone()),
+            Box::new(m.signature_failures.clone()),
+            Box::new(m.events.clone()),
+            Box::new(m.duplicates.clone()),
+            Box::new(m.body_bytes.clone()),
+            Box::new(m.ack_seconds.clone()),
+            Box::new(m.s3_put_seconds.clone()),
+            Box::new(m.publish_seconds.clone()),
+            Box::new(m.batch_events.clone()),
+            Box::new(m.in_flight.clone()),
+        ] {
+            registry.register(c).expect("metric registered once");
+        }
+        m
+    }
+}

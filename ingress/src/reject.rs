@@ -1,0 +1,71 @@
+//! Every way a webhook request can be refused, mapped in one place to its HTTP status,
+//! its error code (response body and metric label) and its message. Messages are short
+//! and never carry internals, secrets or body content.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Response, StatusCode};
+use switchyard_connectors::extract::ExtractError;
+use switchyard_connectors::signature::VerifyError;
+
+#[derive(Debug)]
+pub enum Rejection {
+    NotFound(&'static str, &'static str),
+    MethodNotAllowed,
+    TooLarge(usize),
+    BadSignature(VerifyError),
+    Malformed(ExtractError),
+    BadBody,
+    /// A dependency (S3, NATS, Redis for an uncached account) is down or slow.
+    Unavailable(&'static str),
+}
+
+impl Rejection {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound(..) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            Self::Malformed(_) | Self::BadBody => StatusCode::BAD_REQUEST,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound(code, _) => code,
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::TooLarge(_) => "body_too_large",
+            Self::BadSignature(e) => e.code(),
+            Self::Malformed(e) => e.code(),
+            Self::BadBody => "body_unreadable",
+            Self::Unavailable(reason) => reason,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::NotFound(_, msg) => (*msg).to_string(),
+            Self::MethodNotAllowed => "webhooks are POSTed".into(),
+            Self::TooLarge(limit) => format!("the body is larger than {limit} bytes"),
+            Self::BadSignature(e) => format!("signature rejected: {e}"),
+            Self::Malformed(e) => e.to_string(),
+            Self::BadBody => "the request body could not be read".into(),
+            Self::Unavailable(_) => "temporarily unable to store the event; retry later".into(),
+        }
+    }
+
+    pub fn into_response(self, retry_after_secs: u64) -> Response<Full<Bytes>> {
+        let body = serde_json::json!({ "error": self.message(), "code": self.code() }).to_string();
+        let mut b = Response::builder()
+            .status(self.status())
+            .header("content-type", "application/json");
+        match self {
+            Self::Unavailable(_) => b = b.header("retry-after", retry_after_secs.to_string()),
+            Self::MethodNotAllowed => b = b.header("allow", "POST"),
+            _ => {}
+        }
+        b.body(Full::new(Bytes::from(body))).expect("valid response parts")
+    }
+}

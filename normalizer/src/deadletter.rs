@@ -1,0 +1,40 @@
+//! Dead letters of the normalizer: an event that cannot be normalized is published to
+//! the dead-letter stream, with its reason and its claim-check, before its raw message
+//! is acked. Nothing is dropped silently.
+
+use std::future::IntoFuture;
+
+use async_nats::jetstream;
+use switchyard_plumbing::envelope::{DeadLetter, RawEnvelope};
+use switchyard_plumbing::names::Names;
+
+/// Publish the dead letter and wait for its PubAck.
+pub async fn publish(
+    js: &jetstream::Context,
+    names: &Names,
+    reason: &str,
+    detail: String,
+    env: &RawEnvelope,
+) -> Result<(), String> {
+    let id = format!("normalizer:{reason}:{}", env.idempotency_key());
+    let dl = DeadLetter {
+        id: id.clone(),
+        stage: "normalizer".into(),
+        reason: reason.into(),
+        detail,
+        connector: env.connector.clone(),
+        account_id: env.account_id.clone(),
+        tenant_id: Some(env.tenant_id.clone()),
+        envelope: Some(env.clone()),
+        endpoint_id: None,
+        failed_at: switchyard_plumbing::timefmt::rfc3339(time::OffsetDateTime::now_utc()),
+    };
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+    let payload = serde_json::to_vec(&dl).expect("a dead letter serializes");
+    let ack = js
+        .publish_with_headers(names.dead_letter_subject("normalizer", reason), headers, payload.into())
+        .await
+        .map_err(|e| e.to_string())?;
+    ack.into_future().await.map(|_| ()).map_err(|e| e.to_string())
+}

@@ -1,0 +1,72 @@
+//! The normalizer's metrics, defined once.
+
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use switchyard_plumbing::telemetry::LATENCY_BUCKETS;
+
+#[derive(Clone)]
+pub struct Metrics {
+    /// Unified events published, by `connector` and `type`.
+    pub normalized: IntCounterVec,
+    /// Events dead-lettered, by `connector` and `reason`.
+    pub failures: IntCounterVec,
+    /// Provider events with no mapping under a `drop` policy, by `connector`.
+    pub dropped: IntCounterVec,
+    pub mapping_seconds: Histogram,
+    /// Provider event time → normalized, by `connector` (where the provider gives a time).
+    pub ingestion_lag_seconds: HistogramVec,
+    /// Messages of the raw stream not yet delivered to a normalizer.
+    pub consumer_pending: IntGauge,
+    /// Claim-check objects fetched from S3 (a segment serves many events).
+    pub claim_fetches: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new(registry: &Registry) -> Self {
+        let m = Self {
+            normalized: IntCounterVec::new(
+                Opts::new("switchyard_normalizer_events_total", "Unified events published."),
+                &["connector", "type"],
+            )
+            .expect("valid metric"),
+            failures: IntCounterVec::new(
+                Opts::new("switchyard_normalizer_failures_total", "Events dead-lettered by the normalizer."),
+                &["connector", "reason"],
+            )
+            .expect("valid metric"),
+            dropped: IntCounterVec::new(
+                Opts::new("switchyard_normalizer_dropped_total", "Provider events without a mapping, dropped by the connector's policy."),
+                &["connector"],
+            )
+            .expect("valid metric"),
+            mapping_seconds: Histogram::with_opts(
+                HistogramOpts::new("switchyard_normalizer_mapping_seconds", "JSONata mapping evaluation time.").buckets(LATENCY_BUCKETS.to_vec()),
+            )
+            .expect("valid metric"),
+            ingestion_lag_seconds: HistogramVec::new(
+                HistogramOpts::new("switchyard_normalizer_ingestion_lag_seconds", "Provider event time to normalized.")
+                    .buckets(vec![0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0]),
+                &["connector"],
+            )
+            .expect("valid metric"),
+            consumer_pending: IntGauge::new("switchyard_normalizer_consumer_pending_messages", "Raw envelopes waiting for a normalizer.")
+                .expect("valid metric"),
+            claim_fetches: IntCounterVec::new(
+                Opts::new("switchyard_normalizer_claim_fetches_total", "Claim-check segment GETs, by outcome."),
+                &["outcome"],
+            )
+            .expect("valid metric"),
+        };
+        for c in [
+            Box::new(m.normalized.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.failures.clone()),
+            Box::new(m.dropped.clone()),
+            Box::new(m.mapping_seconds.clone()),
+            Box::new(m.ingestion_lag_seconds.clone()),
+            Box::new(m.consumer_pending.clone()),
+            Box::new(m.claim_fetches.clone()),
+        ] {
+            registry.register(c).expect("metric registered once");
+        }
+        m
+    }
+}

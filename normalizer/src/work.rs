@@ -1,0 +1,174 @@
+//! The worker loop: pull raw envelopes in batches, normalize them with bounded
+//! concurrency, publish unified events, ack.
+//!
+//! # The ack rule
+//! A raw message is acked only after its outcome is durable: its unified event has a
+//! PubAck, or its dead letter has one, or it was dropped by the connector's declared
+//! policy (counted). A transient failure (S3 or NATS unavailable) naks with a delay,
+//! so the message comes back. On shutdown the loop stops pulling, finishes what it
+//! holds, and returns; anything not finished is redelivered after `ack_wait`.
+
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, AckKind};
+use futures::StreamExt;
+use switchyard_connectors::mapping::Limits;
+use switchyard_connectors::Catalog;
+use switchyard_plumbing::claimcheck::ClaimCheckError;
+use switchyard_plumbing::envelope::{RawEnvelope, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
+use switchyard_plumbing::names::Names;
+use tokio_util::sync::CancellationToken;
+
+use crate::claims::ClaimReader;
+use crate::deadletter;
+use crate::map::{normalize, Mapped};
+use crate::metrics::Metrics;
+
+/// Delay before a transiently failed message is offered again.
+const RETRY_DELAY: Duration = Duration::from_secs(2);
+
+pub struct Worker {
+    pub js: jetstream::Context,
+    pub names: Names,
+    pub catalog: Arc<Catalog>,
+    pub claims: ClaimReader,
+    pub metrics: Metrics,
+    pub limits: Limits,
+}
+
+enum Step {
+    Ack,
+    Retry(String),
+}
+
+impl Worker {
+    pub async fn run(
+        self: Arc<Self>,
+        consumer: jetstream::consumer::PullConsumer,
+        batch: usize,
+        concurrency: usize,
+        shutdown: CancellationToken,
+    ) -> Result<(), String> {
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(batch)
+            .heartbeat(Duration::from_secs(5))
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        messages
+            .take_until(shutdown.cancelled_owned())
+            .for_each_concurrent(concurrency, |m| {
+                let me = self.clone();
+                async move {
+                    match m {
+                        Ok(msg) => me.handle(msg).await,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "Pulling raw envelopes failed; the consumer retries.");
+                        }
+                    }
+                }
+            })
+            .await;
+        Ok(())
+    }
+
+    async fn handle(&self, msg: jetstream::Message) {
+        let step = self.process(&msg).await;
+        let r = match step {
+            Step::Ack => msg.ack().await,
+            Step::Retry(why) => {
+                tracing::warn!(reason = %why, "Transient failure; the event will be retried.");
+                msg.ack_with(AckKind::Nak(Some(RETRY_DELAY))).await
+            }
+        };
+        if let Err(e) = r {
+            // The message is redelivered after ack_wait; the unified event's id makes
+            // the re-publish a duplicate that JetStream drops.
+            tracing::warn!(error = %e, "Ack failed.");
+        }
+    }
+
+    async fn process(&self, msg: &jetstream::Message) -> Step {
+        let env: RawEnvelope = match serde_json::from_slice(&msg.payload) {
+            Ok(e) => e,
+            Err(e) => {
+                // Not ours to interpret; keep it visible but never block the stream on it.
+                tracing::error!(error = %e, subject = %msg.subject, "Raw message is not an envelope; terminating it.");
+                self.metrics.failures.with_label_values(&["unknown", "bad_envelope"]).inc();
+                let _ = msg.ack_with(AckKind::Term).await;
+                return Step::Ack;
+            }
+        };
+        let Some(connector) = self.catalog.get(&env.connector).cloned() else {
+            return self
+                .dead_letter(&env, "unknown_connector", format!("connector {:?} is not in the catalog", env.connector))
+                .await;
+        };
+        let body = match self.claims.body(&env.claim).await {
+            Ok(b) => b,
+            Err(ClaimCheckError::NotFound(key)) => {
+                return self
+                    .dead_letter(&env, "claim_missing", format!("claim-check object {key} does not exist"))
+                    .await
+            }
+            Err(e @ ClaimCheckError::Corrupt { .. }) => return self.dead_letter(&env, "claim_corrupt", e.to_string()).await,
+            Err(e) => return Step::Retry(e.to_string()),
+        };
+        let started = Instant::now();
+        let mapped = normalize(&connector, &env, &body, self.limits);
+        self.metrics.mapping_seconds.observe(started.elapsed().as_secs_f64());
+        let event = match mapped {
+            Ok(Mapped::Event(e)) => e,
+            Ok(Mapped::Dropped) => {
+                self.metrics.dropped.with_label_values(&[&connector.name]).inc();
+                return Step::Ack;
+            }
+            Err(f) => return self.dead_letter(&env, f.reason, f.detail).await,
+        };
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, event.id.as_str());
+        headers.insert(HEADER_EVENT_TYPE, event.event_type.as_str());
+        headers.insert(HEADER_TENANT, event.tenant_id.as_str());
+        headers.insert(HEADER_RECEIVED_MS, env.received_ms.to_string().as_str());
+        let payload = serde_json::to_vec(&event).expect("a unified event serializes");
+        let subject = self.names.unified_subject(&event.tenant_id);
+        let published = match self.js.publish_with_headers(subject, headers, payload.into()).await {
+            Ok(ack) => ack.into_future().await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = published {
+            return Step::Retry(format!("publishing the unified event: {e}"));
+        }
+        self.metrics
+            .normalized
+            .with_label_values(&[&connector.name, &event.event_type])
+            .inc();
+        if let Some(occurred) = env.occurred_at.as_deref().and_then(parse_rfc3339_ms) {
+            let lag = (switchyard_plumbing::timefmt::unix_millis(time::OffsetDateTime::now_utc()) - occurred).max(0);
+            self.metrics
+                .ingestion_lag_seconds
+                .with_label_values(&[&connector.name])
+                .observe(lag as f64 / 1000.0);
+        }
+        Step::Ack
+    }
+
+    async fn dead_letter(&self, env: &RawEnvelope, reason: &'static str, detail: String) -> Step {
+        tracing::warn!(connector = %env.connector, account_id = %env.account_id, reason, "Event dead-lettered.");
+        match deadletter::publish(&self.js, &self.names, reason, detail, env).await {
+            Ok(()) => {
+                self.metrics.failures.with_label_values(&[&env.connector, reason]).inc();
+                Step::Ack
+            }
+            Err(e) => Step::Retry(format!("publishing a dead letter: {e}")),
+        }
+    }
+}
+
+fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(switchyard_plumbing::timefmt::unix_millis(t))
+}
