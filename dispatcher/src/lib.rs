@@ -107,7 +107,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     readiness.start_draining();
     let _ = admin_task.await;
     background.cancel();
-    let _ = nats.flush().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), nats.flush()).await;
     tracing::info!("Dispatcher stopped.");
     result
 }

@@ -119,7 +119,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     flushes.close();
     flushes.wait().await;
     background.cancel();
-    let _ = nats.flush().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), nats.flush()).await;
     tracing::info!("Ingress stopped.");
     Ok(())
 }

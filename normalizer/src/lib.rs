@@ -81,7 +81,7 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
         .map_err(StartError::Consumer);
     readiness.start_draining();
     background.cancel();
-    let _ = nats.flush().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), nats.flush()).await;
     tracing::info!("Normalizer stopped.");
     result
 }

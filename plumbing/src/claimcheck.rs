@@ -235,6 +235,32 @@ impl ClaimCheckStore {
         .await
     }
 
+    /// Keys under `prefix`, in order, at most `limit`.
+    pub async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<String>, ClaimCheckError> {
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .with_deadline(async {
+                    self.client
+                        .list_objects_v2()
+                        .bucket(&self.bucket)
+                        .prefix(prefix)
+                        .set_continuation_token(token.clone())
+                        .send()
+                        .await
+                        .map_err(|e| ClaimCheckError::Unavailable(describe(&e)))
+                })
+                .await?;
+            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+            token = page.next_continuation_token().map(str::to_string);
+            if token.is_none() || keys.len() >= limit {
+                keys.truncate(limit);
+                return Ok(keys);
+            }
+        }
+    }
+
     /// The whole object.
     pub async fn get(&self, key: &str) -> Result<Bytes, ClaimCheckError> {
         self.get_inner(key, None).await

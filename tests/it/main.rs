@@ -1,3 +1,5 @@
 //! The integration and end-to-end tests, one binary (faster to link).
 
 mod harness;
+mod pipeline;
+mod walking_skeleton;

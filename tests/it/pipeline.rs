@@ -1,0 +1,252 @@
+//! The whole pipeline in-process, on the harness's real servers: ingress, normalizer
+//! and dispatcher each started through its `run(config, listener, shutdown)`, with a
+//! namespace and bucket of its own, plus a receiver that records deliveries.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use bytes::Bytes;
+use serde_json::{json, Value};
+use switchyard_plumbing::claimcheck::ClaimCheckStore;
+use switchyard_plumbing::config::Config;
+use switchyard_tests::{unique_prefix, wait_until, Nats, Redis, S3};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// A running pipeline.
+pub struct Pipeline {
+    pub config: Config,
+    pub ingress: SocketAddr,
+    pub admin: SocketAddr,
+    pub shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    pub http: reqwest::Client,
+}
+
+pub fn config_for(nats: &Nats, redis: &Redis, s3: &S3, tag: &str) -> Config {
+    let prefix = unique_prefix(tag);
+    let key = B64.encode([7u8; 32]);
+    let catalog = Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/catalog");
+    Config::from_toml(&format!(
+        r#"
+namespace = "{prefix}"
+catalog = "{catalog}"
+[nats]
+url = "{nats}"
+publish_timeout_ms = 2000
+[redis]
+url = "{redis}"
+[s3]
+endpoint = "{s3}"
+bucket = "{prefix}"
+timeout_ms = 2000
+[secrets]
+active_key = "test"
+keys = {{ test = "{key}" }}
+[ingress]
+durable_deadline_ms = 3000
+retry_after_secs = 7
+[normalizer]
+concurrency = 8
+[dispatcher]
+admin_token = "{ADMIN_TOKEN}"
+retry_delay_ms = 200
+request_timeout_ms = 2000
+"#,
+        catalog = catalog.display(),
+        nats = nats.url(),
+        redis = redis.url(),
+        s3 = s3.endpoint(),
+    ))
+    .expect("test configuration is valid")
+}
+
+impl Pipeline {
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let shutdown = CancellationToken::new();
+        let ingress_l = TcpListener::bind("127.0.0.1:0").await?;
+        let admin_l = TcpListener::bind("127.0.0.1:0").await?;
+        let ingress = ingress_l.local_addr()?;
+        let admin = admin_l.local_addr()?;
+        let mut tasks = Vec::new();
+        // Dispatcher first: it owns the admin API the test talks to next.
+        let (c, s) = (config.clone(), shutdown.clone());
+        let ops = TcpListener::bind("127.0.0.1:0").await?;
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = switchyard_dispatcher::run(c, switchyard_dispatcher::Listeners { admin: admin_l, ops }, s).await {
+                panic!("dispatcher failed: {e}");
+            }
+        }));
+        let (c, s) = (config.clone(), shutdown.clone());
+        let ops = TcpListener::bind("127.0.0.1:0").await?;
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = switchyard_normalizer::run(c, ops, s).await {
+                panic!("normalizer failed: {e}");
+            }
+        }));
+        let (c, s) = (config.clone(), shutdown.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = switchyard_ingress::run(c, ingress_l, s).await {
+                panic!("ingress failed: {e}");
+            }
+        }));
+        let http = reqwest::Client::new();
+        let p = Self {
+            config,
+            ingress,
+            admin,
+            shutdown,
+            tasks,
+            http,
+        };
+        let (client, url) = (p.http.clone(), format!("http://{ingress}/readyz"));
+        wait_until("the ingress to be ready", Duration::from_secs(30), || {
+            let (client, url) = (client.clone(), url.clone());
+            async move { client.get(&url).send().await.map(|r| r.status().is_success()).unwrap_or(false) }
+        })
+        .await?;
+        Ok(p)
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        for t in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
+        }
+    }
+
+    /// An admin API call; `(status, body)`.
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut r = self
+            .http
+            .request(method, format!("http://{}{path}", self.admin))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("admin API answers");
+        let status = StatusCode::from_u16(resp.status().as_u16()).expect("valid status");
+        let body = resp.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Register a tenant, an endpoint at `url` for `event_types`, and a Stripe account
+    /// with `secret`; returns the endpoint's signing secret.
+    pub async fn register_stripe(&self, tenant: &str, account: &str, secret: &str, url: &str, event_types: &[&str]) -> String {
+        let (s, b) = self.admin(reqwest::Method::PUT, &format!("/v1/tenants/{tenant}"), Some(json!({"name": "Test"}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let (s, b) = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/v1/tenants/{tenant}/endpoints"),
+                Some(json!({"url": url, "event_types": event_types})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let endpoint_secret = b["secret"].as_str().expect("secret in the 201").to_string();
+        let (s, b) = self
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/v1/accounts/{account}"),
+                Some(json!({"tenant_id": tenant, "connector": "stripe", "external_id": "acct_ext", "signing_secrets": [secret]})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        endpoint_secret
+    }
+
+    /// POST a body to the ingress with the given headers.
+    pub async fn post_webhook(&self, path: &str, headers: &[(String, String)], body: &str) -> (u16, HeaderMap, Value) {
+        let mut r = self
+            .http
+            .post(format!("http://{}{path}", self.ingress))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (k, v) in headers {
+            r = r.header(k.as_str(), v.as_str());
+        }
+        let resp = r.send().await.expect("ingress answers");
+        let status = resp.status().as_u16();
+        let mut h = HeaderMap::new();
+        for (k, v) in resp.headers() {
+            h.insert(k.clone(), v.clone());
+        }
+        (status, h, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn claim_store(&self) -> ClaimCheckStore {
+        ClaimCheckStore::new(&self.config.s3).await
+    }
+
+    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
+        let client = async_nats::connect(self.config.nats.url.as_str()).await.expect("NATS reachable");
+        async_nats::jetstream::new(client)
+    }
+
+    /// Messages in a stream right now.
+    pub async fn stream_messages(&self, stream: &str) -> u64 {
+        let js = self.jetstream().await;
+        let mut s = js.get_stream(stream).await.expect("stream exists");
+        s.info().await.expect("stream info").state.messages
+    }
+}
+
+/// One recorded delivery.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A receiver on loopback recording every POST and answering 200.
+pub struct Receiver {
+    pub url: String,
+    pub deliveries: Arc<Mutex<Vec<Delivery>>>,
+    _task: JoinHandle<()>,
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let deliveries: Arc<Mutex<Vec<Delivery>>> = Arc::default();
+        let d = deliveries.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let d = d.clone();
+                async move {
+                    d.lock().unwrap().push(Delivery { headers, body });
+                    StatusCode::OK
+                }
+            }),
+        );
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(l, app).await;
+        });
+        Self {
+            url,
+            deliveries,
+            _task: task,
+        }
+    }
+
+    pub fn all(&self) -> Vec<Delivery> {
+        self.deliveries.lock().unwrap().clone()
+    }
+
+    pub fn with_id(&self, id: &str) -> Vec<Delivery> {
+        self.all()
+            .into_iter()
+            .filter(|d| d.headers.get("webhook-id").and_then(|v| v.to_str().ok()) == Some(id))
+            .collect()
+    }
+}
