@@ -4,6 +4,9 @@
 //!   provider would send, for trying the pipeline with curl.
 //! - `switchyard connectors check [PATH]`: validate a connector catalog, listing every
 //!   problem.
+//! - `switchyard receive`: a receiver that prints deliveries and checks their signatures.
+
+mod receive;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -38,6 +41,17 @@ enum Command {
         #[arg(long, default_value = "")]
         url: String,
     },
+    /// Receive webhooks and print them, checking Standard Webhooks signatures.
+    Receive {
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: std::net::SocketAddr,
+        /// The endpoint's `whsec_…` secret; without it signatures are not checked.
+        #[arg(long, env = "SWITCHYARD_RECEIVE_SECRET")]
+        secret: Option<String>,
+        /// Append lines to this file instead of standard output.
+        #[arg(long)]
+        log: Option<PathBuf>,
+    },
     /// Work with connector catalogs.
     Connectors {
         #[command(subcommand)]
@@ -70,15 +84,23 @@ fn main() -> anyhow::Result<()> {
             };
             let bytes = if body == "-" {
                 let mut b = Vec::new();
-                std::io::stdin().read_to_end(&mut b).context("reading the body from standard input")?;
+                std::io::stdin()
+                    .read_to_end(&mut b)
+                    .context("reading the body from standard input")?;
                 b
             } else {
                 std::fs::read(&body).with_context(|| format!("reading the body file {body}"))?
             };
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            for (name, value) in switchyard_connectors::signature::sign::sign(&c.signature, &secret, &bytes, now, "POST", &url) {
+            for (name, value) in
+                switchyard_connectors::signature::sign::sign(&c.signature, &secret, &bytes, now, "POST", &url)
+            {
                 println!("{name}: {value}");
             }
+        }
+        Command::Receive { listen, secret, log } => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(receive::run(listen, secret, log))?;
         }
         Command::Connectors {
             command: ConnectorsCommand::Check { path },

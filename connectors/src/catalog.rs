@@ -123,7 +123,12 @@ impl Catalog {
         for (path, text) in sources {
             if let Some(c) = load_one(&path, &text, &mut errors) {
                 if connectors.contains_key(&c.name) {
-                    errors.push(err(&path, None, "name", format!("connector {:?} is defined twice", c.name)));
+                    errors.push(err(
+                        &path,
+                        None,
+                        "name",
+                        format!("connector {:?} is defined twice", c.name),
+                    ));
                 } else {
                     connectors.insert(c.name.clone(), Arc::new(c));
                 }
@@ -182,9 +187,22 @@ fn load_one(path: &Path, text: &str, errors: &mut Vec<CatalogError>) -> Option<C
     let before = errors.len();
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     if !valid_name(&file.name) {
-        errors.push(err(path, line_containing(text, "name"), "name", format!("{:?} is not a valid connector name: use lowercase letters, digits and '_'", file.name)));
+        errors.push(err(
+            path,
+            line_containing(text, "name"),
+            "name",
+            format!(
+                "{:?} is not a valid connector name: use lowercase letters, digits and '_'",
+                file.name
+            ),
+        ));
     } else if stem != file.name {
-        errors.push(err(path, line_containing(text, "name"), "name", format!("{:?} does not match the file name {stem:?}", file.name)));
+        errors.push(err(
+            path,
+            line_containing(text, "name"),
+            "name",
+            format!("{:?} does not match the file name {stem:?}", file.name),
+        ));
     }
     check_signature(path, text, &file.signature, errors);
     let mut mappings = BTreeMap::new();
@@ -229,12 +247,28 @@ fn check_signature(path: &Path, text: &str, spec: &SignatureSpec, errors: &mut V
     match spec {
         SignatureSpec::Hmac(h) => {
             if h.message.uses_timestamp() && h.timestamp.is_none() {
-                errors.push(err(path, line, "signature.timestamp", "the message template uses {timestamp}, so a timestamp (source, unit, tolerance_secs) is required"));
+                errors.push(err(
+                    path,
+                    line,
+                    "signature.timestamp",
+                    "the message template uses {timestamp}, so a timestamp (source, unit, tolerance_secs) is required",
+                ));
             }
             if let Some(ts) = &h.timestamp {
-                let has_key = matches!(&h.header, SignatureHeader::KeyValue { timestamp_key: Some(_), .. });
+                let has_key = matches!(
+                    &h.header,
+                    SignatureHeader::KeyValue {
+                        timestamp_key: Some(_),
+                        ..
+                    }
+                );
                 if ts.source == TimestampSource::SignatureHeader && !has_key {
-                    errors.push(err(path, line, "signature.timestamp.source", "\"signature_header\" needs a key_value signature header with a timestamp_key"));
+                    errors.push(err(
+                        path,
+                        line,
+                        "signature.timestamp.source",
+                        "\"signature_header\" needs a key_value signature header with a timestamp_key",
+                    ));
                 }
                 if ts.tolerance_secs == 0 {
                     errors.push(err(path, line, "signature.timestamp.tolerance_secs", "must be above 0"));
@@ -248,14 +282,21 @@ fn check_signature(path: &Path, text: &str, spec: &SignatureSpec, errors: &mut V
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    !s.is_empty()
+        && s.len() <= 40
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// `segment(.segment)+`, each segment lowercase letters, digits and '_'.
 pub fn valid_unified_type(s: &str) -> bool {
     let mut n = 0;
     for seg in s.split('.') {
-        if seg.is_empty() || !seg.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        if seg.is_empty()
+            || !seg
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
             return false;
         }
         n += 1;

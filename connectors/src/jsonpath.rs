@@ -105,7 +105,10 @@ mod tests {
     #[test]
     fn paths_walk_objects_and_arrays() {
         let v = json!({"data": {"object": {"id": "cus_1", "n": 7}}, "items": [{"id": 3}]});
-        assert_eq!(JsonPath::parse("data.object.id").unwrap().get_string(&v).unwrap(), "cus_1");
+        assert_eq!(
+            JsonPath::parse("data.object.id").unwrap().get_string(&v).unwrap(),
+            "cus_1"
+        );
         assert_eq!(JsonPath::parse("items[0].id").unwrap().get_string(&v).unwrap(), "3");
         assert!(JsonPath::parse("data.missing").unwrap().get(&v).is_none());
         assert_eq!(JsonPath::parse("$").unwrap().get(&v), Some(&v));

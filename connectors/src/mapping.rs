@@ -61,7 +61,11 @@ thread_local! {
 impl Mapping {
     /// Check that `source` compiles.
     pub fn compile(source: &str) -> Result<Self, MappingError> {
-        guard(|| Expression::compile(source).map(|_| ()).map_err(|e| MappingError::Compile(e.to_string())))?;
+        guard(|| {
+            Expression::compile(source)
+                .map(|_| ())
+                .map_err(|e| MappingError::Compile(e.to_string()))
+        })?;
         Ok(Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             source: source.into(),
@@ -73,7 +77,11 @@ impl Mapping {
     }
 
     /// Evaluate against `input`. An undefined result is `Ok(None)`.
-    pub fn evaluate(&self, input: &serde_json::Value, limits: Limits) -> Result<Option<serde_json::Value>, MappingError> {
+    pub fn evaluate(
+        &self,
+        input: &serde_json::Value,
+        limits: Limits,
+    ) -> Result<Option<serde_json::Value>, MappingError> {
         let data = JValue::from(input.clone());
         let options = EvaluatorOptions {
             timeout_ms: Some(limits.timeout_ms),
@@ -87,11 +95,12 @@ impl Mapping {
                     // Reloaded catalogs leave old ids behind; start afresh now and then.
                     map.clear();
                 }
-                if !map.contains_key(&self.id) {
-                    let expr = Expression::compile(&self.source).map_err(|e| MappingError::Compile(e.to_string()))?;
-                    map.insert(self.id, expr);
-                }
-                let expr = &map[&self.id];
+                let expr = match map.entry(self.id) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(Expression::compile(&self.source).map_err(|e| MappingError::Compile(e.to_string()))?)
+                    }
+                };
                 let out = expr
                     .evaluate_with_options(&data, options)
                     .map_err(|e| MappingError::Evaluate(e.to_string()))?;
@@ -129,17 +138,32 @@ mod tests {
     fn maps_and_reports() {
         let m = Mapping::compile(r#"{"id": data.object.id, "amount": data.object.amount / 100}"#).unwrap();
         let out = m
-            .evaluate(&json!({"data": {"object": {"id": "ch_1", "amount": 250}}}), Limits::default())
+            .evaluate(
+                &json!({"data": {"object": {"id": "ch_1", "amount": 250}}}),
+                Limits::default(),
+            )
             .unwrap();
         assert_eq!(out, Some(json!({"id": "ch_1", "amount": 2.5})));
-        assert_eq!(Mapping::compile("nothing").unwrap().evaluate(&json!({}), Limits::default()).unwrap(), None);
+        assert_eq!(
+            Mapping::compile("nothing")
+                .unwrap()
+                .evaluate(&json!({}), Limits::default())
+                .unwrap(),
+            None
+        );
         assert!(matches!(Mapping::compile("{"), Err(MappingError::Compile(_))));
     }
 
     #[test]
     fn runaway_recursion_is_stopped() {
         let m = Mapping::compile("($f := function($x) { $f($x + 1) }; $f(0))").unwrap();
-        let r = m.evaluate(&json!({}), Limits { timeout_ms: 200, max_depth: 200 });
+        let r = m.evaluate(
+            &json!({}),
+            Limits {
+                timeout_ms: 200,
+                max_depth: 200,
+            },
+        );
         assert!(r.is_err(), "{r:?}");
     }
 }

@@ -76,7 +76,12 @@ impl Deliverer {
     }
 
     async fn handle(&self, msg: jetstream::Message) {
-        let header = |name: &str| msg.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_string());
+        let header = |name: &str| {
+            msg.headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_string())
+        };
         let (Some(id), Some(event_type), Some(tenant)) = (
             header(async_nats::header::NATS_MESSAGE_ID.as_ref()),
             header(HEADER_EVENT_TYPE),
@@ -101,12 +106,19 @@ impl Deliverer {
             return;
         }
         let redelivered = msg.info().map(|i| i.delivered > 1).unwrap_or(false);
-        let results = join_all(targets.iter().map(|ep| self.deliver_once(ep, &id, &msg.payload, redelivered))).await;
+        let results = join_all(
+            targets
+                .iter()
+                .map(|ep| self.deliver_once(ep, &id, &msg.payload, redelivered)),
+        )
+        .await;
         if results.iter().all(|ok| *ok) {
             self.metrics.events.with_label_values(&["delivered"]).inc();
             if let Some(received) = header(HEADER_RECEIVED_MS).and_then(|v| v.parse::<i64>().ok()) {
                 let now = switchyard_plumbing::timefmt::unix_millis(time::OffsetDateTime::now_utc());
-                self.metrics.end_to_end_seconds.observe((now - received).max(0) as f64 / 1000.0);
+                self.metrics
+                    .end_to_end_seconds
+                    .observe((now - received).max(0) as f64 / 1000.0);
             }
             let _ = msg.ack().await;
         } else {
@@ -120,7 +132,12 @@ impl Deliverer {
         let key = self.names.redis_key(&format!("delivered:{id}:{}", ep.id));
         if redelivered {
             let mut c = self.redis.clone();
-            if let Ok(Ok(true)) = tokio::time::timeout(Duration::from_millis(500), redis::AsyncCommands::exists::<_, bool>(&mut c, &key)).await {
+            if let Ok(Ok(true)) = tokio::time::timeout(
+                Duration::from_millis(500),
+                redis::AsyncCommands::exists::<_, bool>(&mut c, &key),
+            )
+            .await
+            {
                 return true;
             }
         }
@@ -129,7 +146,12 @@ impl Deliverer {
             let mut c = self.redis.clone();
             let _ = tokio::time::timeout(
                 Duration::from_millis(500),
-                redis::cmd("SET").arg(&key).arg(1).arg("EX").arg(7 * 24 * 3600).query_async::<()>(&mut c),
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("EX")
+                    .arg(7 * 24 * 3600)
+                    .query_async::<()>(&mut c),
             )
             .await;
         }

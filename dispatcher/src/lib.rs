@@ -64,7 +64,12 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     )
     .await?;
     let redis = registry::store::connect(&config.redis).await?;
-    let store = RegistryStore::new(redis.clone(), names.clone(), sealer, Duration::from_millis(config.redis.timeout_ms));
+    let store = RegistryStore::new(
+        redis.clone(),
+        names.clone(),
+        sealer,
+        Duration::from_millis(config.redis.timeout_ms),
+    );
     let cache = RegistryCache::new(store.clone(), Duration::from_secs(60));
 
     let prometheus = prometheus::Registry::new();
@@ -73,9 +78,20 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     readiness.set("nats", true);
     readiness.set("redis", true);
     let background = CancellationToken::new();
-    tokio::spawn(telemetry::serve_ops(listeners.ops, prometheus, readiness.clone(), background.clone()));
+    tokio::spawn(telemetry::serve_ops(
+        listeners.ops,
+        prometheus,
+        readiness.clone(),
+        background.clone(),
+    ));
     tokio::spawn(cache.clone().listen(nats.clone(), background.clone()));
-    tokio::spawn(watch(nats.clone(), consumer.clone(), metrics.clone(), readiness.clone(), background.clone()));
+    tokio::spawn(watch(
+        nats.clone(),
+        consumer.clone(),
+        metrics.clone(),
+        readiness.clone(),
+        background.clone(),
+    ));
 
     let admin = Arc::new(admin::Admin {
         store,

@@ -29,16 +29,23 @@ impl Metrics {
             )
             .expect("valid metric"),
             attempt_seconds: Histogram::with_opts(
-                HistogramOpts::new("switchyard_dispatcher_attempt_seconds", "One delivery attempt.").buckets(LATENCY_BUCKETS.to_vec()),
-            )
-            .expect("valid metric"),
-            end_to_end_seconds: Histogram::with_opts(
-                HistogramOpts::new("switchyard_dispatcher_end_to_end_seconds", "Received at the ingress to delivered.")
+                HistogramOpts::new("switchyard_dispatcher_attempt_seconds", "One delivery attempt.")
                     .buckets(LATENCY_BUCKETS.to_vec()),
             )
             .expect("valid metric"),
-            consumer_pending: IntGauge::new("switchyard_dispatcher_consumer_pending_messages", "Unified events waiting for a dispatcher.")
-                .expect("valid metric"),
+            end_to_end_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "switchyard_dispatcher_end_to_end_seconds",
+                    "Received at the ingress to delivered.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            )
+            .expect("valid metric"),
+            consumer_pending: IntGauge::new(
+                "switchyard_dispatcher_consumer_pending_messages",
+                "Unified events waiting for a dispatcher.",
+            )
+            .expect("valid metric"),
         };
         for c in [
             Box::new(m.attempts.clone()) as Box<dyn prometheus::core::Collector>,

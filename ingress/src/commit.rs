@@ -100,13 +100,16 @@ impl Committer {
         Self { tx }
     }
 
-    /// Hand a submission over; when the queue is full the caller is told at once.
-    pub fn submit(&self, s: Submission) -> Result<(), Submission> {
-        self.tx.try_send(s).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(s) | mpsc::error::TrySendError::Closed(s) => s,
-        })
+    /// Hand a submission over; when the queue is full (or the committer has stopped)
+    /// the caller is told at once and answers 503.
+    pub fn submit(&self, s: Submission) -> Result<(), Busy> {
+        self.tx.try_send(s).map_err(|_| Busy)
     }
 }
+
+/// The committer cannot take more work right now.
+#[derive(Debug)]
+pub struct Busy;
 
 struct Settings {
     linger: Duration,
@@ -214,7 +217,10 @@ async fn flush(deps: &Deps, group: Vec<Submission>, seq: u64, dedupe_ttl: u64) {
         if let Err(e) = put {
             tracing::warn!(error = %e, "Claim-check PUT failed; answering 503 so providers retry.");
             deps.readiness.set("s3", false);
-            return answer_all(pending.into_iter().map(|p| p.sub).collect(), Outcome::Unavailable("s3_unavailable"));
+            return answer_all(
+                pending.into_iter().map(|p| p.sub).collect(),
+                Outcome::Unavailable("s3_unavailable"),
+            );
         }
         deps.readiness.set("s3", true);
     }
@@ -237,7 +243,9 @@ async fn flush(deps: &Deps, group: Vec<Submission>, seq: u64, dedupe_ttl: u64) {
                 event_id: e.id.clone(),
                 event_type: e.event_type.clone(),
                 item: e.item,
-                occurred_at: e.occurred_ms.and_then(|ms| switchyard_plumbing::timefmt::from_unix_seconds(ms / 1000)),
+                occurred_at: e
+                    .occurred_ms
+                    .and_then(|ms| switchyard_plumbing::timefmt::from_unix_seconds(ms / 1000)),
                 received_ms: p.sub.received_ms,
                 claim: claim.clone(),
                 content_type: p.sub.content_type.clone(),
@@ -299,8 +307,14 @@ async fn flush(deps: &Deps, group: Vec<Submission>, seq: u64, dedupe_ttl: u64) {
         } else {
             let dups = p.seen.iter().filter(|s| **s).count() + duplicates_by_js[i];
             let fresh = p.sub.events.len() - dups;
-            deps.metrics.events.with_label_values(&[&connector]).inc_by(fresh as u64);
-            deps.metrics.duplicates.with_label_values(&[&connector]).inc_by(dups as u64);
+            deps.metrics
+                .events
+                .with_label_values(&[&connector])
+                .inc_by(fresh as u64);
+            deps.metrics
+                .duplicates
+                .with_label_values(&[&connector])
+                .inc_by(dups as u64);
             Outcome::Durable { duplicates: dups }
         };
         let _ = p.sub.reply.send(outcome);
@@ -350,7 +364,13 @@ async fn remember(deps: &Deps, keys: &[String], ttl: u64) {
     }
     let mut pipe = redis::pipe();
     for k in keys {
-        pipe.cmd("SET").arg(redis_key(deps, k)).arg(1).arg("NX").arg("EX").arg(ttl).ignore();
+        pipe.cmd("SET")
+            .arg(redis_key(deps, k))
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl)
+            .ignore();
     }
     let mut conn = redis.clone();
     match tokio::time::timeout(Duration::from_millis(500), pipe.query_async::<()>(&mut conn)).await {

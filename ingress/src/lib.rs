@@ -7,8 +7,8 @@
 
 pub mod commit;
 pub mod metrics;
-pub mod reject;
 pub mod receive;
+pub mod reject;
 mod server;
 
 use std::path::Path;
@@ -73,7 +73,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     store.ensure_bucket().await?;
     let redis = registry::store::connect(&config.redis).await?;
     let registry = RegistryCache::new(
-        RegistryStore::new(redis.clone(), names.clone(), sealer, Duration::from_millis(config.redis.timeout_ms)),
+        RegistryStore::new(
+            redis.clone(),
+            names.clone(),
+            sealer,
+            Duration::from_millis(config.redis.timeout_ms),
+        ),
         Duration::from_secs(60),
     );
 
@@ -86,7 +91,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 
     let background = CancellationToken::new();
     tokio::spawn(registry.clone().listen(nats.clone(), background.clone()));
-    tokio::spawn(probe(nats.clone(), store.clone(), readiness.clone(), background.clone()));
+    tokio::spawn(probe(
+        nats.clone(),
+        store.clone(),
+        readiness.clone(),
+        background.clone(),
+    ));
 
     let flushes = TaskTracker::new();
     let committer = Committer::start(
@@ -132,7 +142,10 @@ async fn probe(nats: async_nats::Client, store: ClaimCheckStore, readiness: Read
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        readiness.set("nats", nats.connection_state() == async_nats::connection::State::Connected);
+        readiness.set(
+            "nats",
+            nats.connection_state() == async_nats::connection::State::Connected,
+        );
         readiness.set("s3", store.probe().await.is_ok());
     }
 }

@@ -35,51 +35,76 @@ impl Metrics {
             )
             .expect("valid metric"),
             rejections: IntCounterVec::new(
-                Opts::new("switchyard_ingress_rejections_total", "Webhook requests refused, by reason."),
+                Opts::new(
+                    "switchyard_ingress_rejections_total",
+                    "Webhook requests refused, by reason.",
+                ),
                 &["connector", "reason"],
             )
             .expect("valid metric"),
             signature_failures: IntCounterVec::new(
-                Opts::new("switchyard_ingress_signature_failures_total", "Webhook requests whose signature did not verify."),
+                Opts::new(
+                    "switchyard_ingress_signature_failures_total",
+                    "Webhook requests whose signature did not verify.",
+                ),
                 &["connector", "reason"],
             )
             .expect("valid metric"),
             events: IntCounterVec::new(
-                Opts::new("switchyard_ingress_events_total", "Provider events made durable (claim-check stored, envelope acknowledged)."),
+                Opts::new(
+                    "switchyard_ingress_events_total",
+                    "Provider events made durable (claim-check stored, envelope acknowledged).",
+                ),
                 &["connector"],
             )
             .expect("valid metric"),
             duplicates: IntCounterVec::new(
-                Opts::new("switchyard_ingress_duplicates_total", "Provider events already received (answered 2xx, not published again)."),
+                Opts::new(
+                    "switchyard_ingress_duplicates_total",
+                    "Provider events already received (answered 2xx, not published again).",
+                ),
                 &["connector"],
             )
             .expect("valid metric"),
             body_bytes: HistogramVec::new(
-                HistogramOpts::new("switchyard_ingress_body_bytes", "Size of accepted webhook bodies.")
-                    .buckets(vec![256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0]),
+                HistogramOpts::new("switchyard_ingress_body_bytes", "Size of accepted webhook bodies.").buckets(vec![
+                    256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+                ]),
                 &["connector"],
             )
             .expect("valid metric"),
             ack_seconds: HistogramVec::new(
-                HistogramOpts::new("switchyard_ingress_ack_seconds", "Request start to response.").buckets(LATENCY_BUCKETS.to_vec()),
+                HistogramOpts::new("switchyard_ingress_ack_seconds", "Request start to response.")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
                 &["connector"],
             )
             .expect("valid metric"),
             s3_put_seconds: Histogram::with_opts(
-                HistogramOpts::new("switchyard_ingress_s3_put_seconds", "Claim-check segment PUT latency.").buckets(LATENCY_BUCKETS.to_vec()),
-            )
-            .expect("valid metric"),
-            publish_seconds: Histogram::with_opts(
-                HistogramOpts::new("switchyard_ingress_publish_seconds", "Publishing a batch of envelopes until every PubAck.")
+                HistogramOpts::new("switchyard_ingress_s3_put_seconds", "Claim-check segment PUT latency.")
                     .buckets(LATENCY_BUCKETS.to_vec()),
             )
             .expect("valid metric"),
-            batch_events: Histogram::with_opts(
-                HistogramOpts::new("switchyard_ingress_batch_requests", "Requests sharing one claim-check segment (group commit).")
-                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]),
+            publish_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "switchyard_ingress_publish_seconds",
+                    "Publishing a batch of envelopes until every PubAck.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
             )
             .expect("valid metric"),
-            in_flight: IntGauge::new("switchyard_ingress_in_flight_requests", "Webhook requests being handled.").expect("valid metric"),
+            batch_events: Histogram::with_opts(
+                HistogramOpts::new(
+                    "switchyard_ingress_batch_requests",
+                    "Requests sharing one claim-check segment (group commit).",
+                )
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]),
+            )
+            .expect("valid metric"),
+            in_flight: IntGauge::new(
+                "switchyard_ingress_in_flight_requests",
+                "Webhook requests being handled.",
+            )
+            .expect("valid metric"),
         };
         for c in [
             Box::new(m.requests.clone()) as Box<dyn prometheus::core::Collector>,

@@ -19,7 +19,12 @@ use crate::reject::Rejection;
 use crate::State;
 
 /// Handle `POST /v1/webhooks/{connector}/{account_id}`.
-pub async fn webhook(state: Arc<State>, req: Request<Incoming>, connector: &str, account_id: &str) -> Response<Full<Bytes>> {
+pub async fn webhook(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    connector: &str,
+    account_id: &str,
+) -> Response<Full<Bytes>> {
     let started = Instant::now();
     state.metrics.in_flight.inc();
     let known = state.catalog.get(connector).cloned();
@@ -32,7 +37,11 @@ pub async fn webhook(state: Arc<State>, req: Request<Incoming>, connector: &str,
     let response = match result {
         Ok((duplicates, events)) => {
             let outcome = if duplicates == events { "duplicate" } else { "accepted" };
-            state.metrics.requests.with_label_values(&[&label, outcome, "200"]).inc();
+            state
+                .metrics
+                .requests
+                .with_label_values(&[&label, outcome, "200"])
+                .inc();
             let body = serde_json::json!({ "status": outcome, "events": events, "duplicates": duplicates });
             Response::builder()
                 .status(StatusCode::OK)
@@ -41,17 +50,33 @@ pub async fn webhook(state: Arc<State>, req: Request<Incoming>, connector: &str,
                 .expect("valid response parts")
         }
         Err(r) => {
-            let outcome = if r.status() == StatusCode::SERVICE_UNAVAILABLE { "unavailable" } else { "rejected" };
-            state.metrics.requests.with_label_values(&[&label, outcome, r.status().as_str()]).inc();
+            let outcome = if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+                "unavailable"
+            } else {
+                "rejected"
+            };
+            state
+                .metrics
+                .requests
+                .with_label_values(&[&label, outcome, r.status().as_str()])
+                .inc();
             state.metrics.rejections.with_label_values(&[&label, r.code()]).inc();
             if let Rejection::BadSignature(e) = &r {
-                state.metrics.signature_failures.with_label_values(&[&label, e.code()]).inc();
+                state
+                    .metrics
+                    .signature_failures
+                    .with_label_values(&[&label, e.code()])
+                    .inc();
                 tracing::info!(connector = %label, account_id, reason = e.code(), "Signature rejected.");
             }
             r.into_response(state.cfg.retry_after_secs)
         }
     };
-    state.metrics.ack_seconds.with_label_values(&[&label]).observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .ack_seconds
+        .with_label_values(&[&label])
+        .observe(started.elapsed().as_secs_f64());
     response
 }
 
@@ -65,7 +90,12 @@ async fn receive(
 ) -> Result<(usize, usize), Rejection> {
     let account = match state.registry.account(account_id).await {
         Ok(Some(a)) if a.connector == connector.name => a,
-        Ok(_) => return Err(Rejection::NotFound("unknown_account", "no such account for this connector")),
+        Ok(_) => {
+            return Err(Rejection::NotFound(
+                "unknown_account",
+                "no such account for this connector",
+            ))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "Account lookup failed and nothing is cached; answering 503.");
             return Err(Rejection::Unavailable("registry_unavailable"));
@@ -83,11 +113,20 @@ async fn receive(
     }
     let body: Bytes = match Limited::new(body, limit).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(Rejection::TooLarge(limit)),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return Err(Rejection::TooLarge(limit))
+        }
         Err(_) => return Err(Rejection::BadBody),
     };
-    let host = parts.headers.get(hyper::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let url = format!("http://{host}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+    let host = parts
+        .headers
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let url = format!(
+        "http://{host}{}",
+        parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+    );
     let raw = RawWebhook {
         method: parts.method,
         url,
@@ -98,7 +137,11 @@ async fn receive(
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let verified = signature::verify(&connector.signature, raw, &secrets, now).map_err(Rejection::BadSignature)?;
     let events = extract::extract(&connector.event, &verified).map_err(Rejection::Malformed)?;
-    state.metrics.body_bytes.with_label_values(&[&connector.name]).observe(verified.body().len() as f64);
+    state
+        .metrics
+        .body_bytes
+        .with_label_values(&[&connector.name])
+        .observe(verified.body().len() as f64);
 
     let content_type = verified
         .headers()
@@ -109,7 +152,12 @@ async fn receive(
     let headers = connector
         .keep_headers
         .iter()
-        .filter_map(|h| Some((h.clone(), verified.headers().get(h.as_str())?.to_str().ok()?.to_string())))
+        .filter_map(|h| {
+            Some((
+                h.clone(),
+                verified.headers().get(h.as_str())?.to_str().ok()?.to_string(),
+            ))
+        })
         .collect();
     let n = events.len();
     let (tx, rx) = oneshot::channel();

@@ -59,8 +59,19 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
     let readiness = Readiness::new(&[("nats", true)]);
     readiness.set("nats", true);
     let background = CancellationToken::new();
-    tokio::spawn(telemetry::serve_ops(ops, prometheus, readiness.clone(), background.clone()));
-    tokio::spawn(watch(nats.clone(), consumer.clone(), metrics.clone(), readiness.clone(), background.clone()));
+    tokio::spawn(telemetry::serve_ops(
+        ops,
+        prometheus,
+        readiness.clone(),
+        background.clone(),
+    ));
+    tokio::spawn(watch(
+        nats.clone(),
+        consumer.clone(),
+        metrics.clone(),
+        readiness.clone(),
+        background.clone(),
+    ));
 
     let store = ClaimCheckStore::new(&config.s3).await;
     let worker = Arc::new(Worker {
@@ -74,7 +85,11 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
             max_depth: ncfg.mapping_max_depth,
         },
     });
-    tracing::info!(connectors = catalog.len(), concurrency = ncfg.concurrency, "Normalizer running.");
+    tracing::info!(
+        connectors = catalog.len(),
+        concurrency = ncfg.concurrency,
+        "Normalizer running."
+    );
     let result = worker
         .run(consumer, ncfg.fetch_batch, ncfg.concurrency, shutdown.clone())
         .await

@@ -12,7 +12,7 @@ use switchyard_plumbing::timefmt;
 /// What became of one raw event.
 #[derive(Debug, PartialEq)]
 pub enum Mapped {
-    Event(UnifiedEvent),
+    Event(Box<UnifiedEvent>),
     /// No mapping, and the connector's policy is to drop (counted).
     Dropped,
 }
@@ -62,7 +62,7 @@ pub fn normalize(connector: &Connector, env: &RawEnvelope, body: &[u8], limits: 
     let received_at = timefmt::from_unix_seconds(env.received_ms.div_euclid(1000))
         .map(|s| with_millis(&s, env.received_ms))
         .unwrap_or_default();
-    Ok(Mapped::Event(UnifiedEvent {
+    Ok(Mapped::Event(Box::new(UnifiedEvent {
         id: ids::unified_event_id(&env.idempotency_key(), 0),
         event_type: unified_type,
         tenant_id: env.tenant_id.clone(),
@@ -71,7 +71,7 @@ pub fn normalize(connector: &Connector, env: &RawEnvelope, body: &[u8], limits: 
         occurred_at: env.occurred_at.clone().unwrap_or_else(|| received_at.clone()),
         received_at,
         data,
-    }))
+    })))
 }
 
 /// Put the milliseconds back on a whole-second RFC 3339 time.

@@ -29,29 +29,48 @@ impl Metrics {
             )
             .expect("valid metric"),
             failures: IntCounterVec::new(
-                Opts::new("switchyard_normalizer_failures_total", "Events dead-lettered by the normalizer."),
+                Opts::new(
+                    "switchyard_normalizer_failures_total",
+                    "Events dead-lettered by the normalizer.",
+                ),
                 &["connector", "reason"],
             )
             .expect("valid metric"),
             dropped: IntCounterVec::new(
-                Opts::new("switchyard_normalizer_dropped_total", "Provider events without a mapping, dropped by the connector's policy."),
+                Opts::new(
+                    "switchyard_normalizer_dropped_total",
+                    "Provider events without a mapping, dropped by the connector's policy.",
+                ),
                 &["connector"],
             )
             .expect("valid metric"),
             mapping_seconds: Histogram::with_opts(
-                HistogramOpts::new("switchyard_normalizer_mapping_seconds", "JSONata mapping evaluation time.").buckets(LATENCY_BUCKETS.to_vec()),
+                HistogramOpts::new(
+                    "switchyard_normalizer_mapping_seconds",
+                    "JSONata mapping evaluation time.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
             )
             .expect("valid metric"),
             ingestion_lag_seconds: HistogramVec::new(
-                HistogramOpts::new("switchyard_normalizer_ingestion_lag_seconds", "Provider event time to normalized.")
-                    .buckets(vec![0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0]),
+                HistogramOpts::new(
+                    "switchyard_normalizer_ingestion_lag_seconds",
+                    "Provider event time to normalized.",
+                )
+                .buckets(vec![0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0]),
                 &["connector"],
             )
             .expect("valid metric"),
-            consumer_pending: IntGauge::new("switchyard_normalizer_consumer_pending_messages", "Raw envelopes waiting for a normalizer.")
-                .expect("valid metric"),
+            consumer_pending: IntGauge::new(
+                "switchyard_normalizer_consumer_pending_messages",
+                "Raw envelopes waiting for a normalizer.",
+            )
+            .expect("valid metric"),
             claim_fetches: IntCounterVec::new(
-                Opts::new("switchyard_normalizer_claim_fetches_total", "Claim-check segment GETs, by outcome."),
+                Opts::new(
+                    "switchyard_normalizer_claim_fetches_total",
+                    "Claim-check segment GETs, by outcome.",
+                ),
                 &["outcome"],
             )
             .expect("valid metric"),

@@ -97,24 +97,37 @@ impl Worker {
             Err(e) => {
                 // Not ours to interpret; keep it visible but never block the stream on it.
                 tracing::error!(error = %e, subject = %msg.subject, "Raw message is not an envelope; terminating it.");
-                self.metrics.failures.with_label_values(&["unknown", "bad_envelope"]).inc();
+                self.metrics
+                    .failures
+                    .with_label_values(&["unknown", "bad_envelope"])
+                    .inc();
                 let _ = msg.ack_with(AckKind::Term).await;
                 return Step::Ack;
             }
         };
         let Some(connector) = self.catalog.get(&env.connector).cloned() else {
             return self
-                .dead_letter(&env, "unknown_connector", format!("connector {:?} is not in the catalog", env.connector))
+                .dead_letter(
+                    &env,
+                    "unknown_connector",
+                    format!("connector {:?} is not in the catalog", env.connector),
+                )
                 .await;
         };
         let body = match self.claims.body(&env.claim).await {
             Ok(b) => b,
             Err(ClaimCheckError::NotFound(key)) => {
                 return self
-                    .dead_letter(&env, "claim_missing", format!("claim-check object {key} does not exist"))
+                    .dead_letter(
+                        &env,
+                        "claim_missing",
+                        format!("claim-check object {key} does not exist"),
+                    )
                     .await
             }
-            Err(e @ ClaimCheckError::Corrupt { .. }) => return self.dead_letter(&env, "claim_corrupt", e.to_string()).await,
+            Err(e @ ClaimCheckError::Corrupt { .. }) => {
+                return self.dead_letter(&env, "claim_corrupt", e.to_string()).await
+            }
             Err(e) => return Step::Retry(e.to_string()),
         };
         let started = Instant::now();

@@ -13,7 +13,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
@@ -119,8 +121,7 @@ pub fn read_segment(key: &str, segment: &Bytes) -> Result<Vec<Record>, ClaimChec
         if end > segment.len() {
             return Err(corrupt(at));
         }
-        let header: RecordHeader =
-            serde_json::from_slice(&segment[hstart..bstart]).map_err(|_| corrupt(hstart))?;
+        let header: RecordHeader = serde_json::from_slice(&segment[hstart..bstart]).map_err(|_| corrupt(hstart))?;
         out.push(Record {
             header,
             body: segment.slice(bstart..end),

@@ -202,7 +202,9 @@ impl Config {
             )));
         }
         if self.s3.bucket.is_empty() {
-            return Err(ConfigError::Invalid("s3.bucket is empty: name the claim-check bucket".into()));
+            return Err(ConfigError::Invalid(
+                "s3.bucket is empty: name the claim-check bucket".into(),
+            ));
         }
         Ok(())
     }

@@ -87,10 +87,7 @@ impl Names {
 /// Whether `s` is a valid id for tenants, accounts, endpoints and connectors: it ends up
 /// in NATS subjects, Redis keys and S3 keys, so it is kept to a small safe alphabet.
 pub fn is_valid_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]

@@ -37,11 +37,7 @@ pub async fn connect(cfg: &NatsConfig, client_name: &str) -> Result<async_nats::
 }
 
 /// Create or update the raw, unified and dead-letter streams.
-pub async fn ensure_streams(
-    js: &jetstream::Context,
-    names: &Names,
-    cfg: &NatsConfig,
-) -> Result<(), NatsError> {
+pub async fn ensure_streams(js: &jetstream::Context, names: &Names, cfg: &NatsConfig) -> Result<(), NatsError> {
     let max_age = Duration::from_secs(cfg.retention_hours * 3600);
     let window = Duration::from_secs(cfg.duplicate_window_secs);
     let streams = [

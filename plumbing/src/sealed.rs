@@ -73,8 +73,7 @@ impl Sealer {
             let raw = B64
                 .decode(b64.expose().trim())
                 .map_err(|_| SealError::BadKey(id.clone()))?;
-            let cipher =
-                Aes256Gcm::new_from_slice(&raw).map_err(|_| SealError::BadKey(id.clone()))?;
+            let cipher = Aes256Gcm::new_from_slice(&raw).map_err(|_| SealError::BadKey(id.clone()))?;
             keys.insert(id.clone(), cipher);
         }
         if !keys.contains_key(&c.active_key) {
@@ -127,9 +126,7 @@ impl Sealer {
                 },
             )
             .map_err(|_| SealError::Corrupt)?;
-        String::from_utf8(pt)
-            .map(SecretString)
-            .map_err(|_| SealError::Corrupt)
+        String::from_utf8(pt).map(SecretString).map_err(|_| SealError::Corrupt)
     }
 }
 
@@ -167,7 +164,10 @@ mod tests {
         assert_eq!(rotated.open(&sealed, "x").unwrap().expose(), "s");
         assert!(rotated.seal(&SecretString::new("s"), "x").starts_with("k2:"));
         let dropped = sealer("k2", &[("k2", [9; 32])]);
-        assert!(matches!(dropped.open(&sealed, "x"), Err(SealError::KeyNotConfigured(_))));
+        assert!(matches!(
+            dropped.open(&sealed, "x"),
+            Err(SealError::KeyNotConfigured(_))
+        ));
     }
 
     #[test]

@@ -118,7 +118,11 @@ pub fn ops_response(path: &str, registry: &Registry, readiness: &Readiness) -> O
         "/healthz" => Some(json(StatusCode::OK, r#"{"status":"ok"}"#.to_string())),
         "/readyz" => {
             let (ok, body) = readiness.report();
-            let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            let status = if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
             Some(json(status, body))
         }
         "/metrics" => {
@@ -159,8 +163,12 @@ pub async fn serve_ops(listener: TcpListener, registry: Registry, readiness: Rea
         let readiness = readiness.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let resp = ops_response(req.uri().path(), &registry, &readiness)
-                    .unwrap_or_else(|| json(StatusCode::NOT_FOUND, r#"{"error":"not found","code":"not_found"}"#.into()));
+                let resp = ops_response(req.uri().path(), &registry, &readiness).unwrap_or_else(|| {
+                    json(
+                        StatusCode::NOT_FOUND,
+                        r#"{"error":"not found","code":"not_found"}"#.into(),
+                    )
+                });
                 async move { Ok::<_, Infallible>(resp) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);

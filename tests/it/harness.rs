@@ -33,11 +33,7 @@ async fn servers_start_stop_and_start_again() {
     let port = servers.nats.port();
     servers.nats.stop().await.unwrap();
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
-    servers
-        .nats
-        .stop()
-        .await
-        .expect("stopping twice is harmless");
+    servers.nats.stop().await.expect("stopping twice is harmless");
     let begun = Instant::now();
     servers.nats.start_again().await.unwrap();
     eprintln!("nats ready again after {:?}", begun.elapsed());
@@ -84,16 +80,11 @@ async fn shared_servers_start_once_and_answer() {
 #[tokio::test]
 async fn waits_are_bounded_and_say_what_they_waited_for() {
     let begun = Instant::now();
-    let err = wait_until("the impossible", Duration::from_millis(100), || async {
-        false
-    })
-    .await
-    .unwrap_err()
-    .to_string();
-    assert!(
-        err.contains("the impossible") && err.contains("100ms"),
-        "{err}"
-    );
+    let err = wait_until("the impossible", Duration::from_millis(100), || async { false })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("the impossible") && err.contains("100ms"), "{err}");
     assert!(begun.elapsed() < Duration::from_secs(2));
 
     // An attempt that hangs is cut off at the deadline too.
@@ -120,8 +111,7 @@ fn unique_prefixes_are_distinct_and_safe_everywhere() {
         assert!(name.len() <= 12, "{name}");
         assert!(name.starts_with("tout"), "{name}");
         assert!(
-            name.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+            name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
             "{name}"
         );
     }
@@ -135,8 +125,5 @@ fn unique_prefixes_are_distinct_and_safe_everywhere() {
 async fn redis_ping(url: &str) -> String {
     let client = redis::Client::open(url).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("PING")
-        .query_async(&mut connection)
-        .await
-        .unwrap()
+    redis::cmd("PING").query_async(&mut connection).await.unwrap()
 }

@@ -81,7 +81,9 @@ impl Pipeline {
         let (c, s) = (config.clone(), shutdown.clone());
         let ops = TcpListener::bind("127.0.0.1:0").await?;
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = switchyard_dispatcher::run(c, switchyard_dispatcher::Listeners { admin: admin_l, ops }, s).await {
+            if let Err(e) =
+                switchyard_dispatcher::run(c, switchyard_dispatcher::Listeners { admin: admin_l, ops }, s).await
+            {
                 panic!("dispatcher failed: {e}");
             }
         }));
@@ -110,7 +112,14 @@ impl Pipeline {
         let (client, url) = (p.http.clone(), format!("http://{ingress}/readyz"));
         wait_until("the ingress to be ready", Duration::from_secs(30), || {
             let (client, url) = (client.clone(), url.clone());
-            async move { client.get(&url).send().await.map(|r| r.status().is_success()).unwrap_or(false) }
+            async move {
+                client
+                    .get(&url)
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false)
+            }
         })
         .await?;
         Ok(p)
@@ -140,8 +149,21 @@ impl Pipeline {
 
     /// Register a tenant, an endpoint at `url` for `event_types`, and a Stripe account
     /// with `secret`; returns the endpoint's signing secret.
-    pub async fn register_stripe(&self, tenant: &str, account: &str, secret: &str, url: &str, event_types: &[&str]) -> String {
-        let (s, b) = self.admin(reqwest::Method::PUT, &format!("/v1/tenants/{tenant}"), Some(json!({"name": "Test"}))).await;
+    pub async fn register_stripe(
+        &self,
+        tenant: &str,
+        account: &str,
+        secret: &str,
+        url: &str,
+        event_types: &[&str],
+    ) -> String {
+        let (s, b) = self
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/v1/tenants/{tenant}"),
+                Some(json!({"name": "Test"})),
+            )
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
         let (s, b) = self
             .admin(
@@ -187,7 +209,9 @@ impl Pipeline {
     }
 
     pub async fn jetstream(&self) -> async_nats::jetstream::Context {
-        let client = async_nats::connect(self.config.nats.url.as_str()).await.expect("NATS reachable");
+        let client = async_nats::connect(self.config.nats.url.as_str())
+            .await
+            .expect("NATS reachable");
         async_nats::jetstream::new(client)
     }
 

@@ -58,7 +58,9 @@ fn verify_standard_webhooks(secret: &str, d: &crate::pipeline::Delivery) -> bool
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_stripe_webhook_is_delivered_once_signed_and_claim_checked() {
     let servers = shared().await;
-    let p = Pipeline::start(config_for(&servers.nats, &servers.redis, &servers.s3, "e2e")).await.unwrap();
+    let p = Pipeline::start(config_for(&servers.nats, &servers.redis, &servers.s3, "e2e"))
+        .await
+        .unwrap();
     let receiver = Receiver::start().await;
     let endpoint_secret = p
         .register_stripe("tenant_a", "acct_a", STRIPE_SECRET, &receiver.url, &["payments.*.*"])
@@ -66,7 +68,9 @@ async fn a_signed_stripe_webhook_is_delivered_once_signed_and_claim_checked() {
 
     let body = customer_created("evt_skeleton_1");
     let sig = stripe_signature(STRIPE_SECRET, now(), &body);
-    let (status, _, answer) = p.post_webhook("/v1/webhooks/stripe/acct_a", &[sig.clone()], &body).await;
+    let (status, _, answer) = p
+        .post_webhook("/v1/webhooks/stripe/acct_a", std::slice::from_ref(&sig), &body)
+        .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["status"], "accepted");
 
@@ -75,7 +79,10 @@ async fn a_signed_stripe_webhook_is_delivered_once_signed_and_claim_checked() {
     })
     .await
     .unwrap();
-    assert!(verify_standard_webhooks(&endpoint_secret, &delivered), "signature must verify");
+    assert!(
+        verify_standard_webhooks(&endpoint_secret, &delivered),
+        "signature must verify"
+    );
     let event: Value = serde_json::from_slice(&delivered.body).unwrap();
     assert_eq!(event["type"], "payments.customer.created");
     assert_eq!(event["tenant_id"], "tenant_a");
@@ -89,7 +96,10 @@ async fn a_signed_stripe_webhook_is_delivered_once_signed_and_claim_checked() {
     // The raw body is in S3, exactly, where the envelope says.
     let js = p.jetstream().await;
     let raw = js.get_stream(p.config.names().raw_stream()).await.unwrap();
-    let msg = raw.get_last_raw_message_by_subject(&p.config.names().raw_subject("stripe")).await.unwrap();
+    let msg = raw
+        .get_last_raw_message_by_subject(&p.config.names().raw_subject("stripe"))
+        .await
+        .unwrap();
     let env: RawEnvelope = serde_json::from_slice(&msg.payload).unwrap();
     let stored = p.claim_store().await.get_claim(&env.claim).await.unwrap();
     assert_eq!(stored, body.as_bytes());
@@ -104,12 +114,18 @@ async fn a_signed_stripe_webhook_is_delivered_once_signed_and_claim_checked() {
     // A later, different event arrives; the first was still delivered only once.
     let body2 = customer_created("evt_skeleton_2");
     let (status, _, _) = p
-        .post_webhook("/v1/webhooks/stripe/acct_a", &[stripe_signature(STRIPE_SECRET, now(), &body2)], &body2)
+        .post_webhook(
+            "/v1/webhooks/stripe/acct_a",
+            &[stripe_signature(STRIPE_SECRET, now(), &body2)],
+            &body2,
+        )
         .await;
     assert_eq!(status, 200);
-    wait_until("the second delivery", Duration::from_secs(20), || async { receiver.all().len() >= 2 })
-        .await
-        .unwrap();
+    wait_until("the second delivery", Duration::from_secs(20), || async {
+        receiver.all().len() >= 2
+    })
+    .await
+    .unwrap();
     assert_eq!(receiver.with_id(&webhook_id).len(), 1);
     p.stop().await;
 }
@@ -117,15 +133,30 @@ async fn a_signed_stripe_webhook_is_delivered_once_signed_and_claim_checked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_signatures_get_401_and_store_nothing() {
     let servers = shared().await;
-    let p = Pipeline::start(config_for(&servers.nats, &servers.redis, &servers.s3, "sig")).await.unwrap();
+    let p = Pipeline::start(config_for(&servers.nats, &servers.redis, &servers.s3, "sig"))
+        .await
+        .unwrap();
     let receiver = Receiver::start().await;
-    p.register_stripe("tenant_b", "acct_b", STRIPE_SECRET, &receiver.url, &["*"]).await;
+    p.register_stripe("tenant_b", "acct_b", STRIPE_SECRET, &receiver.url, &["*"])
+        .await;
     let body = customer_created("evt_bad_1");
     let t = now();
     let cases = [
-        ("tampered body", stripe_signature(STRIPE_SECRET, t, &body), body.replace("Jenny", "Mallory")),
-        ("wrong secret", stripe_signature("whsec_not_the_secret", t, &body), body.clone()),
-        ("stale timestamp", stripe_signature(STRIPE_SECRET, t - 3600, &body), body.clone()),
+        (
+            "tampered body",
+            stripe_signature(STRIPE_SECRET, t, &body),
+            body.replace("Jenny", "Mallory"),
+        ),
+        (
+            "wrong secret",
+            stripe_signature("whsec_not_the_secret", t, &body),
+            body.clone(),
+        ),
+        (
+            "stale timestamp",
+            stripe_signature(STRIPE_SECRET, t - 3600, &body),
+            body.clone(),
+        ),
     ];
     for (what, sig, sent) in cases {
         let (status, _, answer) = p.post_webhook("/v1/webhooks/stripe/acct_b", &[sig], &sent).await;
@@ -134,22 +165,36 @@ async fn bad_signatures_get_401_and_store_nothing() {
     }
     let (status, _, _) = p.post_webhook("/v1/webhooks/stripe/acct_b", &[], &body).await;
     assert_eq!(status, 401, "missing signature");
-    assert!(p.claim_store().await.list("", 10).await.unwrap().is_empty(), "nothing in S3");
-    assert_eq!(p.stream_messages(&p.config.names().raw_stream()).await, 0, "nothing in the stream");
+    assert!(
+        p.claim_store().await.list("", 10).await.unwrap().is_empty(),
+        "nothing in S3"
+    );
+    assert_eq!(
+        p.stream_messages(&p.config.names().raw_stream()).await,
+        0,
+        "nothing in the stream"
+    );
     p.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_nats_down_the_ingress_answers_503_never_2xx() {
     let mut servers = Servers::start().await.unwrap();
-    let p = Pipeline::start(config_for(&servers.nats, &servers.redis, &servers.s3, "nodown")).await.unwrap();
+    let p = Pipeline::start(config_for(&servers.nats, &servers.redis, &servers.s3, "nodown"))
+        .await
+        .unwrap();
     let receiver = Receiver::start().await;
-    p.register_stripe("tenant_c", "acct_c", STRIPE_SECRET, &receiver.url, &["*"]).await;
+    p.register_stripe("tenant_c", "acct_c", STRIPE_SECRET, &receiver.url, &["*"])
+        .await;
     servers.nats.stop().await.unwrap();
     for i in 0..3 {
         let body = customer_created(&format!("evt_down_{i}"));
         let (status, headers, answer) = p
-            .post_webhook("/v1/webhooks/stripe/acct_c", &[stripe_signature(STRIPE_SECRET, now(), &body)], &body)
+            .post_webhook(
+                "/v1/webhooks/stripe/acct_c",
+                &[stripe_signature(STRIPE_SECRET, now(), &body)],
+                &body,
+            )
             .await;
         assert_eq!(status, 503, "{answer}");
         assert!(headers.get("retry-after").is_some());

@@ -147,10 +147,7 @@ async fn launch(spec: Arc<Spec>, dir: PathBuf) -> Result<ServerProcess, Failure>
             || match process.exited() {
                 Some(status) => {
                     exit = Some(status);
-                    Err(anyhow!(
-                        "{} exited ({status}) before it was ready",
-                        spec.name
-                    ))
+                    Err(anyhow!("{} exited ({status}) before it was ready", spec.name))
                 }
                 None => Ok(()),
             },

@@ -45,12 +45,9 @@ impl S3 {
         )?;
         let server = Managed::start("s3", |dir| {
             let data = dir.join("data");
-            std::fs::create_dir_all(&data)
-                .with_context(|| format!("creating {}", data.display()))?;
+            std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
             let p = free_ports(8);
-            let flag = |name: &str, value: &dyn std::fmt::Display| -> OsString {
-                format!("-{name}={value}").into()
-            };
+            let flag = |name: &str, value: &dyn std::fmt::Display| -> OsString { format!("-{name}={value}").into() };
             let args = vec![
                 // Logs to the server log only, not to files under /tmp.
                 "-logtostderr".into(),
@@ -80,15 +77,10 @@ impl S3 {
                 flag("s3.localSocket", &dir.join("s3.sock").display()),
             ];
             // The gRPC sockets always go to /tmp; removed after each exit.
-            let leftovers = [
-                ("master", p[1]),
-                ("volume", p[3]),
-                ("filer", p[5]),
-                ("s3", p[7]),
-            ]
-            .iter()
-            .map(|(kind, port)| PathBuf::from(format!("/tmp/seaweedfs-{kind}-grpc-{port}.sock")))
-            .collect();
+            let leftovers = [("master", p[1]), ("volume", p[3]), ("filer", p[5]), ("s3", p[7])]
+                .iter()
+                .map(|(kind, port)| PathBuf::from(format!("/tmp/seaweedfs-{kind}-grpc-{port}.sock")))
+                .collect();
             let s3_port = p[6];
             Ok(Spec {
                 name: "weed (SeaweedFS)",

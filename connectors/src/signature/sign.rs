@@ -12,7 +12,14 @@ use crate::model::{Encoding, HmacAlgorithm, SignatureHeader, SignatureSpec, Time
 
 /// The headers a provider would send for `body` signed with `secret` at Unix time
 /// `now`; `url` and `method` matter only to schemes that sign them.
-pub fn sign(spec: &SignatureSpec, secret: &str, body: &[u8], now: i64, method: &str, url: &str) -> Vec<(String, String)> {
+pub fn sign(
+    spec: &SignatureSpec,
+    secret: &str,
+    body: &[u8],
+    now: i64,
+    method: &str,
+    url: &str,
+) -> Vec<(String, String)> {
     match spec {
         SignatureSpec::Hmac(h) => {
             let ts = h.timestamp.as_ref().map(|t| match t.unit {
@@ -51,7 +58,9 @@ pub fn sign(spec: &SignatureSpec, secret: &str, body: &[u8], now: i64, method: &
                     timestamp_key,
                     ..
                 } => match (timestamp_key, &ts) {
-                    (Some(k), Some(ts)) => format!("{k}{kv_separator}{ts}{pair_separator}{signature_key}{kv_separator}{sig}"),
+                    (Some(k), Some(ts)) => {
+                        format!("{k}{kv_separator}{ts}{pair_separator}{signature_key}{kv_separator}{sig}")
+                    }
                     _ => format!("{signature_key}{kv_separator}{sig}"),
                 },
             };

@@ -63,7 +63,11 @@ fn wrong_secret_fails() {
 fn stale_and_future_timestamps_fail() {
     for t in [NOW - 301, NOW + 301] {
         let h = format!("t={t},v1={}", sign(SECRET, t, BODY));
-        assert_eq!(check(&h, BODY, &[SECRET]), Err(VerifyError::OutOfTolerance(300)), "t={t}");
+        assert_eq!(
+            check(&h, BODY, &[SECRET]),
+            Err(VerifyError::OutOfTolerance(300)),
+            "t={t}"
+        );
     }
     let edge = NOW - 300;
     let h = format!("t={edge},v1={}", sign(SECRET, edge, BODY));
@@ -94,10 +98,16 @@ fn any_active_secret_of_the_account_passes() {
 fn missing_and_garbled_headers_fail() {
     let mut r = request("x", BODY);
     r.headers.clear();
-    assert!(matches!(verify(&spec(), r, &[SECRET], NOW), Err(VerifyError::MissingHeader(_))));
+    assert!(matches!(
+        verify(&spec(), r, &[SECRET], NOW),
+        Err(VerifyError::MissingHeader(_))
+    ));
     assert_eq!(check("garbage", BODY, &[SECRET]), Err(VerifyError::Malformed));
     assert_eq!(check("t=abc,v1=00", BODY, &[SECRET]), Err(VerifyError::BadTimestamp));
-    assert_eq!(check(&format!("t={NOW},v1=zz"), BODY, &[SECRET]), Err(VerifyError::Malformed));
+    assert_eq!(
+        check(&format!("t={NOW},v1=zz"), BODY, &[SECRET]),
+        Err(VerifyError::Malformed)
+    );
 }
 
 #[test]

@@ -38,10 +38,16 @@ pub async fn put(
     }
     if admin.catalog.get(&body.connector).is_none() {
         let known: Vec<&str> = admin.catalog.names().collect();
-        return Err(ApiError::invalid("connector", format!("unknown connector {:?} (known: {})", body.connector, known.join(", "))));
+        return Err(ApiError::invalid(
+            "connector",
+            format!("unknown connector {:?} (known: {})", body.connector, known.join(", ")),
+        ));
     }
     if admin.store.get_tenant(&body.tenant_id).await?.is_none() {
-        return Err(ApiError::invalid("tenant_id", "no such tenant; create it with PUT /v1/tenants/{id} first"));
+        return Err(ApiError::invalid(
+            "tenant_id",
+            "no such tenant; create it with PUT /v1/tenants/{id} first",
+        ));
     }
     if body.signing_secrets.iter().any(|s| s.is_empty()) {
         return Err(ApiError::invalid("signing_secrets", "secrets cannot be empty"));
@@ -58,12 +64,20 @@ pub async fn put(
     };
     admin.store.put_account(&a).await?;
     admin.announce(account_changed(&a.id)).await;
-    let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if existing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((status, Json(view(&a))))
 }
 
 pub async fn get(State(admin): State<Arc<Admin>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let a = admin.store.get_account(&id).await?.ok_or_else(|| ApiError::not_found("no such account"))?;
+    let a = admin
+        .store
+        .get_account(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such account"))?;
     Ok(Json(view(&a)))
 }
 

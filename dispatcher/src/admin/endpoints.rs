@@ -86,14 +86,25 @@ fn check_url(url: &str) -> Result<(), ApiError> {
 
 fn check_event_types(types: &[String]) -> Result<(), ApiError> {
     if types.is_empty() {
-        return Err(ApiError::invalid("event_types", "list at least one event type, e.g. \"payments.*\" or \"*\""));
+        return Err(ApiError::invalid(
+            "event_types",
+            "list at least one event type, e.g. \"payments.*\" or \"*\"",
+        ));
     }
     for t in types {
         let ok = t == "*"
             || (t.split('.').count() >= 2
-                && t.split('.').all(|s| s == "*" || (!s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))));
+                && t.split('.').all(|s| {
+                    s == "*"
+                        || (!s.is_empty()
+                            && s.bytes()
+                                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
+                }));
         if !ok {
-            return Err(ApiError::invalid("event_types", format!("{t:?} is not an event type pattern: dot-separated lowercase segments, '*' for one segment")));
+            return Err(ApiError::invalid(
+                "event_types",
+                format!("{t:?} is not an event type pattern: dot-separated lowercase segments, '*' for one segment"),
+            ));
         }
     }
     Ok(())

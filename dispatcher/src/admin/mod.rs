@@ -38,7 +38,10 @@ impl Admin {
 pub fn router(admin: Arc<Admin>) -> Router {
     Router::new()
         .route("/v1/tenants/{tenant_id}", put(tenants::put).get(tenants::get))
-        .route("/v1/tenants/{tenant_id}/endpoints", post(endpoints::create).get(endpoints::list))
+        .route(
+            "/v1/tenants/{tenant_id}/endpoints",
+            post(endpoints::create).get(endpoints::list),
+        )
         .route("/v1/accounts/{account_id}", put(accounts::put).get(accounts::get))
         .layer(middleware::from_fn_with_state(admin.clone(), authorize))
         .fallback(|| async { ApiError::not_found("no such route") })

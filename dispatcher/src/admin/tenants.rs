@@ -35,7 +35,11 @@ pub async fn put(
         updated_at: now(),
     };
     admin.store.put_tenant(&t).await?;
-    let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if existing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((status, Json(t)))
 }
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::model::{Account, Endpoint, Tenant};
 use crate::config::RedisConfig;
 use crate::names::Names;
-use crate::sealed::{SealError, SecretString, Sealer};
+use crate::sealed::{SealError, Sealer, SecretString};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -184,11 +184,7 @@ impl RegistryStore {
             tenant_id: a.tenant_id.clone(),
             connector: a.connector.clone(),
             external_id: a.external_id.clone(),
-            signing_secrets: a
-                .signing_secrets
-                .iter()
-                .map(|s| self.sealer.seal(s, &aad))
-                .collect(),
+            signing_secrets: a.signing_secrets.iter().map(|s| self.sealer.seal(s, &aad)).collect(),
             created_at: a.created_at.clone(),
             updated_at: a.updated_at.clone(),
         };
@@ -196,9 +192,7 @@ impl RegistryStore {
         let mut pipe = redis::pipe();
         pipe.atomic().set(&key, json).ignore();
         if let Some(ext) = &a.external_id {
-            let ext_key = self
-                .names
-                .redis_key(&format!("account-ext:{}:{ext}", a.connector));
+            let ext_key = self.names.redis_key(&format!("account-ext:{}:{ext}", a.connector));
             pipe.set(ext_key, &a.id).ignore();
         }
         let previous = self.get_account_raw(&key).await?;

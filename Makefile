@@ -1,0 +1,21 @@
+# The two commands of the README, and their counterparts.
+#   make up     start the whole pipeline locally, with a demo (deploy/local/up)
+#   make test   install what the tests need, then run every test
+#   make down   stop what `make up` started (deploy/local/down)
+#   make lint   formatting and clippy, as CI runs them
+
+.PHONY: up down test lint
+
+up:
+	deploy/local/up
+
+down:
+	deploy/local/down
+
+test:
+	deploy/local/install-deps
+	cargo test --workspace
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
