@@ -106,10 +106,26 @@ impl Mapping {
                     .map_err(|e| MappingError::Evaluate(e.to_string()))?;
                 Ok(match out {
                     JValue::Undefined => None,
-                    v => Some(serde_json::Value::from(&v)),
+                    v => Some(integral_numbers(serde_json::Value::from(&v))),
                 })
             })
         })
+    }
+}
+
+/// JSONata numbers are doubles; a whole number within the exactly-representable range
+/// goes back out as an integer (`2000`, not `2000.0`), as the provider sent it.
+fn integral_numbers(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    match v {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < EXACT => Value::from(f as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(integral_numbers).collect()),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, integral_numbers(v))).collect()),
+        other => other,
     }
 }
 
@@ -144,6 +160,9 @@ mod tests {
             )
             .unwrap();
         assert_eq!(out, Some(json!({"id": "ch_1", "amount": 2.5})));
+        let whole = Mapping::compile("{\"n\": n, \"big\": 2 * n}").unwrap();
+        let out = whole.evaluate(&json!({"n": 2000}), Limits::default()).unwrap().unwrap();
+        assert_eq!(out.to_string(), r#"{"n":2000,"big":4000}"#);
         assert_eq!(
             Mapping::compile("nothing")
                 .unwrap()

@@ -81,3 +81,97 @@ fn with_millis(rfc3339_secs: &str, ms: i64) -> String {
         _ => rfc3339_secs.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+    use switchyard_connectors::Catalog;
+    use switchyard_plumbing::envelope::ClaimRef;
+
+    use super::*;
+
+    fn stripe(event_type: &str, object: serde_json::Value, extra: serde_json::Value) -> (RawEnvelope, Vec<u8>) {
+        let mut body = json!({
+            "id": "evt_1", "object": "event", "created": 1_700_000_000, "livemode": false,
+            "type": event_type, "data": {"object": object}
+        });
+        if let Some(prev) = extra.get("previous_attributes") {
+            body["data"]["previous_attributes"] = prev.clone();
+        }
+        let env = RawEnvelope {
+            connector: "stripe".into(),
+            account_id: "acct".into(),
+            tenant_id: "t".into(),
+            event_id: "evt_1".into(),
+            event_type: event_type.into(),
+            item: None,
+            occurred_at: Some("2023-11-14T22:13:20Z".into()),
+            received_ms: 1_700_000_001_234,
+            claim: ClaimRef {
+                key: "k".into(),
+                offset: 0,
+                len: 0,
+            },
+            content_type: "application/json".into(),
+        };
+        (env, serde_json::to_vec(&body).unwrap())
+    }
+
+    fn map(env: &RawEnvelope, body: &[u8]) -> UnifiedEvent {
+        let catalog = Catalog::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/catalog")).unwrap();
+        match normalize(catalog.get("stripe").unwrap(), env, body, Limits::default()).unwrap() {
+            Mapped::Event(e) => *e,
+            Mapped::Dropped => panic!("dropped"),
+        }
+    }
+
+    #[test]
+    fn stripe_invoice_paid() {
+        let (env, body) = stripe(
+            "invoice.paid",
+            json!({"id": "in_1", "object": "invoice", "customer": "cus_1", "subscription": "sub_1", "number": "A-0001",
+                   "amount_paid": 2000, "currency": "usd", "hosted_invoice_url": "https://invoice.stripe.com/i/x",
+                   "status_transitions": {"paid_at": 1_700_000_000}}),
+            json!({}),
+        );
+        let e = map(&env, &body);
+        assert_eq!(e.event_type, "payments.invoice.paid");
+        assert_eq!(e.data["amount_paid"], 2000);
+        assert_eq!(e.data["currency"], "USD");
+        assert_eq!(e.data["paid_at"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(e.received_at, "2023-11-14T22:13:21.234Z");
+        assert_eq!(e.id, ids::unified_event_id("stripe/acct/evt_1", 0));
+    }
+
+    #[test]
+    fn stripe_charge_refunded_and_customer_updated() {
+        let (env, body) = stripe(
+            "charge.refunded",
+            json!({"id": "ch_1", "customer": "cus_1", "payment_intent": "pi_1", "amount": 5000,
+                   "amount_refunded": 5000, "currency": "eur", "refunded": true}),
+            json!({}),
+        );
+        let e = map(&env, &body);
+        assert_eq!(e.event_type, "payments.charge.refunded");
+        assert_eq!(e.data["fully_refunded"], true);
+        assert_eq!(e.data["currency"], "EUR");
+        let (env, body) = stripe(
+            "customer.updated",
+            json!({"id": "cus_1", "email": "new@example.com", "name": "N", "phone": null, "currency": "usd", "metadata": {}}),
+            json!({"previous_attributes": {"email": "old@example.com"}}),
+        );
+        let e = map(&env, &body);
+        assert_eq!(e.event_type, "payments.customer.updated");
+        assert_eq!(e.data["changed_fields"], json!(["email"]));
+    }
+
+    #[test]
+    fn unmapped_stripe_events_pass_through() {
+        let (env, body) = stripe("payout.paid", json!({"id": "po_1"}), json!({}));
+        let e = map(&env, &body);
+        assert_eq!(e.event_type, "stripe.payout.paid");
+        assert_eq!(e.data["data"]["object"]["id"], "po_1");
+    }
+}
