@@ -92,9 +92,15 @@ fn main() -> anyhow::Result<()> {
                 std::fs::read(&body).with_context(|| format!("reading the body file {body}"))?
             };
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            for (name, value) in
-                switchyard_connectors::signature::sign::sign(&c.signature, &secret, &bytes, now, "POST", &url)
-            {
+            for (name, value) in switchyard_connectors::signature::sign::sign(
+                &c.signature,
+                &secret,
+                &bytes,
+                now,
+                "POST",
+                &url,
+                &Default::default(),
+            ) {
                 println!("{name}: {value}");
             }
         }

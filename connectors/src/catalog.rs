@@ -257,10 +257,10 @@ fn check_signature(path: &Path, text: &str, spec: &SignatureSpec, errors: &mut V
             if let Some(ts) = &h.timestamp {
                 let has_key = matches!(
                     &h.header,
-                    SignatureHeader::KeyValue {
+                    Some(SignatureHeader::KeyValue {
                         timestamp_key: Some(_),
                         ..
-                    }
+                    })
                 );
                 if ts.source == TimestampSource::SignatureHeader && !has_key {
                     errors.push(err(
@@ -274,10 +274,23 @@ fn check_signature(path: &Path, text: &str, spec: &SignatureSpec, errors: &mut V
                     errors.push(err(path, line, "signature.timestamp.tolerance_secs", "must be above 0"));
                 }
             }
-            if h.header.name().is_empty() {
-                errors.push(err(path, line, "signature.header.name", "names no header"));
+            match (&h.header, &h.body_field) {
+                (Some(hd), None) if hd.name().is_empty() => {
+                    errors.push(err(path, line, "signature.header.name", "names no header"))
+                }
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => errors.push(err(
+                    path,
+                    line,
+                    "signature",
+                    "give exactly one of `header` or `body_field`",
+                )),
             }
         }
+        SignatureSpec::Token(t) if t.header.is_empty() => {
+            errors.push(err(path, line, "signature.header", "names no header"))
+        }
+        SignatureSpec::Token(_) | SignatureSpec::Basic(_) | SignatureSpec::BodyField(_) => {}
     }
 }
 

@@ -1,5 +1,6 @@
 //! Event ids, types and times out of a verified request, as the connector file says.
 
+use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -55,6 +56,7 @@ pub fn extract(spec: &EventSpec, webhook: &VerifiedWebhook) -> Result<Vec<Extrac
             ValueSource::Json(p) => p.get_string(doc.as_ref()?),
             ValueSource::Header(h) => header_str(webhook.headers(), h).map(str::to_string),
             ValueSource::Literal(s) => Some(s.clone()),
+            ValueSource::BodySha256(_) => Some(hex::encode(Sha256::digest(webhook.body()))),
         }?;
         (!v.is_empty() && v.len() <= MAX_ID_LEN).then_some(v)
     };
@@ -77,6 +79,7 @@ fn describe(src: &ValueSource) -> String {
         ValueSource::Json(p) => format!("JSON path {p}"),
         ValueSource::Header(h) => format!("header {h}"),
         ValueSource::Literal(_) => "literal".into(),
+        ValueSource::BodySha256(_) => "body SHA-256".into(),
     }
 }
 

@@ -43,6 +43,38 @@ pub struct ConnectorFile {
 pub enum SignatureSpec {
     /// An HMAC over bytes built from a template.
     Hmac(HmacSpec),
+    /// A static token in a header, compared with the account's secrets. Weaker: the
+    /// token is replayable and does not bind the body.
+    Token(TokenSpec),
+    /// HTTP Basic credentials (`user:password`), compared with the account's secrets.
+    /// Weaker, as `token`.
+    Basic(BasicSpec),
+    /// A shared secret echoed in a body field (Microsoft Graph `clientState`), compared
+    /// with the account's secrets. Weaker, as `token`.
+    BodyField(BodyFieldSpec),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpec {
+    pub header: String,
+    /// Stripped before comparing, e.g. `Bearer `.
+    #[serde(default)]
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BasicSpec {}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodyFieldSpec {
+    /// An array of items each carrying the field (Graph's `value`); absent: the body.
+    #[serde(default)]
+    pub items: Option<JsonPath>,
+    /// The field holding the secret, within each item.
+    pub field: JsonPath,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -54,8 +86,12 @@ pub struct HmacSpec {
     pub secret_format: SecretFormat,
     /// The signed bytes, e.g. `"{timestamp}.{body}"`.
     pub message: Template,
-    /// Where the signature is and how it is written.
-    pub header: SignatureHeader,
+    /// Where the signature is and how it is written: a header ...
+    #[serde(default)]
+    pub header: Option<SignatureHeader>,
+    /// ... or a field of the JSON body (Mailgun's `signature.signature`).
+    #[serde(default)]
+    pub body_field: Option<JsonPath>,
     /// `hex` or `base64`.
     pub encoding: Encoding,
     /// Required when the template uses `{timestamp}`; enforces a replay window.
@@ -154,6 +190,7 @@ pub struct TimestampSpec {
 pub enum TimestampSource {
     SignatureHeader,
     Header(String),
+    Json(JsonPath),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -185,6 +222,9 @@ pub enum ValueSource {
     Header(String),
     /// A fixed value.
     Literal(String),
+    /// The SHA-256 of the raw body, hex: the fallback for providers that send no event
+    /// id. Weaker: two identical bodies count as one event.
+    BodySha256(bool),
 }
 
 #[derive(Debug, Clone, Deserialize)]

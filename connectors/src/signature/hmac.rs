@@ -7,17 +7,57 @@ use hmac::{Hmac, Mac};
 use super::header;
 use super::template::Inputs;
 use super::{check_timestamp, header_str, RawWebhook, VerifyError};
-use crate::model::{Encoding, HmacAlgorithm, HmacSpec, SecretFormat};
+use crate::model::{Encoding, HmacAlgorithm, HmacSpec, SecretFormat, TimestampSource};
 
 pub(super) fn verify(spec: &HmacSpec, raw: &RawWebhook, secrets: &[&str], now: i64) -> Result<(), VerifyError> {
-    let name = spec.header.name();
-    let value = header_str(&raw.headers, name).ok_or_else(|| VerifyError::MissingHeader(name.to_string()))?;
-    let parsed = header::parse(&spec.header, value);
+    let needs_json = spec.body_field.is_some()
+        || spec.message.uses_json()
+        || matches!(
+            spec.timestamp.as_ref().map(|t| &t.source),
+            Some(TimestampSource::Json(_))
+        );
+    let doc: Option<serde_json::Value> = if needs_json {
+        Some(serde_json::from_slice(&raw.body).map_err(|_| VerifyError::Malformed)?)
+    } else {
+        None
+    };
+    let form: Option<Vec<(String, String)>> = spec
+        .message
+        .uses_form()
+        .then(|| form_urlencoded::parse(&raw.body).into_owned().collect());
+
+    // Where the signature is: a header (possibly structured) or a body field.
+    let body_sig;
+    let parsed = match (&spec.header, &spec.body_field, &doc) {
+        (Some(h), _, _) => {
+            let name = h.name();
+            let value = header_str(&raw.headers, name).ok_or_else(|| VerifyError::MissingHeader(name.to_string()))?;
+            header::parse(h, value)
+        }
+        (None, Some(path), Some(doc)) => {
+            body_sig = path.get_string(doc).ok_or(VerifyError::Malformed)?;
+            header::Parsed {
+                candidates: vec![body_sig.as_str()],
+                timestamp: None,
+            }
+        }
+        _ => return Err(VerifyError::Malformed),
+    };
     if parsed.candidates.is_empty() {
         return Err(VerifyError::Malformed);
     }
+    let json_ts;
     let timestamp = match &spec.timestamp {
-        Some(ts) => Some(check_timestamp(ts, parsed.timestamp, &raw.headers, now)?),
+        Some(ts) => {
+            let from_sig = match (&ts.source, &doc) {
+                (TimestampSource::Json(p), Some(d)) => {
+                    json_ts = p.get_string(d);
+                    json_ts.as_deref()
+                }
+                _ => parsed.timestamp,
+            };
+            Some(check_timestamp(ts, from_sig, &raw.headers, now)?)
+        }
         None => None,
     };
     let candidates: Vec<Vec<u8>> = parsed
@@ -38,6 +78,8 @@ pub(super) fn verify(spec: &HmacSpec, raw: &RawWebhook, secrets: &[&str], now: i
             method: raw.method.as_str(),
             url: &raw.url,
             header: &lookup,
+            json: doc.as_ref(),
+            form: form.as_deref(),
         })
         .map_err(|missing| match missing {
             "timestamp" => VerifyError::BadTimestamp,

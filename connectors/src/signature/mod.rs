@@ -8,6 +8,7 @@
 
 pub mod header;
 mod hmac;
+mod shared_secret;
 pub mod template;
 
 use bytes::Bytes;
@@ -84,10 +85,15 @@ pub fn verify(
 ) -> Result<VerifiedWebhook, VerifyError> {
     match spec {
         SignatureSpec::Hmac(h) => hmac::verify(h, &raw, secrets, now)?,
+        SignatureSpec::Token(t) => shared_secret::token(t, &raw, secrets)?,
+        SignatureSpec::Basic(_) => shared_secret::basic(&raw, secrets)?,
+        SignatureSpec::BodyField(b) => shared_secret::body_field(b, &raw, secrets)?,
     }
     Ok(VerifiedWebhook { raw })
 }
 
+/// The timestamp as the caller found it (signature header part or JSON field) is passed
+/// as `from_signature`.
 /// A header's value as text, if present and valid UTF-8.
 pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -102,7 +108,7 @@ pub(crate) fn check_timestamp<'a>(
     now: i64,
 ) -> Result<&'a str, VerifyError> {
     let text = match &spec.source {
-        TimestampSource::SignatureHeader => from_signature,
+        TimestampSource::SignatureHeader | TimestampSource::Json(_) => from_signature,
         TimestampSource::Header(h) => header_str(headers, h),
     }
     .ok_or(VerifyError::BadTimestamp)?;
@@ -120,4 +126,6 @@ pub(crate) fn check_timestamp<'a>(
 #[cfg(test)]
 mod stripe_tests;
 
+#[cfg(test)]
+mod catalog_tests;
 pub mod sign;

@@ -19,14 +19,18 @@ pub fn sign(
     now: i64,
     method: &str,
     url: &str,
+    request_headers: &http::HeaderMap,
 ) -> Vec<(String, String)> {
     match spec {
+        SignatureSpec::Token(t) => vec![(t.header.clone(), format!("{}{secret}", t.prefix))],
+        SignatureSpec::Basic(_) => vec![("Authorization".into(), format!("Basic {}", B64.encode(secret)))],
+        SignatureSpec::BodyField(_) => Vec::new(),
         SignatureSpec::Hmac(h) => {
             let ts = h.timestamp.as_ref().map(|t| match t.unit {
                 TimeUnit::Seconds => now.to_string(),
                 TimeUnit::Milliseconds => (now * 1000).to_string(),
             });
-            let no_headers = |_: &str| -> Option<&str> { None };
+            let lookup = |h: &str| super::header_str(request_headers, h);
             let message = h
                 .message
                 .build(&Inputs {
@@ -34,7 +38,9 @@ pub fn sign(
                     timestamp: ts.as_deref(),
                     method,
                     url,
-                    header: &no_headers,
+                    header: &lookup,
+                    json: None,
+                    form: None,
                 })
                 .unwrap_or_default();
             let key = key_bytes(h.secret_format, secret).unwrap_or_default();
@@ -48,7 +54,11 @@ pub fn sign(
                 Encoding::Base64 => B64.encode(raw),
             };
             let mut out = Vec::new();
-            let value = match &h.header {
+            let Some(header) = &h.header else {
+                // The signature travels in the body (Mailgun): the sender puts it there.
+                return out;
+            };
+            let value = match header {
                 SignatureHeader::Plain { prefix, .. } => format!("{prefix}{sig}"),
                 SignatureHeader::List { prefix, .. } => format!("{prefix}{sig}"),
                 SignatureHeader::KeyValue {
@@ -64,7 +74,7 @@ pub fn sign(
                     _ => format!("{signature_key}{kv_separator}{sig}"),
                 },
             };
-            out.push((h.header.name().to_string(), value));
+            out.push((header.name().to_string(), value));
             if let (Some(t), Some(ts)) = (&h.timestamp, ts) {
                 if let TimestampSource::Header(name) = &t.source {
                     out.push((name.clone(), ts));

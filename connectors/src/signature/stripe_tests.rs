@@ -112,7 +112,15 @@ fn missing_and_garbled_headers_fail() {
 
 #[test]
 fn the_signer_produces_what_the_verifier_accepts() {
-    let headers = super::sign::sign(&spec(), SECRET, BODY.as_bytes(), NOW, "POST", "");
+    let headers = super::sign::sign(
+        &spec(),
+        SECRET,
+        BODY.as_bytes(),
+        NOW,
+        "POST",
+        "",
+        &http::HeaderMap::new(),
+    );
     assert_eq!(headers[0].0, "Stripe-Signature");
     assert_eq!(headers[0].1, format!("t={NOW},v1={}", sign(SECRET, NOW, BODY)));
     assert_eq!(check(&headers[0].1, BODY, &[SECRET]), Ok(()));

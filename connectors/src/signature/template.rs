@@ -2,12 +2,16 @@
 //! connector file as text such as `"{timestamp}.{body}"` or `"v0:{timestamp}:{body}"`.
 //!
 //! Placeholders: `{body}` (the raw body), `{timestamp}` (as sent), `{method}`, `{url}`
-//! (the full URL as the provider saw it), `{header:Name}`. `{{` and `}}` are literal
+//! (the full URL as the provider saw it), `{header:Name}`, `{json:path}` (a field of the
+//! JSON body, Mailgun), `{form_sorted}` (form parameters sorted by name, each name then
+//! value with no separator, Twilio). `{{` and `}}` are literal
 //! braces. Parsed once at load; building borrows the body when the template is only it.
 
 use std::borrow::Cow;
 
 use serde::{Deserialize, Deserializer};
+
+use crate::jsonpath::JsonPath;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Part {
@@ -17,6 +21,8 @@ pub enum Part {
     Method,
     Url,
     Header(String),
+    Json(JsonPath),
+    FormSorted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +37,10 @@ pub struct Inputs<'a> {
     pub method: &'a str,
     pub url: &'a str,
     pub header: &'a dyn Fn(&str) -> Option<&'a str>,
+    /// The parsed JSON body, when the template uses `{json:…}`.
+    pub json: Option<&'a serde_json::Value>,
+    /// The form parameters, when the template uses `{form_sorted}`.
+    pub form: Option<&'a [(String, String)]>,
 }
 
 impl Template {
@@ -58,11 +68,13 @@ impl Template {
                         "timestamp" => Part::Timestamp,
                         "method" => Part::Method,
                         "url" => Part::Url,
-                        _ => match name.strip_prefix("header:") {
-                            Some(h) if !h.is_empty() => Part::Header(h.to_ascii_lowercase()),
+                        "form_sorted" => Part::FormSorted,
+                        _ => match (name.strip_prefix("header:"), name.strip_prefix("json:")) {
+                            (Some(h), _) if !h.is_empty() => Part::Header(h.to_ascii_lowercase()),
+                            (_, Some(p)) => Part::Json(JsonPath::parse(p).map_err(|e| format!("template {text:?}: {e}"))?),
                             _ => {
                                 return Err(format!(
-                                    "template {text:?}: unknown placeholder {{{name}}} (known: {{body}}, {{timestamp}}, {{method}}, {{url}}, {{header:Name}})"
+                                    "template {text:?}: unknown placeholder {{{name}}} (known: {{body}}, {{timestamp}}, {{method}}, {{url}}, {{header:Name}}, {{json:path}}, {{form_sorted}})"
                                 ))
                             }
                         },
@@ -96,6 +108,14 @@ impl Template {
         self.parts.contains(&Part::Timestamp)
     }
 
+    pub fn uses_json(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Json(_)))
+    }
+
+    pub fn uses_form(&self) -> bool {
+        self.parts.contains(&Part::FormSorted)
+    }
+
     /// The signed bytes; `None` names the missing input.
     pub fn build<'a>(&self, inputs: &Inputs<'a>) -> Result<Cow<'a, [u8]>, &'static str> {
         if let [Part::Body] = self.parts.as_slice() {
@@ -110,6 +130,18 @@ impl Template {
                 Part::Method => out.extend_from_slice(inputs.method.as_bytes()),
                 Part::Url => out.extend_from_slice(inputs.url.as_bytes()),
                 Part::Header(h) => out.extend_from_slice((inputs.header)(h).ok_or("header")?.as_bytes()),
+                Part::Json(p) => {
+                    let v = inputs.json.and_then(|doc| p.get_string(doc)).ok_or("json")?;
+                    out.extend_from_slice(v.as_bytes());
+                }
+                Part::FormSorted => {
+                    let mut params: Vec<&(String, String)> = inputs.form.ok_or("form")?.iter().collect();
+                    params.sort_by(|a, b| a.0.cmp(&b.0));
+                    for (k, v) in params {
+                        out.extend_from_slice(k.as_bytes());
+                        out.extend_from_slice(v.as_bytes());
+                    }
+                }
             }
         }
         Ok(Cow::Owned(out))
@@ -137,6 +169,8 @@ mod tests {
                 method: "POST",
                 url: "https://x/y",
                 header: &none,
+                json: None,
+                form: Some(&[("b".to_string(), "2".to_string()), ("a".to_string(), "1".to_string())]),
             })
             .unwrap()
             .into_owned()
@@ -148,6 +182,7 @@ mod tests {
         assert_eq!(build("v0:{timestamp}:{body}", b"b"), b"v0:123:b");
         assert_eq!(build("{method}{url}{header:X-A}", b""), b"POSThttps://x/yhv");
         assert_eq!(build("{{x}}{body}", b"b"), b"{x}b");
+        assert_eq!(build("{url}{form_sorted}", b""), b"https://x/ya1b2");
     }
 
     #[test]
