@@ -291,6 +291,27 @@ fn check_signature(path: &Path, text: &str, spec: &SignatureSpec, errors: &mut V
             errors.push(err(path, line, "signature.header", "names no header"))
         }
         SignatureSpec::Token(_) | SignatureSpec::Basic(_) | SignatureSpec::BodyField(_) => {}
+        SignatureSpec::Ed25519(a) | SignatureSpec::EcdsaP256(a) => {
+            if a.message.uses_timestamp() && a.timestamp.is_none() {
+                errors.push(err(
+                    path,
+                    line,
+                    "signature.timestamp",
+                    "the message template uses {timestamp}, so a timestamp is required",
+                ));
+            }
+            if matches!(
+                a.timestamp.as_ref().map(|t| &t.source),
+                Some(TimestampSource::SignatureHeader)
+            ) {
+                errors.push(err(
+                    path,
+                    line,
+                    "signature.timestamp.source",
+                    "asymmetric schemes read the timestamp from a header",
+                ));
+            }
+        }
     }
 }
 

@@ -52,6 +52,30 @@ pub enum SignatureSpec {
     /// A shared secret echoed in a body field (Microsoft Graph `clientState`), compared
     /// with the account's secrets. Weaker, as `token`.
     BodyField(BodyFieldSpec),
+    /// An Ed25519 signature (Discord) checked with the account's public key(s), hex.
+    Ed25519(AsymmetricSpec),
+    /// An ECDSA P-256 / SHA-256 signature, DER in base64 (SendGrid), checked with the
+    /// account's public key(s): base64 DER (SubjectPublicKeyInfo) or PEM.
+    EcdsaP256(AsymmetricSpec),
+}
+
+impl SignatureSpec {
+    /// Asymmetric schemes verify with the account's public keys, not its secrets.
+    pub fn uses_public_keys(&self) -> bool {
+        matches!(self, Self::Ed25519(_) | Self::EcdsaP256(_))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsymmetricSpec {
+    /// The header carrying the signature.
+    pub header: String,
+    pub encoding: Encoding,
+    /// The signed bytes, e.g. `"{timestamp}{body}"`.
+    pub message: Template,
+    #[serde(default)]
+    pub timestamp: Option<TimestampSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

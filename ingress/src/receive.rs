@@ -133,7 +133,11 @@ async fn receive(
         headers: parts.headers,
         body,
     };
-    let secrets: Vec<&str> = account.signing_secrets.iter().map(|s| s.expose()).collect();
+    let secrets: Vec<&str> = if connector.signature.uses_public_keys() {
+        account.public_keys.iter().map(String::as_str).collect()
+    } else {
+        account.signing_secrets.iter().map(|s| s.expose()).collect()
+    };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let verified = signature::verify(&connector.signature, raw, &secrets, now).map_err(Rejection::BadSignature)?;
     let events = extract::extract(&connector.event, &verified).map_err(Rejection::Malformed)?;

@@ -6,6 +6,7 @@
 //! waiting. Every comparison of a signature is constant-time, and nothing in a request
 //! can switch a check off.
 
+mod asymmetric;
 pub mod header;
 mod hmac;
 mod shared_secret;
@@ -58,6 +59,8 @@ pub enum VerifyError {
     OutOfTolerance(u64),
     #[error("no signature matches")]
     Mismatch,
+    #[error("the account's public key is not valid for this scheme")]
+    BadKey,
     #[error("the account has no signing secret configured")]
     NoSecret,
 }
@@ -71,12 +74,14 @@ impl VerifyError {
             Self::OutOfTolerance(_) => "timestamp_out_of_tolerance",
             Self::Mismatch => "signature_mismatch",
             Self::NoSecret => "no_signing_secret",
+            Self::BadKey => "bad_public_key",
         }
     }
 }
 
 /// Check `raw` against `spec` with the account's `secrets` (any one may match: a
-/// provider-side rotation never drops an event) at Unix time `now`.
+/// provider-side rotation never drops an event) at Unix time `now`. For asymmetric
+/// schemes ([`SignatureSpec::uses_public_keys`]) `secrets` are the account's public keys.
 pub fn verify(
     spec: &SignatureSpec,
     raw: RawWebhook,
@@ -88,6 +93,8 @@ pub fn verify(
         SignatureSpec::Token(t) => shared_secret::token(t, &raw, secrets)?,
         SignatureSpec::Basic(_) => shared_secret::basic(&raw, secrets)?,
         SignatureSpec::BodyField(b) => shared_secret::body_field(b, &raw, secrets)?,
+        SignatureSpec::Ed25519(a) => asymmetric::verify(asymmetric::Curve::Ed25519, a, &raw, secrets, now)?,
+        SignatureSpec::EcdsaP256(a) => asymmetric::verify(asymmetric::Curve::P256, a, &raw, secrets, now)?,
     }
     Ok(VerifiedWebhook { raw })
 }

@@ -24,7 +24,9 @@ pub fn sign(
     match spec {
         SignatureSpec::Token(t) => vec![(t.header.clone(), format!("{}{secret}", t.prefix))],
         SignatureSpec::Basic(_) => vec![("Authorization".into(), format!("Basic {}", B64.encode(secret)))],
-        SignatureSpec::BodyField(_) => Vec::new(),
+        // The sender's body carries the secret; asymmetric schemes need the provider's
+        // private key, which a receiver never has.
+        SignatureSpec::BodyField(_) | SignatureSpec::Ed25519(_) | SignatureSpec::EcdsaP256(_) => Vec::new(),
         SignatureSpec::Hmac(h) => {
             let ts = h.timestamp.as_ref().map(|t| match t.unit {
                 TimeUnit::Seconds => now.to_string(),

@@ -25,6 +25,8 @@ pub struct PutAccount {
     external_id: Option<String>,
     #[serde(default)]
     signing_secrets: Vec<String>,
+    #[serde(default)]
+    public_keys: Vec<String>,
 }
 
 pub async fn put(
@@ -59,6 +61,7 @@ pub async fn put(
         connector: body.connector,
         external_id: body.external_id,
         signing_secrets: body.signing_secrets.into_iter().map(SecretString::new).collect(),
+        public_keys: body.public_keys,
         created_at: existing.as_ref().map(|a| a.created_at.clone()).unwrap_or_else(now),
         updated_at: now(),
     };
@@ -88,6 +91,7 @@ fn view(a: &Account) -> Value {
         "connector": a.connector,
         "external_id": a.external_id,
         "signing_secrets": a.signing_secrets.len(),
+        "public_keys": a.public_keys,
         "created_at": a.created_at,
         "updated_at": a.updated_at,
     })

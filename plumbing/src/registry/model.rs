@@ -65,6 +65,8 @@ pub struct Account {
     pub external_id: Option<String>,
     /// Inbound signing secrets; any one that verifies passes (rotation without loss).
     pub signing_secrets: Vec<SecretString>,
+    /// Public keys for asymmetric schemes (Ed25519, ECDSA); not secret.
+    pub public_keys: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
 }

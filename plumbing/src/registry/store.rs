@@ -62,6 +62,8 @@ struct StoredAccount {
     #[serde(default)]
     external_id: Option<String>,
     signing_secrets: Vec<String>,
+    #[serde(default)]
+    public_keys: Vec<String>,
     created_at: String,
     updated_at: String,
 }
@@ -185,6 +187,7 @@ impl RegistryStore {
             connector: a.connector.clone(),
             external_id: a.external_id.clone(),
             signing_secrets: a.signing_secrets.iter().map(|s| self.sealer.seal(s, &aad)).collect(),
+            public_keys: a.public_keys.clone(),
             created_at: a.created_at.clone(),
             updated_at: a.updated_at.clone(),
         };
@@ -224,6 +227,7 @@ impl RegistryStore {
             connector: s.connector,
             external_id: s.external_id,
             signing_secrets,
+            public_keys: s.public_keys,
             created_at: s.created_at,
             updated_at: s.updated_at,
         }))
