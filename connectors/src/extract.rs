@@ -27,6 +27,10 @@ pub enum ExtractError {
     MissingId(String),
     #[error("the event type is missing ({0})")]
     MissingType(String),
+    #[error("the body does not hold the declared array of events (1 to 1000 items)")]
+    NotABatch,
+    #[error("two events in the request share one id")]
+    DuplicateIds,
 }
 
 impl ExtractError {
@@ -35,6 +39,8 @@ impl ExtractError {
             Self::NotJson => "malformed_json",
             Self::MissingId(_) => "missing_event_id",
             Self::MissingType(_) => "missing_event_type",
+            Self::NotABatch => "malformed_batch",
+            Self::DuplicateIds => "duplicate_event_ids",
         }
     }
 }
@@ -42,36 +48,71 @@ impl ExtractError {
 /// Longest event id or type accepted (they end up in keys and headers).
 const MAX_ID_LEN: usize = 256;
 
+/// Most events one request may carry.
+pub const MAX_ITEMS: usize = 1000;
+
 pub fn extract(spec: &EventSpec, webhook: &VerifiedWebhook) -> Result<Vec<ExtractedEvent>, ExtractError> {
-    let needs_json = matches!(spec.id, ValueSource::Json(_))
+    let needs_json = spec.items.is_some()
+        || matches!(spec.id, ValueSource::Json(_))
         || matches!(spec.event_type, ValueSource::Json(_))
         || spec.occurred_at.is_some();
+    let content_type = header_str(webhook.headers(), "content-type").unwrap_or("application/json");
     let doc: Option<serde_json::Value> = if needs_json {
-        Some(serde_json::from_slice(webhook.body()).map_err(|_| ExtractError::NotJson)?)
+        Some(crate::body::to_json(webhook.body(), content_type).ok_or(ExtractError::NotJson)?)
     } else {
         None
     };
-    let read = |src: &ValueSource| -> Option<String> {
-        let v = match src {
-            ValueSource::Json(p) => p.get_string(doc.as_ref()?),
-            ValueSource::Header(h) => header_str(webhook.headers(), h).map(str::to_string),
-            ValueSource::Literal(s) => Some(s.clone()),
-            ValueSource::BodySha256(_) => Some(hex::encode(Sha256::digest(webhook.body()))),
-        }?;
-        (!v.is_empty() && v.len() <= MAX_ID_LEN).then_some(v)
+    let items: Vec<(Option<u32>, Option<&serde_json::Value>)> = match (&spec.items, &doc) {
+        (Some(path), Some(doc)) => {
+            let arr = path
+                .get(doc)
+                .and_then(|v| v.as_array())
+                .ok_or(ExtractError::NotABatch)?;
+            if arr.is_empty() || arr.len() > MAX_ITEMS {
+                return Err(ExtractError::NotABatch);
+            }
+            arr.iter().enumerate().map(|(i, v)| (Some(i as u32), Some(v))).collect()
+        }
+        _ => vec![(None, doc.as_ref())],
     };
-    let id = read(&spec.id).ok_or_else(|| ExtractError::MissingId(describe(&spec.id)))?;
-    let event_type = read(&spec.event_type).ok_or_else(|| ExtractError::MissingType(describe(&spec.event_type)))?;
-    let occurred_ms = match (&spec.occurred_at, &doc) {
-        (Some(t), Some(doc)) => t.json.get(doc).and_then(|v| to_millis(v, t.format)),
-        _ => None,
-    };
-    Ok(vec![ExtractedEvent {
-        id,
-        event_type,
-        occurred_ms,
-        item: None,
-    }])
+    let mut out = Vec::with_capacity(items.len());
+    for (index, item) in items {
+        let read = |src: &ValueSource| -> Option<String> {
+            let v = match src {
+                ValueSource::Json(p) => p.get_string(item?),
+                ValueSource::Header(h) => header_str(webhook.headers(), h).map(str::to_string),
+                ValueSource::Literal(s) => Some(s.clone()),
+                ValueSource::BodySha256(_) => {
+                    let digest = hex::encode(Sha256::digest(webhook.body()));
+                    Some(match index {
+                        Some(i) => format!("{digest}:{i}"),
+                        None => digest,
+                    })
+                }
+            }?;
+            (!v.is_empty() && v.len() <= MAX_ID_LEN).then_some(v)
+        };
+        let id = read(&spec.id).ok_or_else(|| ExtractError::MissingId(describe(&spec.id)))?;
+        let event_type = read(&spec.event_type).ok_or_else(|| ExtractError::MissingType(describe(&spec.event_type)))?;
+        let occurred_ms = match (&spec.occurred_at, item) {
+            (Some(t), Some(item)) => t.json.get(item).and_then(|v| to_millis(v, t.format)),
+            _ => None,
+        };
+        out.push(ExtractedEvent {
+            id,
+            event_type,
+            occurred_ms,
+            item: index,
+        });
+    }
+    // Two items with one id would be one event twice: refuse the request rather than
+    // guess which to keep.
+    let mut ids: Vec<&str> = out.iter().map(|e| e.id.as_str()).collect();
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        return Err(ExtractError::DuplicateIds);
+    }
+    Ok(out)
 }
 
 fn describe(src: &ValueSource) -> String {

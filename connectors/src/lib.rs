@@ -9,10 +9,12 @@
 //!   every problem at once.
 //! - [`signature`]: the one generic verifier; [`signature::verify`] turns a
 //!   [`signature::RawWebhook`] into a [`signature::VerifiedWebhook`].
+//! - [`body`]: JSON and form bodies as one JSON value.
 //! - [`extract`]: event ids, types and times out of a verified request.
 //! - [`jsonpath`]: the small dotted-path language connector files use to point into JSON.
 //! - [`mapping`]: JSONata, behind one small module (compile, evaluate with limits).
 
+pub mod body;
 pub mod catalog;
 pub mod extract;
 pub mod jsonpath;

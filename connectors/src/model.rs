@@ -20,6 +20,10 @@ pub struct ConnectorFile {
     /// Where the provider documents its webhooks.
     #[serde(default)]
     pub docs: String,
+    /// Content types the provider sends (`application/json`); others are refused with
+    /// 415. Empty: any.
+    #[serde(default)]
+    pub content_types: Vec<String>,
     /// Largest body accepted, overriding `ingress.max_body_bytes`.
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
@@ -229,6 +233,11 @@ pub enum TimeUnit {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventSpec {
+    /// For a body carrying several events (HubSpot's array, Graph's `value`): where the
+    /// array is (`"$"` for a top-level array). `id`, `type` and `occurred_at` JSON paths
+    /// are then read within each item, and each item becomes its own event.
+    #[serde(default)]
+    pub items: Option<JsonPath>,
     pub id: ValueSource,
     #[serde(rename = "type")]
     pub event_type: ValueSource,

@@ -111,6 +111,18 @@ async fn receive(
     if declared.is_some_and(|n| n > limit) {
         return Err(Rejection::TooLarge(limit));
     }
+    if !connector.content_types.is_empty() {
+        let given = parts
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        if !connector.content_types.iter().any(|c| c.eq_ignore_ascii_case(&given)) {
+            return Err(Rejection::UnsupportedMediaType);
+        }
+    }
     let body: Bytes = match Limited::new(body, limit).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {

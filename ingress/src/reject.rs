@@ -16,6 +16,7 @@ pub enum Rejection {
     BadSignature(VerifyError),
     Malformed(ExtractError),
     BadBody,
+    UnsupportedMediaType,
     /// A dependency (S3, NATS, Redis for an uncached account) is down or slow.
     Unavailable(&'static str),
 }
@@ -28,6 +29,7 @@ impl Rejection {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
             Self::Malformed(_) | Self::BadBody => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -40,6 +42,7 @@ impl Rejection {
             Self::BadSignature(e) => e.code(),
             Self::Malformed(e) => e.code(),
             Self::BadBody => "body_unreadable",
+            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Unavailable(reason) => reason,
         }
     }
@@ -52,6 +55,7 @@ impl Rejection {
             Self::BadSignature(e) => format!("signature rejected: {e}"),
             Self::Malformed(e) => e.to_string(),
             Self::BadBody => "the request body could not be read".into(),
+            Self::UnsupportedMediaType => "this connector does not accept that content type".into(),
             Self::Unavailable(_) => "temporarily unable to store the event; retry later".into(),
         }
     }

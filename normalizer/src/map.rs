@@ -26,21 +26,27 @@ pub struct Failure {
 }
 
 pub fn normalize(connector: &Connector, env: &RawEnvelope, body: &[u8], limits: Limits) -> Result<Mapped, Failure> {
-    let doc: serde_json::Value = serde_json::from_slice(body).map_err(|e| Failure {
+    let doc = switchyard_connectors::body::to_json(body, &env.content_type).ok_or_else(|| Failure {
         reason: "malformed_body",
-        detail: format!("the body is not JSON: {e}"),
+        detail: "the body is neither JSON nor a form".into(),
     })?;
     let event = match env.item {
         None => doc,
-        Some(i) => match doc {
-            serde_json::Value::Array(mut items) if (i as usize) < items.len() => items.swap_remove(i as usize),
-            _ => {
-                return Err(Failure {
-                    reason: "missing_item",
-                    detail: format!("the batch body has no item {i}"),
-                })
+        Some(i) => {
+            let items = match &connector.event.items {
+                Some(path) => path.get(&doc),
+                None => Some(&doc),
+            };
+            match items.and_then(|v| v.get(i as usize)) {
+                Some(item) => item.clone(),
+                None => {
+                    return Err(Failure {
+                        reason: "missing_item",
+                        detail: format!("the batch body has no item {i}"),
+                    })
+                }
             }
-        },
+        }
     };
     let (unified_type, data) = match connector.mappings.get(&env.event_type) {
         Some(m) => {

@@ -93,6 +93,7 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 pub struct IngressConfig {
     pub listen: SocketAddr,
+    pub public_url: String,
     pub max_body_bytes: usize,
     pub linger_ms: u64,
     pub max_batch_events: usize,

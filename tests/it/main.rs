@@ -1,5 +1,6 @@
 //! The integration and end-to-end tests, one binary (faster to link).
 
+mod batches;
 mod harness;
 mod pipeline;
 mod walking_skeleton;

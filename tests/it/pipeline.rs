@@ -157,6 +157,20 @@ impl Pipeline {
         url: &str,
         event_types: &[&str],
     ) -> String {
+        self.register(tenant, account, "stripe", secret, url, event_types).await
+    }
+
+    /// Register a tenant, an endpoint and an account of `connector`; returns the
+    /// endpoint's signing secret.
+    pub async fn register(
+        &self,
+        tenant: &str,
+        account: &str,
+        connector: &str,
+        secret: &str,
+        url: &str,
+        event_types: &[&str],
+    ) -> String {
         let (s, b) = self
             .admin(
                 reqwest::Method::PUT,
@@ -178,7 +192,7 @@ impl Pipeline {
             .admin(
                 reqwest::Method::PUT,
                 &format!("/v1/accounts/{account}"),
-                Some(json!({"tenant_id": tenant, "connector": "stripe", "external_id": "acct_ext", "signing_secrets": [secret]})),
+                Some(json!({"tenant_id": tenant, "connector": connector, "external_id": "acct_ext", "signing_secrets": [secret]})),
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");

@@ -276,3 +276,47 @@ fn sendgrid_ecdsa_p256() {
         Err(VerifyError::OutOfTolerance(300))
     );
 }
+
+/// Twilio's algorithm computed here by hand: URL, then each form parameter sorted by
+/// name, name then value, HMAC-SHA1, base64.
+#[test]
+fn twilio_form_parameters_sorted() {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let token = "12345";
+    let body = "To=%2B18005551212&CallSid=CA1234567890ABCDE&From=%2B14158675309&Digits=1234";
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).unwrap();
+    mac.update(format!("{URL}CallSidCA1234567890ABCDEDigits1234From+14158675309To+18005551212").as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    assert_eq!(
+        verify_with("twilio", &[("X-Twilio-Signature", &sig)], body, token, NOW),
+        Ok(())
+    );
+    let tampered = body.replace("1234", "9999");
+    assert_eq!(
+        verify_with("twilio", &[("X-Twilio-Signature", &sig)], &tampered, token, NOW),
+        Err(VerifyError::Mismatch)
+    );
+}
+
+/// HubSpot v3 signs method, URL, body and the millisecond timestamp.
+#[test]
+fn hubspot_v3_signs_method_url_body_and_millisecond_timestamp() {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let secret = "client-secret";
+    let body = r#"[{"eventId":1,"subscriptionType":"contact.creation","occurredAt":1700000000000}]"#;
+    let ts_ms = (NOW * 1000).to_string();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("POST{URL}{body}{ts_ms}").as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let h = [
+        ("X-HubSpot-Signature-v3", sig.as_str()),
+        ("X-HubSpot-Request-Timestamp", ts_ms.as_str()),
+    ];
+    assert_eq!(verify_with("hubspot", &h, body, secret, NOW), Ok(()));
+    assert_eq!(
+        verify_with("hubspot", &h, body, secret, NOW + 301),
+        Err(VerifyError::OutOfTolerance(300))
+    );
+}

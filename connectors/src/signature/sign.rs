@@ -33,6 +33,15 @@ pub fn sign(
                 TimeUnit::Milliseconds => (now * 1000).to_string(),
             });
             let lookup = |h: &str| super::header_str(request_headers, h);
+            let json: Option<serde_json::Value> = h
+                .message
+                .uses_json()
+                .then(|| serde_json::from_slice(body).ok())
+                .flatten();
+            let form: Option<Vec<(String, String)>> = h
+                .message
+                .uses_form()
+                .then(|| form_urlencoded::parse(body).into_owned().collect());
             let message = h
                 .message
                 .build(&Inputs {
@@ -41,8 +50,8 @@ pub fn sign(
                     method,
                     url,
                     header: &lookup,
-                    json: None,
-                    form: None,
+                    json: json.as_ref(),
+                    form: form.as_deref(),
                 })
                 .unwrap_or_default();
             let key = key_bytes(h.secret_format, secret).unwrap_or_default();
