@@ -11,12 +11,14 @@
 //!   [`signature::RawWebhook`] into a [`signature::VerifiedWebhook`].
 //! - [`body`]: JSON and form bodies as one JSON value.
 //! - [`extract`]: event ids, types and times out of a verified request.
+//! - [`handshake`]: the endpoint-ownership handshakes providers send before events.
 //! - [`jsonpath`]: the small dotted-path language connector files use to point into JSON.
 //! - [`mapping`]: JSONata, behind one small module (compile, evaluate with limits).
 
 pub mod body;
 pub mod catalog;
 pub mod extract;
+pub mod handshake;
 pub mod jsonpath;
 pub mod mapping;
 pub mod model;

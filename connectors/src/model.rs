@@ -28,6 +28,9 @@ pub struct ConnectorFile {
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
     pub signature: SignatureSpec,
+    /// Handshakes the provider sends before events.
+    #[serde(default)]
+    pub handshake: Vec<crate::handshake::Handshake>,
     pub event: EventSpec,
     /// Request headers kept with the claim-check for later stages.
     #[serde(default)]

@@ -9,9 +9,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use switchyard_connectors::extract;
 use switchyard_connectors::signature::{self, RawWebhook};
 use switchyard_connectors::Connector;
+use switchyard_connectors::{extract, handshake};
 use tokio::sync::oneshot;
 
 use crate::commit::{Outcome, Submission};
@@ -30,12 +30,28 @@ pub async fn webhook(
     let known = state.catalog.get(connector).cloned();
     let label = known.as_ref().map(|c| c.name.as_str()).unwrap_or("unknown").to_string();
     let result = match known {
+        Some(c) if !handshake::accepts_method(&c.handshakes, req.method().as_str()) => Err(Rejection::MethodNotAllowed),
         Some(c) => receive(&state, req, c, account_id, started).await,
         None => Err(Rejection::NotFound("unknown_connector", "no such connector")),
     };
     state.metrics.in_flight.dec();
     let response = match result {
-        Ok((duplicates, events)) => {
+        Ok(Answer::Handshake(reply)) => {
+            state
+                .metrics
+                .requests
+                .with_label_values(&[&label, "handshake", "200"])
+                .inc();
+            let mut b = Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", reply.content_type);
+            if let Some((name, value)) = reply.header {
+                b = b.header(name, value);
+            }
+            b.body(Full::new(Bytes::from(reply.body)))
+                .expect("valid response parts")
+        }
+        Ok(Answer::Durable { duplicates, events }) => {
             let outcome = if duplicates == events { "duplicate" } else { "accepted" };
             state
                 .metrics
@@ -80,14 +96,21 @@ pub async fn webhook(
     response
 }
 
-/// `(duplicates, events)` once durable.
+/// How a request ended well.
+enum Answer {
+    /// Every event is durable (or was already).
+    Durable { duplicates: usize, events: usize },
+    /// A handshake, answered; nothing stored.
+    Handshake(handshake::Reply),
+}
+
 async fn receive(
     state: &State,
     req: Request<Incoming>,
     connector: Arc<Connector>,
     account_id: &str,
     started: Instant,
-) -> Result<(usize, usize), Rejection> {
+) -> Result<Answer, Rejection> {
     let account = match state.registry.account(account_id).await {
         Ok(Some(a)) if a.connector == connector.name => a,
         Ok(_) => {
@@ -103,6 +126,14 @@ async fn receive(
     };
     let limit = connector.max_body_bytes.unwrap_or(state.cfg.max_body_bytes);
     let (parts, body) = req.into_parts();
+    // Handshakes the provider does not sign come first; they store nothing.
+    let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    if let Some(reply) = handshake::unsigned(&connector.handshakes, parts.method.as_str(), parts.uri.query(), &header) {
+        return Ok(Answer::Handshake(reply));
+    }
+    if parts.method != hyper::Method::POST {
+        return Err(Rejection::MethodNotAllowed);
+    }
     let declared = parts
         .headers
         .get(hyper::header::CONTENT_LENGTH)
@@ -152,6 +183,12 @@ async fn receive(
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let verified = signature::verify(&connector.signature, raw, &secrets, now).map_err(Rejection::BadSignature)?;
+    if !connector.handshakes.is_empty() {
+        let doc = serde_json::from_slice::<serde_json::Value>(verified.body()).unwrap_or_default();
+        if let Some(reply) = handshake::signed(&connector.handshakes, &doc, secrets.first().copied()) {
+            return Ok(Answer::Handshake(reply));
+        }
+    }
     let events = extract::extract(&connector.event, &verified).map_err(Rejection::Malformed)?;
     state
         .metrics
@@ -195,7 +232,7 @@ async fn receive(
     // Durability rule: 2xx only for Outcome::Durable. A timeout here may still become
     // durable later; the provider's retry is then recognised as a duplicate.
     match tokio::time::timeout(deadline, rx).await {
-        Ok(Ok(Outcome::Durable { duplicates })) => Ok((duplicates, n)),
+        Ok(Ok(Outcome::Durable { duplicates })) => Ok(Answer::Durable { duplicates, events: n }),
         Ok(Ok(Outcome::Unavailable(reason))) => Err(Rejection::Unavailable(reason)),
         Ok(Err(_)) => Err(Rejection::Unavailable("shutting_down")),
         Err(_) => Err(Rejection::Unavailable("durable_deadline")),

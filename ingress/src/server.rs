@@ -58,9 +58,6 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Ful
         if parts.next().is_some() || connector.is_empty() || account.is_empty() {
             return Ok(Rejection::NotFound("not_found", "no such route").into_response(0));
         }
-        if req.method() != Method::POST {
-            return Ok(Rejection::MethodNotAllowed.into_response(0));
-        }
         let (c, a) = (connector.to_string(), account.to_string());
         return Ok(crate::receive::webhook(state, req, &c, &a).await);
     }

@@ -55,8 +55,12 @@ fn every_signing_connector_accepts_valid_and_refuses_the_rest() {
     for name in catalog.names() {
         let spec = &catalog.get(name).unwrap().signature;
         if let SignatureSpec::Hmac(h) = spec {
-            if h.header.is_none() {
-                continue; // signature in the body: covered by its own test
+            let ts_in_body = matches!(
+                h.timestamp.as_ref().map(|t| &t.source),
+                Some(crate::model::TimestampSource::Json(_))
+            );
+            if h.header.is_none() || ts_in_body {
+                continue; // signature or timestamp in the body: covered by its own test
             }
         }
         if matches!(spec, SignatureSpec::BodyField(_)) || spec.uses_public_keys() {
@@ -318,5 +322,29 @@ fn hubspot_v3_signs_method_url_body_and_millisecond_timestamp() {
     assert_eq!(
         verify_with("hubspot", &h, body, secret, NOW + 301),
         Err(VerifyError::OutOfTolerance(300))
+    );
+}
+
+/// Linear signs the body; the timestamp (milliseconds) is a body field.
+#[test]
+fn linear_timestamp_in_the_body() {
+    use hmac::{Hmac, Mac};
+    let secret = "lin_wh_secret";
+    let body =
+        |ms: i64| format!(r#"{{"action":"create","type":"Issue","data":{{"id":"i1"}},"webhookTimestamp":{ms}}}"#);
+    let sig = |b: &str| {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(b.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    };
+    let fresh = body(NOW * 1000);
+    assert_eq!(
+        verify_with("linear", &[("Linear-Signature", &sig(&fresh))], &fresh, secret, NOW),
+        Ok(())
+    );
+    let old = body((NOW - 120) * 1000);
+    assert_eq!(
+        verify_with("linear", &[("Linear-Signature", &sig(&old))], &old, secret, NOW),
+        Err(VerifyError::OutOfTolerance(60))
     );
 }

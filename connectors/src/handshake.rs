@@ -1,0 +1,196 @@
+//! Handshakes: requests a provider sends to prove the endpoint is ours before it sends
+//! events. Declared in the connector file, answered by the ingress, never stored or
+//! published.
+//!
+//! - `echo_query` (Microsoft Graph `validationToken`, Dropbox `challenge` on GET): the
+//!   parameter's value back as `text/plain`. Unsigned by the provider; it only reflects
+//!   the caller's own token.
+//! - `echo_header` (Asana `X-Hook-Secret`): the header back. Unsigned, likewise.
+//! - `echo_json` (Slack `url_verification`): a JSON field back, after the signature check.
+//! - `hmac_json` (Zoom `endpoint.url_validation`): `plainToken` and its HMAC-SHA256 with
+//!   the account's secret, hex, after the signature check.
+
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::jsonpath::JsonPath;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Handshake {
+    EchoQuery {
+        param: String,
+        #[serde(default = "default_method")]
+        method: String,
+    },
+    EchoHeader {
+        header: String,
+    },
+    EchoJson {
+        when: JsonPath,
+        equals: String,
+        from: JsonPath,
+        reply_field: String,
+    },
+    HmacJson {
+        when: JsonPath,
+        equals: String,
+        from: JsonPath,
+    },
+}
+
+fn default_method() -> String {
+    "POST".into()
+}
+
+/// The answer to a handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub content_type: &'static str,
+    pub body: String,
+    /// A header to send back (name, value).
+    pub header: Option<(String, String)>,
+}
+
+/// Longest echoed value: a handshake must not become a reflection amplifier.
+const MAX_ECHO: usize = 1024;
+
+/// Handshakes answered before any signature check (the provider signs nothing).
+pub fn unsigned(
+    handshakes: &[Handshake],
+    method: &str,
+    query: Option<&str>,
+    header: &dyn Fn(&str) -> Option<String>,
+) -> Option<Reply> {
+    for h in handshakes {
+        match h {
+            Handshake::EchoQuery { param, method: m } if m.eq_ignore_ascii_case(method) => {
+                let value = form_urlencoded::parse(query?.as_bytes())
+                    .find(|(k, _)| k == param.as_str())
+                    .map(|(_, v)| v.into_owned());
+                if let Some(v) = value.filter(|v| !v.is_empty() && v.len() <= MAX_ECHO) {
+                    return Some(Reply {
+                        content_type: "text/plain",
+                        body: v,
+                        header: None,
+                    });
+                }
+            }
+            Handshake::EchoHeader { header: name } => {
+                if let Some(v) = header(name).filter(|v| !v.is_empty() && v.len() <= MAX_ECHO) {
+                    return Some(Reply {
+                        content_type: "application/json",
+                        body: "{}".into(),
+                        header: Some((name.clone(), v)),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Handshakes answered after the signature check, from the JSON body.
+pub fn signed(handshakes: &[Handshake], doc: &Value, secret: Option<&str>) -> Option<Reply> {
+    for h in handshakes {
+        match h {
+            Handshake::EchoJson {
+                when,
+                equals,
+                from,
+                reply_field,
+            } if when.get_string(doc).as_deref() == Some(equals) => {
+                let v = from.get_string(doc).filter(|v| v.len() <= MAX_ECHO)?;
+                return Some(Reply {
+                    content_type: "application/json",
+                    body: serde_json::json!({ reply_field.as_str(): v }).to_string(),
+                    header: None,
+                });
+            }
+            Handshake::HmacJson { when, equals, from } if when.get_string(doc).as_deref() == Some(equals) => {
+                let plain = from.get_string(doc).filter(|v| v.len() <= MAX_ECHO)?;
+                let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret?.as_bytes()).ok()?;
+                mac.update(plain.as_bytes());
+                let encrypted = hex::encode(mac.finalize().into_bytes());
+                return Some(Reply {
+                    content_type: "application/json",
+                    body: serde_json::json!({ "plainToken": plain, "encryptedToken": encrypted }).to_string(),
+                    header: None,
+                });
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Whether any handshake answers `method` (GET handshakes open the route to GET).
+pub fn accepts_method(handshakes: &[Handshake], method: &str) -> bool {
+    method.eq_ignore_ascii_case("POST")
+        || handshakes
+            .iter()
+            .any(|h| matches!(h, Handshake::EchoQuery { method: m, .. } if m.eq_ignore_ascii_case(method)))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn parse(toml_text: &str) -> Vec<Handshake> {
+        #[derive(Deserialize)]
+        struct F {
+            handshake: Vec<Handshake>,
+        }
+        toml::from_str::<F>(toml_text).unwrap().handshake
+    }
+
+    #[test]
+    fn graph_validation_token_is_echoed_as_text() {
+        let h = parse("[[handshake]]\nkind = \"echo_query\"\nparam = \"validationToken\"\n");
+        let none = |_: &str| None;
+        let r = unsigned(
+            &h,
+            "POST",
+            Some("validationToken=Validation%3A+Testing+client+application"),
+            &none,
+        )
+        .unwrap();
+        assert_eq!(r.body, "Validation: Testing client application");
+        assert_eq!(r.content_type, "text/plain");
+        assert!(unsigned(&h, "POST", None, &none).is_none());
+        assert!(unsigned(&h, "GET", Some("validationToken=x"), &none).is_none());
+    }
+
+    #[test]
+    fn asana_hook_secret_is_echoed_as_a_header() {
+        let h = parse("[[handshake]]\nkind = \"echo_header\"\nheader = \"X-Hook-Secret\"\n");
+        let hdr = |n: &str| (n == "X-Hook-Secret").then(|| "s3cr3t".to_string());
+        assert_eq!(
+            unsigned(&h, "POST", None, &hdr).unwrap().header,
+            Some(("X-Hook-Secret".into(), "s3cr3t".into()))
+        );
+    }
+
+    #[test]
+    fn slack_challenge_and_zoom_validation() {
+        let slack = parse("[[handshake]]\nkind = \"echo_json\"\nwhen = \"type\"\nequals = \"url_verification\"\nfrom = \"challenge\"\nreply_field = \"challenge\"\n");
+        let doc = json!({"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"});
+        assert_eq!(
+            signed(&slack, &doc, None).unwrap().body,
+            r#"{"challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}"#
+        );
+        assert!(signed(&slack, &json!({"type": "event_callback"}), None).is_none());
+
+        let zoom = parse("[[handshake]]\nkind = \"hmac_json\"\nwhen = \"event\"\nequals = \"endpoint.url_validation\"\nfrom = \"payload.plainToken\"\n");
+        let doc = json!({"event": "endpoint.url_validation", "payload": {"plainToken": "qgg8vlvZRS6UYooatFL8Aw"}});
+        let r: Value = serde_json::from_str(&signed(&zoom, &doc, Some("secret-token")).unwrap().body).unwrap();
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"secret-token").unwrap();
+        mac.update(b"qgg8vlvZRS6UYooatFL8Aw");
+        assert_eq!(r["encryptedToken"], hex::encode(mac.finalize().into_bytes()));
+        assert_eq!(r["plainToken"], "qgg8vlvZRS6UYooatFL8Aw");
+    }
+}

@@ -1,0 +1,90 @@
+//! Handshakes are answered by the ingress and store nothing; methods other than POST
+//! are refused unless a handshake declares them.
+
+use hmac::{Hmac, Mac};
+use serde_json::json;
+use sha2::Sha256;
+use switchyard_tests::shared;
+
+use crate::pipeline::{config_for, Pipeline, Receiver};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_are_answered_and_store_nothing() {
+    let servers = shared().await;
+    let p = Pipeline::start(config_for(&servers.nats, &servers.redis, &servers.s3, "hand"))
+        .await
+        .unwrap();
+    let receiver = Receiver::start().await;
+    p.register(
+        "tenant_s",
+        "team_1",
+        "slack",
+        "slack-signing-secret",
+        &receiver.url,
+        &["*"],
+    )
+    .await;
+    p.register(
+        "tenant_g",
+        "sub_1",
+        "microsoft_graph",
+        "client-state-secret",
+        &receiver.url,
+        &["*"],
+    )
+    .await;
+
+    // Slack: a signed url_verification gets its challenge back.
+    let body = json!({"token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"}).to_string();
+    let ts = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"slack-signing-secret").unwrap();
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    let sig = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+    let headers = vec![
+        ("X-Slack-Signature".to_string(), sig),
+        ("X-Slack-Request-Timestamp".to_string(), ts),
+    ];
+    let (status, _, answer) = p.post_webhook("/v1/webhooks/slack/team_1", &headers, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["challenge"],
+        "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    );
+    // Unsigned, it is refused like any request.
+    let (status, _, _) = p.post_webhook("/v1/webhooks/slack/team_1", &[], &body).await;
+    assert_eq!(status, 401);
+
+    // Microsoft Graph: the validation token comes back as text/plain.
+    let r = p
+        .http
+        .post(format!(
+            "http://{}/v1/webhooks/microsoft_graph/sub_1?validationToken=Validation%3A%20Testing",
+            p.ingress
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert_eq!(r.text().await.unwrap(), "Validation: Testing");
+
+    // GET where no handshake declares it: 405.
+    let r = p
+        .http
+        .get(format!("http://{}/v1/webhooks/slack/team_1", p.ingress))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+
+    assert!(
+        p.claim_store().await.list("", 10).await.unwrap().is_empty(),
+        "handshakes store nothing"
+    );
+    assert_eq!(
+        p.stream_messages(&p.config.names().raw_stream()).await,
+        0,
+        "handshakes publish nothing"
+    );
+    p.stop().await;
+}
