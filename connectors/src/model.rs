@@ -230,6 +230,8 @@ pub enum TimeUnit {
     #[default]
     Seconds,
     Milliseconds,
+    /// An RFC 3339 date-time (Zendesk), used as sent in the signed bytes.
+    Rfc3339,
 }
 
 /// Where the event id, type and time are.

@@ -119,10 +119,16 @@ pub(crate) fn check_timestamp<'a>(
         TimestampSource::Header(h) => header_str(headers, h),
     }
     .ok_or(VerifyError::BadTimestamp)?;
-    let value: i64 = text.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
     let secs = match spec.unit {
-        TimeUnit::Seconds => value,
-        TimeUnit::Milliseconds => value.div_euclid(1000),
+        TimeUnit::Seconds => text.trim().parse().map_err(|_| VerifyError::BadTimestamp)?,
+        TimeUnit::Milliseconds => text
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| VerifyError::BadTimestamp)?
+            .div_euclid(1000),
+        TimeUnit::Rfc3339 => time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+            .map_err(|_| VerifyError::BadTimestamp)?
+            .unix_timestamp(),
     };
     if now.abs_diff(secs) > spec.tolerance_secs {
         return Err(VerifyError::OutOfTolerance(spec.tolerance_secs));

@@ -31,6 +31,10 @@ pub fn sign(
             let ts = h.timestamp.as_ref().map(|t| match t.unit {
                 TimeUnit::Seconds => now.to_string(),
                 TimeUnit::Milliseconds => (now * 1000).to_string(),
+                TimeUnit::Rfc3339 => time::OffsetDateTime::from_unix_timestamp(now)
+                    .ok()
+                    .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                    .unwrap_or_default(),
             });
             let lookup = |h: &str| super::header_str(request_headers, h);
             let json: Option<serde_json::Value> = h
