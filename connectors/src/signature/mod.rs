@@ -141,4 +141,7 @@ mod stripe_tests;
 
 #[cfg(test)]
 mod catalog_tests;
+
+#[cfg(test)]
+mod prop_tests;
 pub mod sign;
