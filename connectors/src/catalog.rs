@@ -66,6 +66,7 @@ pub struct Connector {
     pub max_body_bytes: Option<usize>,
     pub content_types: Vec<String>,
     pub signature: SignatureSpec,
+    pub signature_fallbacks: Vec<SignatureSpec>,
     pub handshakes: Vec<crate::handshake::Handshake>,
     pub event: crate::model::EventSpec,
     pub keep_headers: Vec<String>,
@@ -207,6 +208,17 @@ fn load_one(path: &Path, text: &str, errors: &mut Vec<CatalogError>) -> Option<C
         ));
     }
     check_signature(path, text, &file.signature, errors);
+    for fallback in &file.signature_fallbacks {
+        check_signature(path, text, fallback, errors);
+        if fallback.uses_public_keys() != file.signature.uses_public_keys() {
+            errors.push(err(
+                path,
+                line_containing(text, "[[signature_fallbacks]]"),
+                "signature_fallbacks",
+                "a fallback must use the same kind of key as the primary scheme (secrets or public keys)",
+            ));
+        }
+    }
     let mut mappings = BTreeMap::new();
     for (provider_type, m) in &file.mappings {
         let header = format!("mappings.\"{provider_type}\"");
@@ -238,6 +250,7 @@ fn load_one(path: &Path, text: &str, errors: &mut Vec<CatalogError>) -> Option<C
         max_body_bytes: file.max_body_bytes,
         content_types: file.content_types,
         signature: file.signature,
+        signature_fallbacks: file.signature_fallbacks,
         handshakes: file.handshake,
         event: file.event,
         keep_headers: file.keep_headers.iter().map(|h| h.to_ascii_lowercase()).collect(),

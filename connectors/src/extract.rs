@@ -16,6 +16,8 @@ pub struct ExtractedEvent {
     pub occurred_ms: Option<i64>,
     /// Index within a batch body; `None` for a body that is one event.
     pub item: Option<u32>,
+    /// The provider's account id, where the connector declares `event.account`.
+    pub account: Option<String>,
 }
 
 /// Why the events could not be read: the request is malformed (400).
@@ -55,6 +57,7 @@ pub fn extract(spec: &EventSpec, webhook: &VerifiedWebhook) -> Result<Vec<Extrac
     let needs_json = spec.items.is_some()
         || matches!(spec.id, ValueSource::Json(_))
         || matches!(spec.event_type, ValueSource::Json(_))
+        || matches!(spec.account, Some(ValueSource::Json(_)))
         || spec.occurred_at.is_some();
     let content_type = header_str(webhook.headers(), "content-type").unwrap_or("application/json");
     let doc: Option<serde_json::Value> = if needs_json {
@@ -98,11 +101,13 @@ pub fn extract(spec: &EventSpec, webhook: &VerifiedWebhook) -> Result<Vec<Extrac
             (Some(t), Some(item)) => t.json.get(item).and_then(|v| to_millis(v, t.format)),
             _ => None,
         };
+        let account = spec.account.as_ref().and_then(read);
         out.push(ExtractedEvent {
             id,
             event_type,
             occurred_ms,
             item: index,
+            account,
         });
     }
     // Two items with one id would be one event twice: refuse the request rather than

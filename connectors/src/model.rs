@@ -28,6 +28,11 @@ pub struct ConnectorFile {
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
     pub signature: SignatureSpec,
+    /// Older schemes the provider may still send (HubSpot v2 and v1 behind v3), tried in
+    /// order only when the primary scheme's signature header is absent. Each is checked
+    /// as strictly as the primary; an older scheme may be weaker (no timestamp).
+    #[serde(default)]
+    pub signature_fallbacks: Vec<SignatureSpec>,
     /// Handshakes the provider sends before events.
     #[serde(default)]
     pub handshake: Vec<crate::handshake::Handshake>,
@@ -112,6 +117,10 @@ pub struct BodyFieldSpec {
 #[serde(deny_unknown_fields)]
 pub struct HmacSpec {
     pub algorithm: HmacAlgorithm,
+    /// `hmac` (default), or `secret_prefix`: a plain hash of the secret followed by the
+    /// message (HubSpot v1/v2). Weaker than an HMAC; only for providers that use it.
+    #[serde(default)]
+    pub construction: HmacConstruction,
     /// How stored secrets turn into key bytes.
     #[serde(default)]
     pub secret_format: SecretFormat,
@@ -136,6 +145,15 @@ pub enum HmacAlgorithm {
     Sha1,
     Sha256,
     Sha512,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HmacConstruction {
+    #[default]
+    Hmac,
+    /// `digest(secret ‖ message)`.
+    SecretPrefix,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -248,6 +266,13 @@ pub struct EventSpec {
     pub event_type: ValueSource,
     #[serde(default)]
     pub occurred_at: Option<TimeSource>,
+    /// The provider's id of the account an event belongs to (HubSpot `portalId`, Slack
+    /// `team_id`, GitHub `installation.id`): the routing key of the connector-level
+    /// endpoint `POST /v1/webhooks/<connector>`, matched against the `external_id` of
+    /// registered accounts. Read within each item, like `id`. Absent: that endpoint is
+    /// off for this connector.
+    #[serde(default)]
+    pub account: Option<ValueSource>,
 }
 
 /// A value taken from the request.

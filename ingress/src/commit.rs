@@ -47,13 +47,20 @@ use crate::metrics::Metrics;
 pub struct Submission {
     pub webhook: VerifiedWebhook,
     pub connector: String,
-    pub account_id: String,
-    pub tenant_id: String,
-    pub events: Vec<ExtractedEvent>,
+    pub events: Vec<Routed>,
     pub headers: std::collections::BTreeMap<String, String>,
     pub content_type: String,
     pub received_ms: i64,
     pub reply: oneshot::Sender<Outcome>,
+}
+
+/// One event of a submission and the account it belongs to. `account_id` is empty for
+/// an event whose routing key matched no registered account (the normalizer
+/// dead-letters it; see `receive`).
+pub struct Routed {
+    pub event: ExtractedEvent,
+    pub account_id: String,
+    pub tenant_id: String,
 }
 
 /// How a submission ended.
@@ -76,6 +83,27 @@ pub struct Deps {
     pub metrics: Metrics,
     pub readiness: Readiness,
     pub instance: String,
+    /// While Redis is failing, it is left alone for a while instead of costing every
+    /// group a timeout; JetStream's duplicate window dedupes meanwhile.
+    pub redis_pause: Arc<RedisPause>,
+}
+
+/// When Redis last failed; Redis is skipped until [`REDIS_PAUSE`] after that.
+#[derive(Default)]
+pub struct RedisPause(std::sync::Mutex<Option<Instant>>);
+
+const REDIS_PAUSE: Duration = Duration::from_secs(1);
+
+impl RedisPause {
+    fn paused(&self) -> bool {
+        self.0
+            .lock()
+            .expect("redis pause lock")
+            .is_some_and(|t| t.elapsed() < REDIS_PAUSE)
+    }
+    fn failed(&self) {
+        *self.0.lock().expect("redis pause lock") = Some(Instant::now());
+    }
 }
 
 /// The handle requests submit to.
@@ -194,13 +222,25 @@ async fn flush(deps: &Deps, group: Vec<Submission>, seq: u64, dedupe_ttl: u64) {
             claims.push(None);
             continue;
         }
+        // One account per record; a routed batch spanning accounts records none (each
+        // envelope names its own).
+        let first = &p.sub.events[0];
+        let one_account = p.sub.events.iter().all(|e| e.account_id == first.account_id);
         let header = RecordHeader {
             connector: p.sub.connector.clone(),
-            account_id: p.sub.account_id.clone(),
-            tenant_id: p.sub.tenant_id.clone(),
+            account_id: if one_account {
+                first.account_id.clone()
+            } else {
+                String::new()
+            },
+            tenant_id: if one_account {
+                first.tenant_id.clone()
+            } else {
+                String::new()
+            },
             received_ms: p.sub.received_ms,
             content_type: p.sub.content_type.clone(),
-            event_ids: p.sub.events.iter().map(|e| e.id.clone()).collect(),
+            event_ids: p.sub.events.iter().map(|e| e.event.id.clone()).collect(),
             headers: p.sub.headers.clone(),
         };
         let (offset, len) = segment.push(&header, p.sub.webhook.body());
@@ -212,7 +252,21 @@ async fn flush(deps: &Deps, group: Vec<Submission>, seq: u64, dedupe_ttl: u64) {
     }
     if !segment.is_empty() {
         let started = Instant::now();
-        let put = deps.store.put(&key, segment.finish()).await;
+        // What the segment holds, readable from a listing without fetching it.
+        let mut connectors: Vec<&str> = pending
+            .iter()
+            .zip(&claims)
+            .filter(|(_, c)| c.is_some())
+            .map(|(p, _)| p.sub.connector.as_str())
+            .collect();
+        connectors.sort_unstable();
+        connectors.dedup();
+        let metadata = vec![
+            ("connectors", connectors.join(",")),
+            ("records", claims.iter().flatten().count().to_string()),
+            ("instance", deps.instance.clone()),
+        ];
+        let put = deps.store.put_with_metadata(&key, segment.finish(), metadata).await;
         deps.metrics.s3_put_seconds.observe(started.elapsed().as_secs_f64());
         if let Err(e) = put {
             tracing::warn!(error = %e, "Claim-check PUT failed; answering 503 so providers retry.");
@@ -232,14 +286,16 @@ async fn flush(deps: &Deps, group: Vec<Submission>, seq: u64, dedupe_ttl: u64) {
     let mut publish_failed = vec![false; pending.len()];
     for (i, (p, claim)) in pending.iter().zip(&claims).enumerate() {
         let Some(claim) = claim else { continue };
-        for (e, seen) in p.sub.events.iter().zip(&p.seen) {
+        for (r, seen) in p.sub.events.iter().zip(&p.seen) {
             if *seen {
                 continue;
             }
+            let e = &r.event;
             let env = RawEnvelope {
                 connector: p.sub.connector.clone(),
-                account_id: p.sub.account_id.clone(),
-                tenant_id: p.sub.tenant_id.clone(),
+                account_id: r.account_id.clone(),
+                tenant_id: r.tenant_id.clone(),
+                external_account: e.account.clone(),
                 event_id: e.id.clone(),
                 event_type: e.event_type.clone(),
                 item: e.item,
@@ -252,7 +308,7 @@ async fn flush(deps: &Deps, group: Vec<Submission>, seq: u64, dedupe_ttl: u64) {
             };
             let payload = Bytes::from(serde_json::to_vec(&env).expect("an envelope serializes"));
             let mut headers = async_nats::HeaderMap::new();
-            headers.insert(async_nats::header::NATS_MESSAGE_ID, idem_key(&p.sub, e).as_str());
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, idem_key(&p.sub, r).as_str());
             match deps
                 .js
                 .publish_with_headers(deps.names.raw_subject(&p.sub.connector), headers, payload)
@@ -327,8 +383,9 @@ fn answer_all(group: Vec<Submission>, outcome: Outcome) {
     }
 }
 
-fn idem_key(s: &Submission, e: &ExtractedEvent) -> String {
-    switchyard_plumbing::ids::idempotency_key(&s.connector, &s.account_id, &e.id)
+fn idem_key(s: &Submission, r: &Routed) -> String {
+    let account = switchyard_plumbing::ids::account_part(&r.account_id, r.event.account.as_deref());
+    switchyard_plumbing::ids::idempotency_key(&s.connector, &account, &r.event.id)
 }
 
 fn redis_key(deps: &Deps, idem: &str) -> String {
@@ -337,7 +394,7 @@ fn redis_key(deps: &Deps, idem: &str) -> String {
 
 /// Per key: whether Redis remembers it. Without Redis, nothing is known as seen.
 async fn seen_before(deps: &Deps, keys: &[String]) -> Vec<bool> {
-    let Some(redis) = &deps.redis else {
+    let Some(redis) = deps.redis.as_ref().filter(|_| !deps.redis_pause.paused()) else {
         return vec![false; keys.len()];
     };
     let mut pipe = redis::pipe();
@@ -352,13 +409,16 @@ async fn seen_before(deps: &Deps, keys: &[String]) -> Vec<bool> {
         }
         _ => {
             deps.readiness.set("redis", false);
+            deps.redis_pause.failed();
             vec![false; keys.len()]
         }
     }
 }
 
 async fn remember(deps: &Deps, keys: &[String], ttl: u64) {
-    let Some(redis) = &deps.redis else { return };
+    let Some(redis) = deps.redis.as_ref().filter(|_| !deps.redis_pause.paused()) else {
+        return;
+    };
     if keys.is_empty() {
         return;
     }
@@ -375,6 +435,9 @@ async fn remember(deps: &Deps, keys: &[String], ttl: u64) {
     let mut conn = redis.clone();
     match tokio::time::timeout(Duration::from_millis(500), pipe.query_async::<()>(&mut conn)).await {
         Ok(Ok(())) => deps.readiness.set("redis", true),
-        _ => deps.readiness.set("redis", false),
+        _ => {
+            deps.readiness.set("redis", false);
+            deps.redis_pause.failed();
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod receive;
 pub mod reject;
 mod server;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use switchyard_connectors::Catalog;
 use switchyard_plumbing::claimcheck::ClaimCheckStore;
 use switchyard_plumbing::config::{Config, IngressConfig};
-use switchyard_plumbing::registry::{self, RegistryCache, RegistryStore};
+use switchyard_plumbing::registry::{self, RegistryCache, RegistryStore, SigningSecret};
 use switchyard_plumbing::sealed::Sealer;
 use switchyard_plumbing::telemetry::Readiness;
 use tokio::net::TcpListener;
@@ -37,6 +38,14 @@ pub struct State {
     pub prometheus: prometheus::Registry,
     pub readiness: Readiness,
     pub cfg: IngressConfig,
+    /// Connector-level keys from configuration (`[connectors.<name>]`).
+    pub connector_keys: HashMap<String, ConnectorKeys>,
+}
+
+/// A connector's keys from configuration.
+pub struct ConnectorKeys {
+    pub secrets: Vec<SigningSecret>,
+    pub public_keys: Vec<String>,
 }
 
 /// Why the ingress could not start. Each names what to fix.
@@ -50,6 +59,12 @@ pub enum StartError {
     Nats(#[from] switchyard_plumbing::nats::NatsError),
     #[error("cannot reach S3 bucket: {0}")]
     S3(#[from] switchyard_plumbing::claimcheck::ClaimCheckError),
+    #[error(transparent)]
+    Config(#[from] switchyard_plumbing::config::ConfigError),
+    #[error(
+        "[connectors.{0}] in the configuration names no connector of the catalog; fix the name or remove the table"
+    )]
+    UnknownConnectorSettings(String),
     #[error("cannot reach Redis: {0}; is redis-server running at redis.url?")]
     Redis(#[from] switchyard_plumbing::registry::RegistryError),
 }
@@ -63,6 +78,17 @@ pub fn load_catalog(path: &Path) -> Result<Catalog, StartError> {
 /// requests in flight become durable and be answered, and return.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<(), StartError> {
     let catalog = Arc::new(load_catalog(&config.catalog)?);
+    let mut connector_keys = HashMap::new();
+    for (name, settings) in &config.connectors {
+        if catalog.get(name).is_none() {
+            return Err(StartError::UnknownConnectorSettings(name.clone()));
+        }
+        let keys = ConnectorKeys {
+            secrets: settings.resolve_secrets(name)?,
+            public_keys: settings.public_keys.clone(),
+        };
+        connector_keys.insert(name.clone(), keys);
+    }
     let sealer = Sealer::from_config(&config.secrets)?;
     let names = config.names();
     let nats = switchyard_plumbing::nats::connect(&config.nats, "switchyard-ingress").await?;
@@ -94,6 +120,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     tokio::spawn(probe(
         nats.clone(),
         store.clone(),
+        redis.clone(),
         readiness.clone(),
         background.clone(),
     ));
@@ -109,6 +136,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
             metrics: metrics.clone(),
             readiness: readiness.clone(),
             instance: instance_id(),
+            redis_pause: Arc::default(),
         },
         &config.ingress,
         &flushes,
@@ -121,6 +149,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         prometheus,
         readiness: readiness.clone(),
         cfg: config.ingress.clone(),
+        connector_keys,
     });
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), connectors = state.catalog.len(), "Ingress listening.");
     server::serve(listener, state, shutdown, readiness).await;
@@ -135,7 +164,13 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 }
 
 /// Keep readiness current even when no traffic flows.
-async fn probe(nats: async_nats::Client, store: ClaimCheckStore, readiness: Readiness, stop: CancellationToken) {
+async fn probe(
+    nats: async_nats::Client,
+    store: ClaimCheckStore,
+    redis: redis::aio::ConnectionManager,
+    readiness: Readiness,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {
@@ -147,6 +182,13 @@ async fn probe(nats: async_nats::Client, store: ClaimCheckStore, readiness: Read
             nats.connection_state() == async_nats::connection::State::Connected,
         );
         readiness.set("s3", store.probe().await.is_ok());
+        let mut conn = redis.clone();
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut conn);
+        readiness.set(
+            "redis",
+            matches!(tokio::time::timeout(Duration::from_secs(1), ping).await, Ok(Ok(_))),
+        );
     }
 }
 

@@ -12,18 +12,30 @@ use hyper::{Request, Response, StatusCode};
 use switchyard_connectors::signature::{self, RawWebhook};
 use switchyard_connectors::Connector;
 use switchyard_connectors::{extract, handshake};
+use switchyard_plumbing::registry::active_secrets;
 use tokio::sync::oneshot;
 
-use crate::commit::{Outcome, Submission};
+use crate::commit::{Outcome, Routed, Submission};
 use crate::reject::Rejection;
 use crate::State;
 
-/// Handle `POST /v1/webhooks/{connector}/{account_id}`.
+/// Which account a request is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// `POST /v1/webhooks/{connector}/{account_id}`: the account is in the URL.
+    Account(&'a str),
+    /// `POST /v1/webhooks/{connector}`: each event names its account through the
+    /// connector's routing key (`event.account`), matched against the accounts'
+    /// `external_id`; the connector-level secrets from configuration verify it.
+    Routed,
+}
+
+/// Handle a webhook request for `connector`.
 pub async fn webhook(
     state: Arc<State>,
     req: Request<Incoming>,
     connector: &str,
-    account_id: &str,
+    target: Target<'_>,
 ) -> Response<Full<Bytes>> {
     let started = Instant::now();
     state.metrics.in_flight.inc();
@@ -31,7 +43,7 @@ pub async fn webhook(
     let label = known.as_ref().map(|c| c.name.as_str()).unwrap_or("unknown").to_string();
     let result = match known {
         Some(c) if !handshake::accepts_method(&c.handshakes, req.method().as_str()) => Err(Rejection::MethodNotAllowed),
-        Some(c) => receive(&state, req, c, account_id, started).await,
+        Some(c) => receive(&state, req, c, target, started).await,
         None => Err(Rejection::NotFound("unknown_connector", "no such connector")),
     };
     state.metrics.in_flight.dec();
@@ -83,6 +95,10 @@ pub async fn webhook(
                     .signature_failures
                     .with_label_values(&[&label, e.code()])
                     .inc();
+                let account_id = match target {
+                    Target::Account(a) => a,
+                    Target::Routed => "(routed)",
+                };
                 tracing::info!(connector = %label, account_id, reason = e.code(), "Signature rejected.");
             }
             r.into_response(state.cfg.retry_after_secs)
@@ -108,22 +124,56 @@ async fn receive(
     state: &State,
     req: Request<Incoming>,
     connector: Arc<Connector>,
-    account_id: &str,
+    target: Target<'_>,
     started: Instant,
 ) -> Result<Answer, Rejection> {
-    let account = match state.registry.account(account_id).await {
-        Ok(Some(a)) if a.connector == connector.name => a,
-        Ok(_) => {
-            return Err(Rejection::NotFound(
-                "unknown_account",
-                "no such account for this connector",
-            ))
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "Account lookup failed and nothing is cached; answering 503.");
-            return Err(Rejection::Unavailable("registry_unavailable"));
+    let account = match target {
+        Target::Account(id) => match state.registry.account(id).await {
+            Ok(Some(a)) if a.connector == connector.name => Some(a),
+            Ok(_) => {
+                return Err(Rejection::NotFound(
+                    "unknown_account",
+                    "no such account for this connector",
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Account lookup failed and nothing is cached; answering 503.");
+                return Err(Rejection::Unavailable("registry_unavailable"));
+            }
+        },
+        Target::Routed => {
+            if connector.event.account.is_none() {
+                return Err(Rejection::NotFound(
+                    "no_routing_key",
+                    "this connector declares no routing key; use /v1/webhooks/{connector}/{account_id}",
+                ));
+            }
+            None
         }
     };
+    let level = state.connector_keys.get(&connector.name);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // Keys that verify: the account's own, else the connector-level ones (an app's
+    // client secret signs for every account of the app).
+    let secrets: Vec<&str> = if connector.signature.uses_public_keys() {
+        match &account {
+            Some(a) if !a.public_keys.is_empty() => a.public_keys.iter().map(String::as_str).collect(),
+            _ => level
+                .map(|l| l.public_keys.iter().map(String::as_str).collect())
+                .unwrap_or_default(),
+        }
+    } else {
+        match &account {
+            Some(a) if !a.signing_secrets.is_empty() => active_secrets(&a.signing_secrets, now),
+            _ => level.map(|l| active_secrets(&l.secrets, now)).unwrap_or_default(),
+        }
+    };
+    if account.is_none() && level.is_none() {
+        return Err(Rejection::NotFound(
+            "connector_not_configured",
+            "no connector-level secret is configured for this connector",
+        ));
+    }
     let limit = connector.max_body_bytes.unwrap_or(state.cfg.max_body_bytes);
     let (parts, body) = req.into_parts();
     // Handshakes the provider does not sign come first; they store nothing.
@@ -176,20 +226,46 @@ async fn receive(
         headers: parts.headers,
         body,
     };
-    let secrets: Vec<&str> = if connector.signature.uses_public_keys() {
-        account.public_keys.iter().map(String::as_str).collect()
-    } else {
-        account.signing_secrets.iter().map(|s| s.expose()).collect()
-    };
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let verified = signature::verify(&connector.signature, raw, &secrets, now).map_err(Rejection::BadSignature)?;
+    let verified =
+        signature::verify_with_fallbacks(&connector.signature, &connector.signature_fallbacks, raw, &secrets, now)
+            .map_err(Rejection::BadSignature)?;
     if !connector.handshakes.is_empty() {
         let doc = serde_json::from_slice::<serde_json::Value>(verified.body()).unwrap_or_default();
         if let Some(reply) = handshake::signed(&connector.handshakes, &doc, secrets.first().copied()) {
             return Ok(Answer::Handshake(reply));
         }
     }
-    let events = extract::extract(&connector.event, &verified).map_err(Rejection::Malformed)?;
+    let extracted = extract::extract(&connector.event, &verified).map_err(Rejection::Malformed)?;
+    let mut events = Vec::with_capacity(extracted.len());
+    for e in extracted {
+        let (account_id, tenant_id) = match &account {
+            Some(a) => (a.id.clone(), a.tenant_id.clone()),
+            None => {
+                let Some(external) = e.account.as_deref() else {
+                    return Err(Rejection::BadRequest(
+                        "missing_account_key",
+                        "an event does not name the provider account (the connector's routing key)",
+                    ));
+                };
+                // An account not registered (yet) does not lose the event: it goes on
+                // without one, and the normalizer dead-letters it as `unknown_account`
+                // until the account exists and the dead letter is replayed.
+                match state.registry.account_by_external(&connector.name, external).await {
+                    Ok(Some(a)) => (a.id.clone(), a.tenant_id.clone()),
+                    Ok(None) => (String::new(), String::new()),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "Routing-key lookup failed and nothing is cached; answering 503.");
+                        return Err(Rejection::Unavailable("registry_unavailable"));
+                    }
+                }
+            }
+        };
+        events.push(Routed {
+            event: e,
+            account_id,
+            tenant_id,
+        });
+    }
     state
         .metrics
         .body_bytes
@@ -217,8 +293,6 @@ async fn receive(
     let submission = Submission {
         webhook: verified,
         connector: connector.name.clone(),
-        account_id: account.id.clone(),
-        tenant_id: account.tenant_id.clone(),
         events,
         headers,
         content_type,

@@ -15,6 +15,8 @@ pub enum Rejection {
     TooLarge(usize),
     BadSignature(VerifyError),
     Malformed(ExtractError),
+    /// Another 400, with its code and message.
+    BadRequest(&'static str, &'static str),
     BadBody,
     UnsupportedMediaType,
     /// A dependency (S3, NATS, Redis for an uncached account) is down or slow.
@@ -28,7 +30,7 @@ impl Rejection {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
-            Self::Malformed(_) | Self::BadBody => StatusCode::BAD_REQUEST,
+            Self::Malformed(_) | Self::BadRequest(..) | Self::BadBody => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -41,6 +43,7 @@ impl Rejection {
             Self::TooLarge(_) => "body_too_large",
             Self::BadSignature(e) => e.code(),
             Self::Malformed(e) => e.code(),
+            Self::BadRequest(code, _) => code,
             Self::BadBody => "body_unreadable",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Unavailable(reason) => reason,
@@ -54,6 +57,7 @@ impl Rejection {
             Self::TooLarge(limit) => format!("the body is larger than {limit} bytes"),
             Self::BadSignature(e) => format!("signature rejected: {e}"),
             Self::Malformed(e) => e.to_string(),
+            Self::BadRequest(_, msg) => (*msg).to_string(),
             Self::BadBody => "the request body could not be read".into(),
             Self::UnsupportedMediaType => "this connector does not accept that content type".into(),
             Self::Unavailable(_) => "temporarily unable to store the event; retry later".into(),

@@ -15,6 +15,7 @@ use switchyard_plumbing::telemetry::{ops_response, Readiness};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::receive::Target;
 use crate::reject::Rejection;
 use crate::State;
 
@@ -53,13 +54,19 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, shutdown: Cancellat
 async fn route(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
     if let Some(rest) = path.strip_prefix("/v1/webhooks/") {
+        // `/v1/webhooks/<connector>/<account>`, or `/v1/webhooks/<connector>` where the
+        // account comes from the connector's routing key.
         let mut parts = rest.split('/');
-        let (connector, account) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        if parts.next().is_some() || connector.is_empty() || account.is_empty() {
+        let connector = parts.next().unwrap_or("").to_string();
+        let account = parts.next().map(str::to_string);
+        if parts.next().is_some() || connector.is_empty() || account.as_deref() == Some("") {
             return Ok(Rejection::NotFound("not_found", "no such route").into_response(0));
         }
-        let (c, a) = (connector.to_string(), account.to_string());
-        return Ok(crate::receive::webhook(state, req, &c, &a).await);
+        let target = match &account {
+            Some(a) => Target::Account(a),
+            None => Target::Routed,
+        };
+        return Ok(crate::receive::webhook(state, req, &connector, target).await);
     }
     if req.method() == Method::GET {
         if let Some(r) = ops_response(&path, &state.prometheus, &state.readiness) {

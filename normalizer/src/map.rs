@@ -110,6 +110,7 @@ mod tests {
             connector: "stripe".into(),
             account_id: "acct".into(),
             tenant_id: "t".into(),
+            external_account: None,
             event_id: "evt_1".into(),
             event_type: event_type.into(),
             item: None,

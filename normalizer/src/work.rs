@@ -114,6 +114,20 @@ impl Worker {
                 )
                 .await;
         };
+        if env.account_id.is_empty() {
+            // Routed by the connector's routing key to an account nobody has registered.
+            let external = env.external_account.as_deref().unwrap_or("(none)");
+            return self
+                .dead_letter(
+                    &env,
+                    "unknown_account",
+                    format!(
+                        "no {} account is registered with external_id {external:?}; register it, then replay this dead letter",
+                        env.connector
+                    ),
+                )
+                .await;
+        }
         let body = match self.claims.body(&env.claim).await {
             Ok(b) => b,
             Err(ClaimCheckError::NotFound(key)) => {

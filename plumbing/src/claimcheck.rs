@@ -221,13 +221,28 @@ impl ClaimCheckStore {
     /// Store `body` under `key`. Returns only once S3 has acknowledged the PUT, i.e.
     /// once the object is durable.
     pub async fn put(&self, key: &str, body: Bytes) -> Result<(), ClaimCheckError> {
+        self.put_with_metadata(key, body, Vec::new()).await
+    }
+
+    /// As [`Self::put`], with user metadata on the object (`x-amz-meta-<name>`), e.g. which
+    /// connectors a segment holds, so a listing tool need not read it.
+    pub async fn put_with_metadata(
+        &self,
+        key: &str,
+        body: Bytes,
+        metadata: Vec<(&'static str, String)>,
+    ) -> Result<(), ClaimCheckError> {
         self.with_deadline(async {
-            self.client
+            let mut put = self
+                .client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
-                .content_type("application/vnd.switchyard.segment")
-                .body(ByteStream::from(body))
+                .content_type("application/vnd.switchyard.segment");
+            for (name, value) in metadata {
+                put = put.metadata(name, value);
+            }
+            put.body(ByteStream::from(body))
                 .send()
                 .await
                 .map(|_| ())

@@ -2,12 +2,16 @@
 //! (`config.default.toml`), then the `--config` file, then `SWITCHYARD_…` environment
 //! variables. Every section rejects unknown keys, and every error names the key.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::Deserialize;
+
+use crate::registry::SigningSecret;
+use crate::sealed::SecretString;
 
 /// The commented defaults, also the reference for every key.
 pub const DEFAULTS: &str = include_str!("../config.default.toml");
@@ -25,6 +29,83 @@ pub struct Config {
     pub ingress: IngressConfig,
     pub normalizer: NormalizerConfig,
     pub dispatcher: DispatcherConfig,
+    /// Connector-level settings by connector name (`[connectors.hubspot]`).
+    #[serde(default)]
+    pub connectors: BTreeMap<String, ConnectorSettings>,
+}
+
+/// What a connector needs from the operator rather than from its file: the secret of a
+/// provider app (one secret signing for every account) and public keys. These verify
+/// the connector-level endpoint `POST /v1/webhooks/<connector>`, and account-level
+/// requests of accounts that have none of their own.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSettings {
+    /// Each a secret, or `{ secret = "...", expires_at = "2026-12-01T00:00:00Z" }`. A
+    /// value `env:NAME` is read from that environment variable, `file:PATH` from a file
+    /// (trailing newline dropped), so the secret itself need not sit in this file.
+    #[serde(default)]
+    pub secrets: Vec<ConfiguredSecret>,
+    /// Public keys for asymmetric schemes (Ed25519 hex, ECDSA P-256 base64 DER or PEM).
+    #[serde(default)]
+    pub public_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ConfiguredSecret {
+    Plain(Redacted),
+    Expiring {
+        secret: Redacted,
+        #[serde(default)]
+        expires_at: Option<String>,
+    },
+}
+
+impl ConnectorSettings {
+    /// The secrets with `env:` and `file:` values read and expiries parsed; errors name
+    /// the key (`connectors.<name>.secrets[i]`) and never the value.
+    pub fn resolve_secrets(&self, connector: &str) -> Result<Vec<SigningSecret>, ConfigError> {
+        let mut out = Vec::with_capacity(self.secrets.len());
+        for (i, s) in self.secrets.iter().enumerate() {
+            let key = format!("connectors.{connector}.secrets[{i}]");
+            let (value, expires) = match s {
+                ConfiguredSecret::Plain(v) => (v, None),
+                ConfiguredSecret::Expiring { secret, expires_at } => (secret, expires_at.as_deref()),
+            };
+            let text = value.expose();
+            let resolved = if let Some(var) = text.strip_prefix("env:") {
+                std::env::var(var)
+                    .map_err(|_| ConfigError::Invalid(format!("{key}: environment variable {var} is not set")))?
+            } else if let Some(path) = text.strip_prefix("file:") {
+                let t = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::Invalid(format!("{key}: cannot read {path}: {e}")))?;
+                t.trim_end_matches(['\r', '\n']).to_string()
+            } else {
+                text.to_string()
+            };
+            if resolved.is_empty() {
+                return Err(ConfigError::Invalid(format!("{key}: the secret is empty")));
+            }
+            let expires_at = match expires {
+                None => None,
+                Some(t) => Some(
+                    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                        .map_err(|_| {
+                            ConfigError::Invalid(format!(
+                                "{key}.expires_at = {t:?} is not an RFC 3339 time such as 2026-12-01T00:00:00Z"
+                            ))
+                        })?
+                        .unix_timestamp(),
+                ),
+            };
+            out.push(SigningSecret {
+                value: SecretString::new(resolved),
+                expires_at,
+            });
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -202,6 +283,9 @@ impl Config {
                 self.nats.replicas
             )));
         }
+        for (name, settings) in &self.connectors {
+            settings.resolve_secrets(name)?;
+        }
         if self.s3.bucket.is_empty() {
             return Err(ConfigError::Invalid(
                 "s3.bucket is empty: name the claim-check bucket".into(),
@@ -241,6 +325,23 @@ mod tests {
         assert!(e.to_string().contains("ingress.linger_ms"), "{e}");
         let e = Config::from_toml("[nats]\nurll = \"x\"").unwrap_err();
         assert!(e.to_string().contains("urll"), "{e}");
+    }
+
+    #[test]
+    fn connector_secrets_resolve_with_expiry() {
+        let c = Config::from_toml(
+            "[connectors.hubspot]\nsecrets = [\"plain\", { secret = \"rotating\", expires_at = \"2030-01-01T00:00:00Z\" }]",
+        )
+        .unwrap();
+        let s = c.connectors["hubspot"].resolve_secrets("hubspot").unwrap();
+        assert_eq!(s[0].value.expose(), "plain");
+        assert_eq!(s[0].expires_at, None);
+        assert_eq!(s[1].expires_at, Some(1_893_456_000));
+        assert!(!format!("{c:?}").contains("rotating"));
+        let e = Config::from_toml("[connectors.x]\nsecrets = [\"env:SWITCHYARD_TEST_SURELY_UNSET\"]").unwrap_err();
+        assert!(e.to_string().contains("connectors.x.secrets[0]"), "{e}");
+        let e = Config::from_toml("[connectors.x]\nsecrets = [{ secret = \"s\", expires_at = \"soon\" }]").unwrap_err();
+        assert!(e.to_string().contains("expires_at"), "{e}");
     }
 
     #[test]

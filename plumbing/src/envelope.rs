@@ -31,6 +31,11 @@ pub struct RawEnvelope {
     pub connector: String,
     pub account_id: String,
     pub tenant_id: String,
+    /// The provider's id of the account (the connector's routing key), where declared.
+    /// With an empty `account_id` it names an account not registered when the event
+    /// arrived; the normalizer looks it up again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_account: Option<String>,
     /// The provider's event id (or the declared fallback); with connector and account it
     /// forms the idempotency key.
     pub event_id: String,
@@ -50,7 +55,8 @@ pub struct RawEnvelope {
 
 impl RawEnvelope {
     pub fn idempotency_key(&self) -> String {
-        crate::ids::idempotency_key(&self.connector, &self.account_id, &self.event_id)
+        let account = crate::ids::account_part(&self.account_id, self.external_account.as_deref());
+        crate::ids::idempotency_key(&self.connector, &account, &self.event_id)
     }
 }
 

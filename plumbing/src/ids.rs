@@ -9,6 +9,15 @@ pub fn idempotency_key(connector: &str, account_id: &str, provider_event_id: &st
     format!("{connector}/{account_id}/{provider_event_id}")
 }
 
+/// The account part of an idempotency key: the account id, or `@<provider account id>`
+/// for an event routed to an account that was not registered when it arrived.
+pub fn account_part<'a>(account_id: &'a str, external_account: Option<&'a str>) -> std::borrow::Cow<'a, str> {
+    match external_account {
+        Some(ext) if account_id.is_empty() => std::borrow::Cow::Owned(format!("@{ext}")),
+        _ => std::borrow::Cow::Borrowed(account_id),
+    }
+}
+
 /// The unified event id: `evt_` and 32 hex digits of SHA-256 over the idempotency key
 /// (and, when a mapping yields several unified events from one provider event, the index).
 pub fn unified_event_id(idempotency_key: &str, index: usize) -> String {

@@ -61,14 +61,36 @@ pub async fn ensure_streams(js: &jetstream::Context, names: &Names, cfg: &NatsCo
             num_replicas: cfg.replicas,
             ..Default::default()
         };
-        let result = match js.get_stream(&name).await {
-            Ok(_) => js.update_stream(config).await.map(|_| ()).map_err(|e| e.to_string()),
-            Err(_) => js.create_stream(config).await.map(|_| ()).map_err(|e| e.to_string()),
-        };
-        result.map_err(|detail| NatsError::Stream {
-            stream: name.clone(),
-            detail,
-        })?;
+        // Several processes start at once: when another one creates the stream between
+        // our lookup and our create, look again and update instead.
+        let mut attempt = 0;
+        loop {
+            let result = match js.get_stream(&name).await {
+                Ok(_) => js
+                    .update_stream(config.clone())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                Err(_) => js
+                    .create_stream(config.clone())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+            };
+            match result {
+                Ok(()) => break,
+                Err(_) if attempt < 3 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                Err(detail) => {
+                    return Err(NatsError::Stream {
+                        stream: name.clone(),
+                        detail,
+                    })
+                }
+            }
+        }
     }
     Ok(())
 }

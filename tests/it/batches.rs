@@ -4,28 +4,13 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use switchyard_plumbing::claimcheck::read_segment;
 use switchyard_tests::{shared, wait_until};
 
-use crate::pipeline::{config_for, Pipeline, Receiver};
+use crate::pipeline::{config_for, hubspot_v3_headers, Pipeline, Receiver};
 
 const SECRET: &str = "hubspot-client-secret";
-
-fn hubspot_headers(p: &Pipeline, path: &str, body: &str) -> Vec<(String, String)> {
-    let ts = (time::OffsetDateTime::now_utc().unix_timestamp() * 1000).to_string();
-    let url = format!("http://{}{path}", p.ingress);
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(format!("POST{url}{body}{ts}").as_bytes());
-    vec![
-        ("X-HubSpot-Signature-v3".into(), B64.encode(mac.finalize().into_bytes())),
-        ("X-HubSpot-Request-Timestamp".into(), ts),
-    ]
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hubspot_batch_becomes_one_event_per_item_with_one_stored_body() {
@@ -47,7 +32,9 @@ async fn a_hubspot_batch_becomes_one_event_per_item_with_one_stored_body() {
     ])
     .to_string();
     let path = "/v1/webhooks/hubspot/portal_1";
-    let (status, _, answer) = p.post_webhook(path, &hubspot_headers(&p, path, &body), &body).await;
+    let (status, _, answer) = p
+        .post_webhook(path, &hubspot_v3_headers(&p, path, &body, SECRET), &body)
+        .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["events"], 3);
 
@@ -86,7 +73,9 @@ async fn a_hubspot_batch_becomes_one_event_per_item_with_one_stored_body() {
     assert_eq!(records[0].body, body.as_bytes());
 
     // HubSpot retries the same batch: answered 200, nothing published again.
-    let (status, _, answer) = p.post_webhook(path, &hubspot_headers(&p, path, &body), &body).await;
+    let (status, _, answer) = p
+        .post_webhook(path, &hubspot_v3_headers(&p, path, &body, SECRET), &body)
+        .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["status"], "duplicate");
     assert_eq!(p.stream_messages(&p.config.names().raw_stream()).await, 3);

@@ -1,7 +1,9 @@
 //! The integration and end-to-end tests, one binary (faster to link).
 
 mod batches;
+mod durability;
 mod handshakes;
 mod harness;
 mod pipeline;
+mod routing;
 mod walking_skeleton;

@@ -84,20 +84,20 @@ impl Pipeline {
             if let Err(e) =
                 switchyard_dispatcher::run(c, switchyard_dispatcher::Listeners { admin: admin_l, ops }, s).await
             {
-                panic!("dispatcher failed: {e}");
+                panic!("dispatcher failed: {e:#}");
             }
         }));
         let (c, s) = (config.clone(), shutdown.clone());
         let ops = TcpListener::bind("127.0.0.1:0").await?;
         tasks.push(tokio::spawn(async move {
             if let Err(e) = switchyard_normalizer::run(c, ops, s).await {
-                panic!("normalizer failed: {e}");
+                panic!("normalizer failed: {e:#}");
             }
         }));
         let (c, s) = (config.clone(), shutdown.clone());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = switchyard_ingress::run(c, ingress_l, s).await {
-                panic!("ingress failed: {e}");
+                panic!("ingress failed: {e:#}");
             }
         }));
         let http = reqwest::Client::new();
@@ -235,6 +235,19 @@ impl Pipeline {
         let mut s = js.get_stream(stream).await.expect("stream exists");
         s.info().await.expect("stream info").state.messages
     }
+}
+
+/// HubSpot's v3 signature headers for a POST of `body` to `path` on this pipeline.
+pub fn hubspot_v3_headers(p: &Pipeline, path: &str, body: &str, secret: &str) -> Vec<(String, String)> {
+    use hmac::Mac;
+    let ts = (time::OffsetDateTime::now_utc().unix_timestamp() * 1000).to_string();
+    let url = format!("http://{}{path}", p.ingress);
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("POST{url}{body}{ts}").as_bytes());
+    vec![
+        ("X-HubSpot-Signature-v3".into(), B64.encode(mac.finalize().into_bytes())),
+        ("X-HubSpot-Request-Timestamp".into(), ts),
+    ]
 }
 
 /// One recorded delivery.

@@ -13,21 +13,21 @@ use switchyard_tests::{shared, wait_for, wait_until, Servers};
 
 use crate::pipeline::{config_for, Pipeline, Receiver};
 
-const STRIPE_SECRET: &str = "whsec_skeleton_test_secret";
+pub(crate) const STRIPE_SECRET: &str = "whsec_skeleton_test_secret";
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// Stripe's scheme, computed here independently of the connector engine.
-fn stripe_signature(secret: &str, t: i64, body: &str) -> (String, String) {
+pub(crate) fn stripe_signature(secret: &str, t: i64, body: &str) -> (String, String) {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(format!("{t}.{body}").as_bytes());
     let sig = hex::encode(mac.finalize().into_bytes());
     ("Stripe-Signature".into(), format!("t={t},v1={sig}"))
 }
 
-fn customer_created(id: &str) -> String {
+pub(crate) fn customer_created(id: &str) -> String {
     serde_json::json!({
         "id": id,
         "object": "event",

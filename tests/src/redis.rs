@@ -43,8 +43,9 @@ impl Redis {
                 dir.into(),
                 "--save".into(),
                 "".into(),
+                // As in production: what was written survives a restart (start_again).
                 "--appendonly".into(),
-                "no".into(),
+                "yes".into(),
                 "--protected-mode".into(),
                 "no".into(),
             ];

@@ -113,6 +113,18 @@ fn verify_with(
     secret: &str,
     now: i64,
 ) -> Result<(), VerifyError> {
+    verify_at(connector, URL, headers, body, secret, now)
+}
+
+/// A POST to `url`, checked with the connector's scheme and its fallbacks.
+fn verify_at(
+    connector: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    secret: &str,
+    now: i64,
+) -> Result<(), VerifyError> {
     let catalog = catalog();
     let mut h = HeaderMap::new();
     for (k, v) in headers {
@@ -123,11 +135,12 @@ fn verify_with(
     }
     let raw = RawWebhook {
         method: http::Method::POST,
-        url: URL.into(),
+        url: url.into(),
         headers: h,
         body: Bytes::from(body.to_string()),
     };
-    verify(&catalog.get(connector).unwrap().signature, raw, &[secret], now).map(|_| ())
+    let c = catalog.get(connector).unwrap();
+    super::verify_with_fallbacks(&c.signature, &c.signature_fallbacks, raw, &[secret], now).map(|_| ())
 }
 
 /// GitHub's documented example: secret "It's a Secret to Everybody", payload
@@ -322,6 +335,43 @@ fn hubspot_v3_signs_method_url_body_and_millisecond_timestamp() {
     assert_eq!(
         verify_with("hubspot", &h, body, secret, NOW + 301),
         Err(VerifyError::OutOfTolerance(300))
+    );
+}
+
+/// HubSpot's older schemes, as fallbacks behind v3, with the example values HubSpot
+/// publishes (legacydocs.hubspot.com/docs/faq/v1-request-validation and
+/// …/v2-request-validation).
+#[test]
+fn hubspot_v2_and_v1_fallbacks_with_published_values() {
+    let secret = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy";
+    let check = |url: &str, headers: &[(&str, &str)], body: &str| verify_at("hubspot", url, headers, body, secret, NOW);
+    // v1: SHA-256 of secret + body.
+    let v1_body = r#"[{"eventId":1,"subscriptionId":12345,"portalId":62515,"occurredAt":1564113600000,"subscriptionType":"contact.creation","attemptNumber":0,"objectId":123,"changeSource":"CRM","changeFlag":"NEW","appId":54321}]"#;
+    let v1 = "232db2615f3d666fe21a8ec971ac7b5402d33b9a925784df3ca654d05f4817de";
+    let v1_headers = [("X-HubSpot-Signature", v1), ("X-HubSpot-Signature-Version", "v1")];
+    assert_eq!(check(URL, &v1_headers, v1_body), Ok(()));
+    assert_eq!(
+        check(URL, &v1_headers, &v1_body.replace("62515", "62516")),
+        Err(VerifyError::Mismatch)
+    );
+    // v2: SHA-256 of secret + method + URI + body.
+    let v2_url = "https://www.example.com/webhook_uri";
+    let v2_body = r#"{"example_field":"example_value"}"#;
+    let v2 = "9569219f8ba981ffa6f6f16aa0f48637d35d728c7e4d93d0d52efaa512af7900";
+    let v2_headers = [("X-HubSpot-Signature", v2), ("X-HubSpot-Signature-Version", "v2")];
+    assert_eq!(check(v2_url, &v2_headers, v2_body), Ok(()));
+    assert_eq!(check(URL, &v2_headers, v2_body), Err(VerifyError::Mismatch));
+    // A request carrying the v3 header is judged by v3 alone: no downgrade.
+    let mixed = [
+        ("X-HubSpot-Signature", v1),
+        ("X-HubSpot-Signature-v3", "AAAA"),
+        ("X-HubSpot-Request-Timestamp", "1700000000000"),
+    ];
+    assert_eq!(check(URL, &mixed, v1_body), Err(VerifyError::Mismatch));
+    // Neither header: the v3 header is reported missing.
+    assert_eq!(
+        check(URL, &[], v1_body),
+        Err(VerifyError::MissingHeader("X-HubSpot-Signature-v3".into()))
     );
 }
 

@@ -7,7 +7,7 @@ use hmac::{Hmac, Mac};
 use super::header;
 use super::template::Inputs;
 use super::{check_timestamp, header_str, RawWebhook, VerifyError};
-use crate::model::{Encoding, HmacAlgorithm, HmacSpec, SecretFormat, TimestampSource};
+use crate::model::{Encoding, HmacAlgorithm, HmacConstruction, HmacSpec, SecretFormat, TimestampSource};
 
 pub(super) fn verify(spec: &HmacSpec, raw: &RawWebhook, secrets: &[&str], now: i64) -> Result<(), VerifyError> {
     let needs_json = spec.body_field.is_some()
@@ -92,10 +92,23 @@ pub(super) fn verify(spec: &HmacSpec, raw: &RawWebhook, secrets: &[&str], now: i
         let Some(key) = key_bytes(spec.secret_format, secret) else {
             continue;
         };
-        let ok = match spec.algorithm {
-            HmacAlgorithm::Sha1 => matches::<Hmac<sha1::Sha1>>(&key, &message, &candidates),
-            HmacAlgorithm::Sha256 => matches::<Hmac<sha2::Sha256>>(&key, &message, &candidates),
-            HmacAlgorithm::Sha512 => matches::<Hmac<sha2::Sha512>>(&key, &message, &candidates),
+        let ok = match (spec.construction, spec.algorithm) {
+            (HmacConstruction::Hmac, HmacAlgorithm::Sha1) => matches::<Hmac<sha1::Sha1>>(&key, &message, &candidates),
+            (HmacConstruction::Hmac, HmacAlgorithm::Sha256) => {
+                matches::<Hmac<sha2::Sha256>>(&key, &message, &candidates)
+            }
+            (HmacConstruction::Hmac, HmacAlgorithm::Sha512) => {
+                matches::<Hmac<sha2::Sha512>>(&key, &message, &candidates)
+            }
+            (HmacConstruction::SecretPrefix, HmacAlgorithm::Sha1) => {
+                digest_matches::<sha1::Sha1>(&key, &message, &candidates)
+            }
+            (HmacConstruction::SecretPrefix, HmacAlgorithm::Sha256) => {
+                digest_matches::<sha2::Sha256>(&key, &message, &candidates)
+            }
+            (HmacConstruction::SecretPrefix, HmacAlgorithm::Sha512) => {
+                digest_matches::<sha2::Sha512>(&key, &message, &candidates)
+            }
         };
         if ok {
             return Ok(());
@@ -111,6 +124,18 @@ fn matches<M: Mac + hmac::digest::KeyInit + Clone>(key: &[u8], message: &[u8], c
     };
     mac.update(message);
     candidates.iter().any(|c| mac.clone().verify_slice(c).is_ok())
+}
+
+/// Whether any candidate equals `digest(key ‖ message)`, compared in constant time.
+fn digest_matches<D: sha2::Digest>(key: &[u8], message: &[u8], candidates: &[Vec<u8>]) -> bool {
+    use subtle::ConstantTimeEq;
+    let mut d = D::new();
+    d.update(key);
+    d.update(message);
+    let expected = d.finalize();
+    candidates
+        .iter()
+        .any(|c| bool::from(c.as_slice().ct_eq(expected.as_slice())))
 }
 
 fn decode(encoding: Encoding, text: &str) -> Option<Vec<u8>> {

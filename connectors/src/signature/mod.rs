@@ -88,15 +88,52 @@ pub fn verify(
     secrets: &[&str],
     now: i64,
 ) -> Result<VerifiedWebhook, VerifyError> {
-    match spec {
-        SignatureSpec::Hmac(h) => hmac::verify(h, &raw, secrets, now)?,
-        SignatureSpec::Token(t) => shared_secret::token(t, &raw, secrets)?,
-        SignatureSpec::Basic(_) => shared_secret::basic(&raw, secrets)?,
-        SignatureSpec::BodyField(b) => shared_secret::body_field(b, &raw, secrets)?,
-        SignatureSpec::Ed25519(a) => asymmetric::verify(asymmetric::Curve::Ed25519, a, &raw, secrets, now)?,
-        SignatureSpec::EcdsaP256(a) => asymmetric::verify(asymmetric::Curve::P256, a, &raw, secrets, now)?,
+    verify_with_fallbacks(spec, &[], raw, secrets, now)
+}
+
+/// As [`verify`], and when the primary scheme's signature header is absent, each of
+/// `fallbacks` in order (a provider's older schemes). A request carrying the primary
+/// header is judged by the primary scheme alone, so it cannot be downgraded.
+pub fn verify_with_fallbacks(
+    spec: &SignatureSpec,
+    fallbacks: &[SignatureSpec],
+    raw: RawWebhook,
+    secrets: &[&str],
+    now: i64,
+) -> Result<VerifiedWebhook, VerifyError> {
+    let mut result = check(spec, &raw, secrets, now);
+    if matches!(result, Err(VerifyError::MissingHeader(_))) {
+        let mut fallback_error = None;
+        for fallback in fallbacks {
+            match check(fallback, &raw, secrets, now) {
+                Ok(()) => {
+                    fallback_error = None;
+                    result = Ok(());
+                    break;
+                }
+                // No header of this kind either: the primary's missing header is reported.
+                Err(VerifyError::MissingHeader(_)) => {}
+                Err(e) => {
+                    fallback_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = fallback_error {
+            result = Err(e);
+        }
     }
-    Ok(VerifiedWebhook { raw })
+    result.map(|()| VerifiedWebhook { raw })
+}
+
+fn check(spec: &SignatureSpec, raw: &RawWebhook, secrets: &[&str], now: i64) -> Result<(), VerifyError> {
+    match spec {
+        SignatureSpec::Hmac(h) => hmac::verify(h, raw, secrets, now),
+        SignatureSpec::Token(t) => shared_secret::token(t, raw, secrets),
+        SignatureSpec::Basic(_) => shared_secret::basic(raw, secrets),
+        SignatureSpec::BodyField(b) => shared_secret::body_field(b, raw, secrets),
+        SignatureSpec::Ed25519(a) => asymmetric::verify(asymmetric::Curve::Ed25519, a, raw, secrets, now),
+        SignatureSpec::EcdsaP256(a) => asymmetric::verify(asymmetric::Curve::P256, a, raw, secrets, now),
+    }
 }
 
 /// The timestamp as the caller found it (signature header part or JSON field) is passed

@@ -8,7 +8,9 @@ use hmac::{Hmac, Mac};
 
 use super::hmac::key_bytes;
 use super::template::Inputs;
-use crate::model::{Encoding, HmacAlgorithm, SignatureHeader, SignatureSpec, TimeUnit, TimestampSource};
+use crate::model::{
+    Encoding, HmacAlgorithm, HmacConstruction, SignatureHeader, SignatureSpec, TimeUnit, TimestampSource,
+};
 
 /// The headers a provider would send for `body` signed with `secret` at Unix time
 /// `now`; `url` and `method` matter only to schemes that sign them.
@@ -59,10 +61,13 @@ pub fn sign(
                 })
                 .unwrap_or_default();
             let key = key_bytes(h.secret_format, secret).unwrap_or_default();
-            let raw = match h.algorithm {
-                HmacAlgorithm::Sha1 => mac::<Hmac<sha1::Sha1>>(&key, &message),
-                HmacAlgorithm::Sha256 => mac::<Hmac<sha2::Sha256>>(&key, &message),
-                HmacAlgorithm::Sha512 => mac::<Hmac<sha2::Sha512>>(&key, &message),
+            let raw = match (h.construction, h.algorithm) {
+                (HmacConstruction::Hmac, HmacAlgorithm::Sha1) => mac::<Hmac<sha1::Sha1>>(&key, &message),
+                (HmacConstruction::Hmac, HmacAlgorithm::Sha256) => mac::<Hmac<sha2::Sha256>>(&key, &message),
+                (HmacConstruction::Hmac, HmacAlgorithm::Sha512) => mac::<Hmac<sha2::Sha512>>(&key, &message),
+                (HmacConstruction::SecretPrefix, HmacAlgorithm::Sha1) => digest::<sha1::Sha1>(&key, &message),
+                (HmacConstruction::SecretPrefix, HmacAlgorithm::Sha256) => digest::<sha2::Sha256>(&key, &message),
+                (HmacConstruction::SecretPrefix, HmacAlgorithm::Sha512) => digest::<sha2::Sha512>(&key, &message),
             };
             let sig = match h.encoding {
                 Encoding::Hex => hex::encode(raw),
@@ -106,4 +111,11 @@ fn mac<M: Mac + hmac::digest::KeyInit>(key: &[u8], message: &[u8]) -> Vec<u8> {
     };
     m.update(message);
     m.finalize().into_bytes().to_vec()
+}
+
+fn digest<D: sha2::Digest>(key: &[u8], message: &[u8]) -> Vec<u8> {
+    let mut d = D::new();
+    d.update(key);
+    d.update(message);
+    d.finalize().to_vec()
 }

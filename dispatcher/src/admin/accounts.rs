@@ -1,5 +1,5 @@
 //! `PUT /v1/accounts/{id}` and `GET /v1/accounts/{id}`. Signing secrets are write-only:
-//! responses say how many there are, never what they are.
+//! responses say how many there are and when each expires, never what they are.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use switchyard_plumbing::names::is_valid_id;
 use switchyard_plumbing::registry::cache::account_changed;
-use switchyard_plumbing::registry::Account;
+use switchyard_plumbing::registry::{Account, SigningSecret};
 use switchyard_plumbing::sealed::SecretString;
 
 use super::{now, Admin, ApiError};
@@ -24,9 +24,51 @@ pub struct PutAccount {
     #[serde(default)]
     external_id: Option<String>,
     #[serde(default)]
-    signing_secrets: Vec<String>,
+    signing_secrets: Vec<SecretInput>,
     #[serde(default)]
     public_keys: Vec<String>,
+}
+
+/// A secret as given: `"..."`, or `{"secret": "...", "expires_at": "<RFC 3339>"}` for
+/// one being rotated out.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum SecretInput {
+    Plain(String),
+    Expiring {
+        secret: String,
+        #[serde(default)]
+        expires_at: Option<String>,
+    },
+}
+
+impl SecretInput {
+    fn into_secret(self) -> Result<SigningSecret, ApiError> {
+        let (value, expires) = match self {
+            Self::Plain(s) => (s, None),
+            Self::Expiring { secret, expires_at } => (secret, expires_at),
+        };
+        if value.is_empty() {
+            return Err(ApiError::invalid("signing_secrets", "secrets cannot be empty"));
+        }
+        let expires_at = match expires {
+            None => None,
+            Some(t) => Some(
+                time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| {
+                        ApiError::invalid(
+                            "signing_secrets.expires_at",
+                            "write an RFC 3339 time such as 2026-12-01T00:00:00Z",
+                        )
+                    })?
+                    .unix_timestamp(),
+            ),
+        };
+        Ok(SigningSecret {
+            value: SecretString::new(value),
+            expires_at,
+        })
+    }
 }
 
 pub async fn put(
@@ -51,16 +93,18 @@ pub async fn put(
             "no such tenant; create it with PUT /v1/tenants/{id} first",
         ));
     }
-    if body.signing_secrets.iter().any(|s| s.is_empty()) {
-        return Err(ApiError::invalid("signing_secrets", "secrets cannot be empty"));
-    }
+    let signing_secrets = body
+        .signing_secrets
+        .into_iter()
+        .map(SecretInput::into_secret)
+        .collect::<Result<Vec<_>, _>>()?;
     let existing = admin.store.get_account(&id).await?;
     let a = Account {
         id,
         tenant_id: body.tenant_id,
         connector: body.connector,
         external_id: body.external_id,
-        signing_secrets: body.signing_secrets.into_iter().map(SecretString::new).collect(),
+        signing_secrets,
         public_keys: body.public_keys,
         created_at: existing.as_ref().map(|a| a.created_at.clone()).unwrap_or_else(now),
         updated_at: now(),
@@ -90,7 +134,10 @@ fn view(a: &Account) -> Value {
         "tenant_id": a.tenant_id,
         "connector": a.connector,
         "external_id": a.external_id,
-        "signing_secrets": a.signing_secrets.len(),
+        // Write-only: how many, and when each expires; never the values.
+        "signing_secrets": a.signing_secrets.iter().map(|s| json!({
+            "expires_at": s.expires_at.and_then(switchyard_plumbing::timefmt::from_unix_seconds),
+        })).collect::<Vec<_>>(),
         "public_keys": a.public_keys,
         "created_at": a.created_at,
         "updated_at": a.updated_at,

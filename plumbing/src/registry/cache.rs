@@ -19,6 +19,8 @@ use super::store::{RegistryError, RegistryStore};
 struct Cached<T> {
     value: T,
     fetched: Instant,
+    /// A change was announced: refetch, but keep serving this while Redis is down.
+    invalidated: bool,
 }
 
 type Map<T> = Mutex<HashMap<String, Cached<T>>>;
@@ -27,6 +29,8 @@ pub struct RegistryCache {
     store: RegistryStore,
     ttl: Duration,
     accounts: Map<Option<Arc<Account>>>,
+    /// `<connector>:<external id>` → account.
+    by_external: Map<Option<Arc<Account>>>,
     endpoints: Map<Arc<Vec<Endpoint>>>,
 }
 
@@ -45,6 +49,7 @@ impl RegistryCache {
             store,
             ttl,
             accounts: Mutex::default(),
+            by_external: Mutex::default(),
             endpoints: Mutex::default(),
         })
     }
@@ -63,6 +68,30 @@ impl RegistryCache {
             Ok(v) => {
                 let v = v.map(Arc::new);
                 insert(&self.accounts, id, v.clone());
+                Ok(v)
+            }
+            Err(e) => match stale {
+                Some((v, _)) => Ok(v),
+                None => Err(e),
+            },
+        }
+    }
+
+    /// The account registered for `connector` under the provider's `external_id`.
+    pub async fn account_by_external(
+        &self,
+        connector: &str,
+        external_id: &str,
+    ) -> Result<Option<Arc<Account>>, RegistryError> {
+        let key = format!("{connector}:{external_id}");
+        let stale = lookup(&self.by_external, &key, self.ttl);
+        if let Some((v, true)) = &stale {
+            return Ok(v.clone());
+        }
+        match self.store.get_account_by_external(connector, external_id).await {
+            Ok(v) => {
+                let v = v.map(Arc::new);
+                insert(&self.by_external, &key, v.clone());
                 Ok(v)
             }
             Err(e) => match stale {
@@ -91,12 +120,15 @@ impl RegistryCache {
         }
     }
 
-    /// Drop the entry a change announcement names.
+    /// Mark the entry a change announcement names for refetching. It is not dropped: if
+    /// Redis is down at the next lookup, the last known value still serves.
     pub fn invalidate(&self, announcement: &str) {
         if let Some(id) = announcement.strip_prefix("account:") {
-            self.accounts.lock().expect("cache lock").remove(id);
+            mark_stale(&self.accounts, Some(id));
+            // Which routing keys pointed at it is not known here: refetch them all (rare).
+            mark_stale(&self.by_external, None);
         } else if let Some(tenant) = announcement.strip_prefix("endpoints:") {
-            self.endpoints.lock().expect("cache lock").remove(tenant);
+            mark_stale(&self.endpoints, Some(tenant));
         }
     }
 
@@ -123,7 +155,21 @@ impl RegistryCache {
 /// `(value, fresh)` if cached.
 fn lookup<T: Clone>(map: &Map<T>, key: &str, ttl: Duration) -> Option<(T, bool)> {
     let m = map.lock().expect("cache lock");
-    m.get(key).map(|c| (c.value.clone(), c.fetched.elapsed() < ttl))
+    m.get(key)
+        .map(|c| (c.value.clone(), !c.invalidated && c.fetched.elapsed() < ttl))
+}
+
+/// Mark one entry (or, with `None`, every entry) for refetching.
+fn mark_stale<T>(map: &Map<T>, key: Option<&str>) {
+    let mut m = map.lock().expect("cache lock");
+    match key {
+        Some(k) => {
+            if let Some(c) = m.get_mut(k) {
+                c.invalidated = true;
+            }
+        }
+        None => m.values_mut().for_each(|c| c.invalidated = true),
+    }
 }
 
 fn insert<T>(map: &Map<T>, key: &str, value: T) {
@@ -137,6 +183,7 @@ fn insert<T>(map: &Map<T>, key: &str, value: T) {
         Cached {
             value,
             fetched: Instant::now(),
+            invalidated: false,
         },
     );
 }

@@ -7,5 +7,5 @@ pub mod model;
 pub mod store;
 
 pub use cache::RegistryCache;
-pub use model::{Account, Endpoint, Tenant};
+pub use model::{active_secrets, Account, Endpoint, SigningSecret, Tenant};
 pub use store::{RegistryError, RegistryStore};

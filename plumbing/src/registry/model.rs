@@ -63,17 +63,60 @@ pub struct Account {
     pub connector: String,
     /// The provider's id for it (routing key of connector-level endpoints).
     pub external_id: Option<String>,
-    /// Inbound signing secrets; any one that verifies passes (rotation without loss).
-    pub signing_secrets: Vec<SecretString>,
+    /// Inbound signing secrets; any active one that verifies passes (rotation without
+    /// loss: add the provider's new secret beside the old, give the old an expiry).
+    pub signing_secrets: Vec<SigningSecret>,
     /// Public keys for asymmetric schemes (Ed25519, ECDSA); not secret.
     pub public_keys: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
 }
 
+/// An inbound signing secret, valid until its optional expiry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SigningSecret {
+    pub value: SecretString,
+    /// Unix seconds after which the secret no longer verifies anything.
+    pub expires_at: Option<i64>,
+}
+
+impl SigningSecret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self {
+            value: SecretString::new(value),
+            expires_at: None,
+        }
+    }
+
+    pub fn is_active(&self, now_unix: i64) -> bool {
+        self.expires_at.is_none_or(|t| now_unix < t)
+    }
+}
+
+/// The secrets of `list` still active at `now_unix`, as the verifier takes them.
+pub fn active_secrets(list: &[SigningSecret], now_unix: i64) -> Vec<&str> {
+    list.iter()
+        .filter(|s| s.is_active(now_unix))
+        .map(|s| s.value.expose())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::type_matches;
+
+    #[test]
+    fn expired_secrets_are_not_active() {
+        let list = vec![
+            super::SigningSecret::new("old"),
+            super::SigningSecret {
+                value: super::SecretString::new("older"),
+                expires_at: Some(100),
+            },
+        ];
+        assert_eq!(super::active_secrets(&list, 99), vec!["old", "older"]);
+        assert_eq!(super::active_secrets(&list, 100), vec!["old"]);
+    }
 
     #[test]
     fn wildcards_match_one_segment() {

@@ -12,10 +12,10 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
-use super::model::{Account, Endpoint, Tenant};
+use super::model::{Account, Endpoint, SigningSecret, Tenant};
 use crate::config::RedisConfig;
 use crate::names::Names;
-use crate::sealed::{SealError, Sealer, SecretString};
+use crate::sealed::{SealError, Sealer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -61,11 +61,19 @@ struct StoredAccount {
     connector: String,
     #[serde(default)]
     external_id: Option<String>,
-    signing_secrets: Vec<String>,
+    signing_secrets: Vec<StoredSecret>,
     #[serde(default)]
     public_keys: Vec<String>,
     created_at: String,
     updated_at: String,
+}
+
+/// A sealed inbound secret and its expiry (Unix seconds).
+#[derive(Serialize, Deserialize)]
+struct StoredSecret {
+    sealed: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
 }
 
 /// Reads and writes the registry.
@@ -186,22 +194,59 @@ impl RegistryStore {
             tenant_id: a.tenant_id.clone(),
             connector: a.connector.clone(),
             external_id: a.external_id.clone(),
-            signing_secrets: a.signing_secrets.iter().map(|s| self.sealer.seal(s, &aad)).collect(),
+            signing_secrets: a
+                .signing_secrets
+                .iter()
+                .map(|s| StoredSecret {
+                    sealed: self.sealer.seal(&s.value, &aad),
+                    expires_at: s.expires_at,
+                })
+                .collect(),
             public_keys: a.public_keys.clone(),
             created_at: a.created_at.clone(),
             updated_at: a.updated_at.clone(),
         };
         let json = serde_json::to_string(&stored).expect("an account serializes");
+        let previous = self.get_account_raw(&key).await?;
         let mut pipe = redis::pipe();
         pipe.atomic().set(&key, json).ignore();
-        if let Some(ext) = &a.external_id {
-            let ext_key = self.names.redis_key(&format!("account-ext:{}:{ext}", a.connector));
-            pipe.set(ext_key, &a.id).ignore();
+        // The routing index follows the account: drop the entry of a former external id.
+        if let Some(old) = previous
+            .as_deref()
+            .and_then(|raw| serde_json::from_str::<StoredAccount>(raw).ok())
+        {
+            if let Some(ext) = &old.external_id {
+                if old.external_id != a.external_id || old.connector != a.connector {
+                    pipe.del(self.external_key(&old.connector, ext)).ignore();
+                }
+            }
         }
-        let previous = self.get_account_raw(&key).await?;
+        if let Some(ext) = &a.external_id {
+            pipe.set(self.external_key(&a.connector, ext), &a.id).ignore();
+        }
         let mut c = self.redis.clone();
         let () = self.run(pipe.query_async(&mut c)).await?;
         Ok(previous.is_none())
+    }
+
+    fn external_key(&self, connector: &str, external_id: &str) -> String {
+        self.names.redis_key(&format!("account-ext:{connector}:{external_id}"))
+    }
+
+    /// The account registered for `connector` with this provider-side id (the routing
+    /// key of connector-level endpoints).
+    pub async fn get_account_by_external(
+        &self,
+        connector: &str,
+        external_id: &str,
+    ) -> Result<Option<Account>, RegistryError> {
+        let mut c = self.redis.clone();
+        let id: Option<String> = self.run(c.get(self.external_key(connector, external_id))).await?;
+        let Some(id) = id else { return Ok(None) };
+        Ok(self
+            .get_account(&id)
+            .await?
+            .filter(|a| a.connector == connector && a.external_id.as_deref() == Some(external_id)))
     }
 
     async fn get_account_raw(&self, key: &str) -> Result<Option<String>, RegistryError> {
@@ -219,8 +264,13 @@ impl RegistryStore {
         let signing_secrets = s
             .signing_secrets
             .iter()
-            .map(|sealed| self.sealer.open(sealed, &aad))
-            .collect::<Result<Vec<SecretString>, _>>()?;
+            .map(|stored| {
+                Ok(SigningSecret {
+                    value: self.sealer.open(&stored.sealed, &aad)?,
+                    expires_at: stored.expires_at,
+                })
+            })
+            .collect::<Result<Vec<SigningSecret>, RegistryError>>()?;
         Ok(Some(Account {
             id: s.id,
             tenant_id: s.tenant_id,
