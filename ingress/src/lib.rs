@@ -51,7 +51,7 @@ pub struct ConnectorKeys {
 /// Why the ingress could not start. Each names what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{0}")]
+    #[error(transparent)]
     Catalog(#[from] switchyard_connectors::catalog::CatalogErrors),
     #[error(transparent)]
     Seal(#[from] switchyard_plumbing::sealed::SealError),

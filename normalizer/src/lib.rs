@@ -28,7 +28,7 @@ use crate::work::Worker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{0}")]
+    #[error(transparent)]
     Catalog(#[from] switchyard_connectors::catalog::CatalogErrors),
     #[error(transparent)]
     Nats(#[from] switchyard_plumbing::nats::NatsError),
