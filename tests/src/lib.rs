@@ -17,7 +17,8 @@
 //! - `nats.rs`, `redis.rs`, `s3.rs`: one server each — command line,
 //!   readiness probe, URL.
 //! - `managed.rs`: the start / stop / start-again cycle they share.
-//! - `process.rs`: a process whose life is tied to the test process, and
+//! - `process.rs`: a process whose life is tied to the test process (public:
+//!   `switchyard-bench` runs the Switchyard binaries the same way), and
 //!   finding binaries.
 //! - `ports.rs`: free ports. `wait.rs`: bounded polling. `names.rs`: per-test
 //!   names.
@@ -34,6 +35,7 @@ mod wait;
 pub use names::unique_prefix;
 pub use nats::Nats;
 pub use ports::{free_port, free_ports};
+pub use process::{Launch, ServerProcess};
 pub use redis::Redis;
 pub use s3::S3;
 pub use wait::{wait_for, wait_until, POLL_INTERVAL};

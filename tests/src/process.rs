@@ -62,7 +62,7 @@ exit "$status"
 const STOP_SLACK: Duration = Duration::from_secs(10);
 
 /// How to run one server; see [`ServerProcess::spawn`].
-pub(crate) struct Launch<'a> {
+pub struct Launch<'a> {
     /// The server binary.
     pub program: &'a Path,
     pub args: &'a [OsString],
@@ -80,7 +80,7 @@ pub(crate) struct Launch<'a> {
 
 /// A running server (under its wrapper). Dropping it kills the server and
 /// waits for it.
-pub(crate) struct ServerProcess {
+pub struct ServerProcess {
     /// The `sh` wrapper; the server is its child.
     wrapper: Child,
     /// Write end of the wrapper's stdin pipe. Kept open for the server's
@@ -94,7 +94,7 @@ pub(crate) struct ServerProcess {
 
 impl ServerProcess {
     /// Starts the server under the wrapper. Does not wait for readiness.
-    pub(crate) fn spawn(launch: &Launch<'_>) -> anyhow::Result<Self> {
+    pub fn spawn(launch: &Launch<'_>) -> anyhow::Result<Self> {
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -130,13 +130,13 @@ impl ServerProcess {
     }
 
     /// `Some(status)` once the server has exited.
-    pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
+    pub fn exited(&mut self) -> Option<ExitStatus> {
         self.wrapper.try_wait().ok().flatten()
     }
 
     /// Stops the server (SIGTERM, SIGKILL after the grace period) and waits
     /// for it, keeping its directory so it can be started again.
-    pub(crate) fn stop(mut self) {
+    pub fn stop(mut self) {
         if let Some(tie) = &mut self.tie {
             // If the wrapper is already gone this fails; nothing to stop then.
             let _ = tie.write_all(b"stop\n");
@@ -145,7 +145,7 @@ impl ServerProcess {
     }
 
     /// The last `n` lines of the server's log, for error messages.
-    pub(crate) fn log_tail(&self, n: usize) -> String {
+    pub fn log_tail(&self, n: usize) -> String {
         log_tail(&self.log, n)
     }
 
