@@ -3,14 +3,18 @@
 //! The catalog is checked whole. Every problem in every file is collected and reported
 //! at once, one line each (`file:line: field: what is wrong`), and a catalog with any
 //! problem is refused entirely: a binary never runs on half a catalog.
+//!
+//! Mappings are checked against the unified models ([`crate::unified`]), read from the
+//! folder `unified/` beside the catalog folder (`connectors/catalog` → `connectors/unified`).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::mapping::Mapping;
+pub use crate::apply::CompiledMapping;
 use crate::model::{ConnectorFile, SignatureHeader, SignatureSpec, TimestampSource, UnmappedPolicy};
+use crate::unified::UnifiedModels;
 
 /// One problem in the catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,13 +54,6 @@ impl fmt::Display for CatalogErrors {
 
 impl std::error::Error for CatalogErrors {}
 
-/// A mapping ready to evaluate.
-#[derive(Debug, Clone)]
-pub struct CompiledMapping {
-    pub unified_type: String,
-    pub data: Mapping,
-}
-
 /// One loaded, validated connector.
 #[derive(Debug)]
 pub struct Connector {
@@ -71,18 +68,40 @@ pub struct Connector {
     pub event: crate::model::EventSpec,
     pub keep_headers: Vec<String>,
     pub unmapped: UnmappedPolicy,
-    pub mappings: BTreeMap<String, CompiledMapping>,
+    /// Provider event type → its mappings, tried in order (see [`crate::apply`]).
+    pub mappings: BTreeMap<String, Vec<CompiledMapping>>,
 }
 
 /// The loaded catalog.
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
     connectors: BTreeMap<String, Arc<Connector>>,
+    models: UnifiedModels,
 }
 
 impl Catalog {
-    /// Load every `*.toml` file in `dir`.
+    /// The unified models folder of the catalog folder `dir`: `unified/` beside it.
+    pub fn models_dir(dir: &Path) -> PathBuf {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        dir.join("..").join("unified")
+    }
+
+    /// Load every `*.toml` file in `dir`, checking mappings against the unified models
+    /// beside it ([`Self::models_dir`]).
     pub fn load_dir(dir: &Path) -> Result<Self, CatalogErrors> {
+        let models_dir = Self::models_dir(dir);
+        let models = UnifiedModels::load_dir(&models_dir).map_err(|errors| {
+            CatalogErrors(
+                errors
+                    .into_iter()
+                    .map(|e| err(&e.file, None, "", format!("unified model: {}", e.message)))
+                    .collect(),
+            )
+        })?;
         let entries = std::fs::read_dir(dir).map_err(|e| {
             CatalogErrors(vec![CatalogError {
                 file: dir.to_path_buf(),
@@ -109,7 +128,7 @@ impl Catalog {
                 }),
             }
         }
-        match Self::from_sources(sources) {
+        match Self::from_sources_with_models(sources, models) {
             Ok(c) if errors.is_empty() => Ok(c),
             Ok(_) => Err(CatalogErrors(errors)),
             Err(CatalogErrors(more)) => {
@@ -119,12 +138,21 @@ impl Catalog {
         }
     }
 
-    /// Build from `(path, text)` pairs.
+    /// Build from `(path, text)` pairs, without unified models: mappings may then only
+    /// name their own connector's `<connector>.…` types.
     pub fn from_sources(sources: Vec<(PathBuf, String)>) -> Result<Self, CatalogErrors> {
+        Self::from_sources_with_models(sources, UnifiedModels::default())
+    }
+
+    /// Build from `(path, text)` pairs, checking mappings against `models`.
+    pub fn from_sources_with_models(
+        sources: Vec<(PathBuf, String)>,
+        models: UnifiedModels,
+    ) -> Result<Self, CatalogErrors> {
         let mut errors = Vec::new();
         let mut connectors = BTreeMap::new();
         for (path, text) in sources {
-            if let Some(c) = load_one(&path, &text, &mut errors) {
+            if let Some(c) = load_one(&path, &text, &models, &mut errors) {
                 if connectors.contains_key(&c.name) {
                     errors.push(err(
                         &path,
@@ -138,7 +166,7 @@ impl Catalog {
             }
         }
         if errors.is_empty() {
-            Ok(Self { connectors })
+            Ok(Self { connectors, models })
         } else {
             Err(CatalogErrors(errors))
         }
@@ -146,6 +174,11 @@ impl Catalog {
 
     pub fn get(&self, name: &str) -> Option<&Arc<Connector>> {
         self.connectors.get(name)
+    }
+
+    /// The unified models the mappings were checked against.
+    pub fn models(&self) -> &UnifiedModels {
+        &self.models
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -161,7 +194,7 @@ impl Catalog {
     }
 }
 
-fn err(file: &Path, line: Option<usize>, field: &str, message: impl Into<String>) -> CatalogError {
+pub(crate) fn err(file: &Path, line: Option<usize>, field: &str, message: impl Into<String>) -> CatalogError {
     CatalogError {
         file: file.to_path_buf(),
         line,
@@ -175,10 +208,15 @@ fn line_of(text: &str, byte: usize) -> usize {
 }
 
 fn line_containing(text: &str, needle: &str) -> Option<usize> {
-    text.find(needle).map(|i| line_of(text, i))
+    nth_line_containing(text, needle, 0)
 }
 
-fn load_one(path: &Path, text: &str, errors: &mut Vec<CatalogError>) -> Option<Connector> {
+/// The line of the `n`th (from 0) occurrence of `needle`.
+pub(crate) fn nth_line_containing(text: &str, needle: &str, n: usize) -> Option<usize> {
+    text.match_indices(needle).nth(n).map(|(i, _)| line_of(text, i))
+}
+
+fn load_one(path: &Path, text: &str, models: &UnifiedModels, errors: &mut Vec<CatalogError>) -> Option<Connector> {
     let file: ConnectorFile = match toml::from_str(text) {
         Ok(f) => f,
         Err(e) => {
@@ -219,27 +257,7 @@ fn load_one(path: &Path, text: &str, errors: &mut Vec<CatalogError>) -> Option<C
             ));
         }
     }
-    let mut mappings = BTreeMap::new();
-    for (provider_type, m) in &file.mappings {
-        let header = format!("mappings.\"{provider_type}\"");
-        let line = line_containing(text, &format!("[mappings.\"{provider_type}\"]"))
-            .or_else(|| line_containing(text, &format!("[mappings.{provider_type}]")));
-        if !valid_unified_type(&m.unified_type) {
-            errors.push(err(path, line, &format!("{header}.type"), format!("{:?} is not a unified event type: write dot-separated lowercase segments such as payments.charge.refunded", m.unified_type)));
-        }
-        match Mapping::compile(&m.data) {
-            Ok(data) => {
-                mappings.insert(
-                    provider_type.clone(),
-                    CompiledMapping {
-                        unified_type: m.unified_type.clone(),
-                        data,
-                    },
-                );
-            }
-            Err(e) => errors.push(err(path, line, &format!("{header}.data"), e.to_string())),
-        }
-    }
+    let mappings = crate::apply::compile(path, text, &file.name, &file.mappings, models, errors);
     if errors.len() > before {
         return None;
     }
@@ -363,6 +381,10 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog")
     }
 
+    fn models() -> UnifiedModels {
+        UnifiedModels::load_dir(&Catalog::models_dir(&shipped())).unwrap()
+    }
+
     #[test]
     fn the_shipped_catalog_loads() {
         let c = Catalog::load_dir(&shipped()).unwrap_or_else(|e| panic!("{e}"));
@@ -376,10 +398,13 @@ mod tests {
             .replace("type = \"payments.charge.refunded\"", "type = \"Payments\"")
             .replace("\"invoice_id\": $i.id,", "\"invoice_id\": $i.id,,");
         let typo = stripe.replace("title = \"Stripe\"", "titel = \"Stripe\"");
-        let e = Catalog::from_sources(vec![
-            (PathBuf::from("stripe.toml"), broken),
-            (PathBuf::from("other.toml"), typo),
-        ])
+        let e = Catalog::from_sources_with_models(
+            vec![
+                (PathBuf::from("stripe.toml"), broken),
+                (PathBuf::from("other.toml"), typo),
+            ],
+            models(),
+        )
         .unwrap_err();
         let text = e.to_string();
         assert!(text.contains("mappings.\"charge.refunded\".type"), "{text}");

@@ -14,7 +14,10 @@
 //! - [`handshake`]: the endpoint-ownership handshakes providers send before events.
 //! - [`jsonpath`]: the small dotted-path language connector files use to point into JSON.
 //! - [`mapping`]: JSONata, behind one small module (compile, evaluate with limits).
+//! - [`unified`]: the unified models, one JSON Schema per unified event type.
+//! - [`apply`]: a connector's mappings, checked at load and applied to one provider event.
 
+pub mod apply;
 pub mod body;
 pub mod catalog;
 pub mod extract;
@@ -23,5 +26,6 @@ pub mod jsonpath;
 pub mod mapping;
 pub mod model;
 pub mod signature;
+pub mod unified;
 
 pub use catalog::{Catalog, CatalogError, Connector};

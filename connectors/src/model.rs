@@ -43,9 +43,9 @@ pub struct ConnectorFile {
     /// What to do with a provider event type that has no mapping.
     #[serde(default)]
     pub unmapped: UnmappedPolicy,
-    /// Provider event type → mapping.
+    /// Provider event type → its mapping, or several tried in order (`[[mappings."t"]]`).
     #[serde(default)]
-    pub mappings: BTreeMap<String, MappingSpec>,
+    pub mappings: BTreeMap<String, MappingCases>,
 }
 
 /// How the provider proves a webhook is its own. A closed set of schemes, each with its
@@ -319,9 +319,40 @@ pub enum UnmappedPolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MappingSpec {
+    /// A JSONata predicate over the provider event: the mapping applies only when it is
+    /// `true` (GitHub's `pull_request` is opened, closed or merged by its `action`).
+    #[serde(default)]
+    pub when: Option<String>,
     /// The unified event type, e.g. `payments.charge.refunded`.
     #[serde(rename = "type")]
     pub unified_type: String,
     /// A JSONata expression over the provider event; its result is the unified `data`.
     pub data: String,
+}
+
+/// The mappings of one provider event type, tried in order; the first whose `when`
+/// holds applies. Written as one table (`[mappings."t"]`) or an array of tables
+/// (`[[mappings."t"]]`).
+#[derive(Debug, Clone)]
+pub struct MappingCases(pub Vec<MappingSpec>);
+
+impl<'de> Deserialize<'de> for MappingCases {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Cases;
+        impl<'de> serde::de::Visitor<'de> for Cases {
+            type Value = MappingCases;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mapping table or an array of mapping tables")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<MappingCases, A::Error> {
+                let one = MappingSpec::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(MappingCases(vec![one]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<MappingCases, A::Error> {
+                let many = Vec::<MappingSpec>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(MappingCases(many))
+            }
+        }
+        d.deserialize_any(Cases)
+    }
 }

@@ -1,9 +1,10 @@
-//! One raw event to its unified event: pick the event out of the body, run the
-//! connector's JSONata mapping for its type, wrap the result in the unified envelope.
-//! Pure: no I/O, so `connectors map` and the tests use exactly this.
+//! One raw event to its unified event: the connectors crate picks the event out of the
+//! body and applies the connector's mapping ([`switchyard_connectors::apply`], the same
+//! code `switchyard connectors map` and the fixtures run); this wraps the result in the
+//! unified envelope. Pure: no I/O.
 
+use switchyard_connectors::apply::{self, Outcome};
 use switchyard_connectors::mapping::Limits;
-use switchyard_connectors::model::UnmappedPolicy;
 use switchyard_connectors::Connector;
 use switchyard_plumbing::envelope::{RawEnvelope, UnifiedEvent};
 use switchyard_plumbing::ids;
@@ -25,45 +26,20 @@ pub struct Failure {
     pub detail: String,
 }
 
+impl From<apply::ApplyError> for Failure {
+    fn from(e: apply::ApplyError) -> Self {
+        Self {
+            reason: e.reason(),
+            detail: e.to_string(),
+        }
+    }
+}
+
 pub fn normalize(connector: &Connector, env: &RawEnvelope, body: &[u8], limits: Limits) -> Result<Mapped, Failure> {
-    let doc = switchyard_connectors::body::to_json(body, &env.content_type).ok_or_else(|| Failure {
-        reason: "malformed_body",
-        detail: "the body is neither JSON nor a form".into(),
-    })?;
-    let event = match env.item {
-        None => doc,
-        Some(i) => {
-            let items = match &connector.event.items {
-                Some(path) => path.get(&doc),
-                None => Some(&doc),
-            };
-            match items.and_then(|v| v.get(i as usize)) {
-                Some(item) => item.clone(),
-                None => {
-                    return Err(Failure {
-                        reason: "missing_item",
-                        detail: format!("the batch body has no item {i}"),
-                    })
-                }
-            }
-        }
-    };
-    let (unified_type, data) = match connector.mappings.get(&env.event_type) {
-        Some(m) => {
-            let data = m.data.evaluate(&event, limits).map_err(|e| Failure {
-                reason: "mapping_error",
-                detail: e.to_string(),
-            })?;
-            let data = data.ok_or_else(|| Failure {
-                reason: "mapping_empty",
-                detail: format!("the mapping for {:?} produced nothing", env.event_type),
-            })?;
-            (m.unified_type.clone(), data)
-        }
-        None => match connector.unmapped {
-            UnmappedPolicy::Drop => return Ok(Mapped::Dropped),
-            UnmappedPolicy::PassThrough => (format!("{}.{}", connector.name, env.event_type), event),
-        },
+    let event = apply::event_of(connector, body, &env.content_type, env.item)?;
+    let (unified_type, data) = match apply::apply(connector, &env.event_type, &event, limits)? {
+        Outcome::Mapped { unified_type, data } => (unified_type, data),
+        Outcome::Dropped => return Ok(Mapped::Dropped),
     };
     let received_at = timefmt::from_unix_seconds(env.received_ms.div_euclid(1000))
         .map(|s| with_millis(&s, env.received_ms))

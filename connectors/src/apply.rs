@@ -1,0 +1,364 @@
+//! A connector's mappings: compiled and checked when the catalog loads, then applied to one
+//! provider event. The normalizer, `switchyard connectors map` and the fixture runner all
+//! go through [`event_of`] and [`apply`], so a fixture that passes is what production does.
+//!
+//! A provider event type has one mapping or several tried in order; the first whose
+//! `when` predicate holds applies. None applying means the event has no unified meaning,
+//! and the connector's `unmapped` policy decides: drop it (counted) or pass it through as
+//! `<connector>.<provider type>` with the provider event as `data`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::catalog::{err, nth_line_containing, valid_unified_type, CatalogError, Connector};
+use crate::mapping::{Limits, Mapping, MappingError};
+use crate::model::{MappingCases, UnmappedPolicy};
+use crate::unified::UnifiedModels;
+
+/// One mapping ready to evaluate.
+#[derive(Debug, Clone)]
+pub struct CompiledMapping {
+    /// Applies only when this evaluates to `true`; `None`: always.
+    pub when: Option<Mapping>,
+    pub unified_type: String,
+    pub data: Mapping,
+}
+
+/// What became of one provider event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A unified type and its `data` (a mapping's result, or the provider event itself
+    /// when passed through).
+    Mapped { unified_type: String, data: Value },
+    /// No mapping applied and the connector's policy is to drop (counted by the caller).
+    Dropped,
+}
+
+/// Why one event cannot be mapped; the normalizer dead-letters it with [`Self::reason`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("the body is neither JSON nor a form")]
+    MalformedBody,
+    #[error("the batch body has no item {0}")]
+    MissingItem(u32),
+    #[error("the mapping for {provider_type:?} failed: {source}")]
+    Mapping {
+        provider_type: String,
+        #[source]
+        source: MappingError,
+    },
+    #[error("the mapping for {0:?} produced nothing")]
+    Empty(String),
+}
+
+impl ApplyError {
+    /// A closed set, used as the dead-letter reason and metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::MalformedBody => "malformed_body",
+            Self::MissingItem(_) => "missing_item",
+            Self::Mapping { .. } => "mapping_error",
+            Self::Empty(_) => "mapping_empty",
+        }
+    }
+}
+
+/// The provider event a body holds: the body itself, or item `item` of a batch.
+pub fn event_of(
+    connector: &Connector,
+    body: &[u8],
+    content_type: &str,
+    item: Option<u32>,
+) -> Result<Value, ApplyError> {
+    let doc = crate::body::to_json(body, content_type).ok_or(ApplyError::MalformedBody)?;
+    let Some(i) = item else {
+        return Ok(doc);
+    };
+    let items = match &connector.event.items {
+        Some(path) => path.get(&doc),
+        None => Some(&doc),
+    };
+    items
+        .and_then(|v| v.get(i as usize))
+        .cloned()
+        .ok_or(ApplyError::MissingItem(i))
+}
+
+/// Map one provider event of type `provider_type`.
+pub fn apply(connector: &Connector, provider_type: &str, event: &Value, limits: Limits) -> Result<Outcome, ApplyError> {
+    let failed = |source| ApplyError::Mapping {
+        provider_type: provider_type.to_string(),
+        source,
+    };
+    for case in connector.mappings.get(provider_type).into_iter().flatten() {
+        if let Some(when) = &case.when {
+            if when.evaluate(event, limits).map_err(failed)? != Some(Value::Bool(true)) {
+                continue;
+            }
+        }
+        let data = case
+            .data
+            .evaluate(event, limits)
+            .map_err(failed)?
+            .ok_or_else(|| ApplyError::Empty(provider_type.to_string()))?;
+        return Ok(Outcome::Mapped {
+            unified_type: case.unified_type.clone(),
+            data,
+        });
+    }
+    Ok(match connector.unmapped {
+        UnmappedPolicy::Drop => Outcome::Dropped,
+        UnmappedPolicy::PassThrough => Outcome::Mapped {
+            unified_type: pass_through_type(&connector.name, provider_type),
+            data: event.clone(),
+        },
+    })
+}
+
+/// The type an unmapped event is passed through as.
+pub fn pass_through_type(connector: &str, provider_type: &str) -> String {
+    format!("{connector}.{provider_type}")
+}
+
+/// Compile and check a connector file's mappings, adding every problem to `errors`.
+pub(crate) fn compile(
+    path: &Path,
+    text: &str,
+    connector: &str,
+    specs: &BTreeMap<String, MappingCases>,
+    models: &UnifiedModels,
+    errors: &mut Vec<CatalogError>,
+) -> BTreeMap<String, Vec<CompiledMapping>> {
+    let mut out = BTreeMap::new();
+    for (provider_type, MappingCases(cases)) in specs {
+        let mut compiled = Vec::with_capacity(cases.len());
+        for (k, m) in cases.iter().enumerate() {
+            let (field, line) = if cases.len() == 1 {
+                let line = nth_line_containing(text, &format!("mappings.\"{provider_type}\"]"), 0)
+                    .or_else(|| nth_line_containing(text, &format!("mappings.{provider_type}]"), 0));
+                (format!("mappings.\"{provider_type}\""), line)
+            } else {
+                let line = nth_line_containing(text, &format!("[[mappings.\"{provider_type}\"]]"), k);
+                (format!("mappings.\"{provider_type}\"[{k}]"), line)
+            };
+            if let Some(problem) = type_problem(&m.unified_type, connector, models) {
+                errors.push(err(path, line, &format!("{field}.type"), problem));
+            }
+            if m.when.is_none() && k + 1 < cases.len() {
+                errors.push(err(
+                    path,
+                    line,
+                    &format!("{field}.when"),
+                    "only the last mapping of a list may omit `when`: the ones after it could never apply",
+                ));
+            }
+            let when = match m.when.as_deref().map(Mapping::compile).transpose() {
+                Ok(w) => w,
+                Err(e) => {
+                    errors.push(err(path, line, &format!("{field}.when"), e.to_string()));
+                    None
+                }
+            };
+            match Mapping::compile(&m.data) {
+                Ok(data) => compiled.push(CompiledMapping {
+                    when,
+                    unified_type: m.unified_type.clone(),
+                    data,
+                }),
+                Err(e) => errors.push(err(path, line, &format!("{field}.data"), e.to_string())),
+            }
+        }
+        out.insert(provider_type.clone(), compiled);
+    }
+    out
+}
+
+/// Why `unified_type` may not be a mapping's target, if it may not.
+fn type_problem(unified_type: &str, connector: &str, models: &UnifiedModels) -> Option<String> {
+    if !valid_unified_type(unified_type) {
+        return Some(format!(
+            "{unified_type:?} is not a unified event type: write dot-separated lowercase segments such as payments.charge.refunded"
+        ));
+    }
+    if models.contains(unified_type) || unified_type.starts_with(&format!("{connector}.")) {
+        return None;
+    }
+    let near = models.neighbours(unified_type);
+    let hint = if near.is_empty() {
+        let all: Vec<&str> = models.types().collect();
+        format!("defined types: {}", all.join(", "))
+    } else {
+        format!("did you mean one of {}?", near.join(", "))
+    };
+    Some(format!(
+        "{unified_type:?} is neither a defined unified type nor one of this connector's own \"{connector}.…\" types ({hint})"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::catalog::Catalog;
+
+    const HEAD: &str = r#"name = "acme"
+title = "Acme"
+unmapped = "drop"
+[signature]
+scheme = "token"
+header = "X-Token"
+[event]
+id = { json = "id" }
+type = { json = "kind" }
+"#;
+
+    fn models() -> UnifiedModels {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("unified");
+        UnifiedModels::load_dir(&dir).unwrap()
+    }
+
+    fn load(mappings: &str) -> Result<Catalog, String> {
+        Catalog::from_sources_with_models(
+            vec![(PathBuf::from("acme.toml"), format!("{HEAD}{mappings}"))],
+            models(),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn cases_are_tried_in_order_and_unmatched_events_follow_the_policy() {
+        let catalog = load(
+            r#"
+[[mappings."pr"]]
+when = 'action = "closed" and merged'
+type = "acme.merged"
+data = '{"n": n}'
+
+[[mappings."pr"]]
+when = 'action = "closed"'
+type = "acme.closed"
+data = '{"n": n}'
+
+[mappings."ping"]
+type = "acme.ping"
+data = 'nothing'
+"#,
+        )
+        .unwrap();
+        let acme = catalog.get("acme").unwrap();
+        let run = |t: &str, e: Value| apply(acme, t, &e, Limits::default());
+        let mapped = |t: &str| Outcome::Mapped {
+            unified_type: t.into(),
+            data: json!({"n": 1}),
+        };
+        assert_eq!(
+            run("pr", json!({"action": "closed", "merged": true, "n": 1})),
+            Ok(mapped("acme.merged"))
+        );
+        assert_eq!(
+            run("pr", json!({"action": "closed", "merged": false, "n": 1})),
+            Ok(mapped("acme.closed"))
+        );
+        assert_eq!(run("pr", json!({"action": "labeled", "n": 1})), Ok(Outcome::Dropped));
+        assert_eq!(run("other", json!({})), Ok(Outcome::Dropped));
+        let empty = run("ping", json!({})).unwrap_err();
+        assert_eq!(empty.reason(), "mapping_empty");
+    }
+
+    #[test]
+    fn pass_through_keeps_the_provider_event() {
+        let text = HEAD.replace("unmapped = \"drop\"", "unmapped = \"pass_through\"");
+        let catalog = Catalog::from_sources(vec![(PathBuf::from("acme.toml"), text)]).unwrap();
+        let event = json!({"id": "1", "kind": "thing.done"});
+        let out = apply(catalog.get("acme").unwrap(), "thing.done", &event, Limits::default());
+        assert_eq!(
+            out,
+            Ok(Outcome::Mapped {
+                unified_type: "acme.thing.done".into(),
+                data: event
+            })
+        );
+    }
+
+    #[test]
+    fn undefined_types_bad_predicates_and_unreachable_cases_are_reported() {
+        let text = load(
+            r#"
+[mappings."charge"]
+type = "payments.charge.sucseeded"
+data = '{}'
+
+[[mappings."pr"]]
+type = "scm.pull_request.opened"
+data = '{}'
+
+[[mappings."pr"]]
+when = 'action = '
+type = "scm.pull_request.closed"
+data = '{}'
+
+[[mappings."pr"]]
+typo = 1
+type = "scm.pull_request.closed"
+data = '{}'
+"#,
+        )
+        .unwrap_err();
+        assert!(text.contains("unknown field `typo`"), "{text}");
+        let text = load(
+            r#"
+[mappings."charge"]
+type = "payments.charge.sucseeded"
+data = '{}'
+
+[[mappings."pr"]]
+type = "scm.pull_request.opened"
+data = '{}'
+
+[[mappings."pr"]]
+when = 'action = '
+type = "scm.pull_request.closed"
+data = '{}'
+"#,
+        )
+        .unwrap_err();
+        assert!(
+            text.contains("acme.toml:11: mappings.\"charge\".type: \"payments.charge.sucseeded\" is neither"),
+            "{text}"
+        );
+        assert!(text.contains("did you mean one of payments.charge.failed"), "{text}");
+        assert!(
+            text.contains("acme.toml:15: mappings.\"pr\"[0].when: only the last"),
+            "{text}"
+        );
+        assert!(
+            text.contains("acme.toml:19: mappings.\"pr\"[1].when: JSONata does not compile"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn batch_items_are_picked_out_of_the_body() {
+        let text = HEAD.replace("[event]\n", "[event]\nitems = \"$\"\n");
+        let catalog = Catalog::from_sources(vec![(PathBuf::from("acme.toml"), text)]).unwrap();
+        let acme = catalog.get("acme").unwrap();
+        let body = br#"[{"id": "a"}, {"id": "b"}]"#;
+        assert_eq!(
+            event_of(acme, body, "application/json", Some(1)),
+            Ok(json!({"id": "b"}))
+        );
+        assert_eq!(
+            event_of(acme, body, "application/json", Some(2)),
+            Err(ApplyError::MissingItem(2))
+        );
+        assert_eq!(
+            event_of(acme, b"{", "application/json", None),
+            Err(ApplyError::MalformedBody)
+        );
+    }
+}
