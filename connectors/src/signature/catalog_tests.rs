@@ -398,3 +398,42 @@ fn linear_timestamp_in_the_body() {
         Err(VerifyError::OutOfTolerance(60))
     );
 }
+
+/// Slack's published example (api.slack.com/authentication/verifying-requests-from-slack):
+/// a slash-command form body signed at 1531420618.
+#[test]
+fn slack_published_example() {
+    let secret = "8f742231b10e8888abcd99yyyzzz85a5";
+    let body = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
+    let headers = [
+        (
+            "X-Slack-Signature",
+            "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+        ),
+        ("X-Slack-Request-Timestamp", "1531420618"),
+    ];
+    let at = 1_531_420_618;
+    assert_eq!(verify_with("slack", &headers, body, secret, at), Ok(()));
+    assert_eq!(
+        verify_with("slack", &headers, &body.replace("foobar", "foobaz"), secret, at),
+        Err(VerifyError::Mismatch)
+    );
+    assert_eq!(
+        verify_with("slack", &headers, body, secret, at + 301),
+        Err(VerifyError::OutOfTolerance(300))
+    );
+}
+
+/// Twilio's published example (twilio.com/docs/usage/security): the URL with its query,
+/// then the POST parameters sorted by name, HMAC-SHA1 with the auth token, base64.
+#[test]
+fn twilio_published_example() {
+    let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+    let body = "CallSid=CA1234567890ABCDE&Caller=%2B12349013030&Digits=1234&From=%2B12349013030&To=%2B18005551212";
+    let headers = [("X-Twilio-Signature", "0/KCTR6DLpKmkAf8muzZqo1nDgQ=")];
+    assert_eq!(verify_at("twilio", url, &headers, body, "12345", NOW), Ok(()));
+    assert_eq!(
+        verify_at("twilio", url, &headers, &body.replace("1234&", "9999&"), "12345", NOW),
+        Err(VerifyError::Mismatch)
+    );
+}
