@@ -12,6 +12,7 @@
 //! - [`body`]: JSON and form bodies as one JSON value.
 //! - [`extract`]: event ids, types and times out of a verified request.
 //! - [`handshake`]: the endpoint-ownership handshakes providers send before events.
+//! - [`live`]: the catalog a running binary uses, reloaded when its files change.
 //! - [`jsonpath`]: the small dotted-path language connector files use to point into JSON.
 //! - [`mapping`]: JSONata, behind one small module (compile, evaluate with limits).
 //! - [`unified`]: the unified models, one JSON Schema per unified event type.
@@ -23,6 +24,7 @@ pub mod catalog;
 pub mod extract;
 pub mod handshake;
 pub mod jsonpath;
+pub mod live;
 pub mod mapping;
 pub mod model;
 pub mod signature;

@@ -9,9 +9,10 @@ pub mod sign;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_connectors::Catalog;
+use switchyard_connectors::live::LiveCatalog;
 use switchyard_plumbing::config::Config;
 use switchyard_plumbing::registry::{self, RegistryCache, RegistryStore};
+use switchyard_plumbing::reload::{self, ReloadMetrics};
 use switchyard_plumbing::sealed::Sealer;
 use switchyard_plumbing::telemetry::{self, Readiness};
 use tokio::net::TcpListener;
@@ -48,7 +49,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     if dcfg.admin_token.is_empty() {
         return Err(StartError::NoAdminToken);
     }
-    let catalog = Arc::new(Catalog::load_dir(&config.catalog)?);
+    let catalog = Arc::new(LiveCatalog::load(&config.catalog)?);
     let sealer = Sealer::from_config(&config.secrets)?;
     let names = config.names();
     let nats = switchyard_plumbing::nats::connect(&config.nats, "switchyard-dispatcher").await?;
@@ -78,6 +79,13 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     readiness.set("nats", true);
     readiness.set("redis", true);
     let background = CancellationToken::new();
+    let live = catalog.clone();
+    tokio::spawn(reload::watch(
+        reload::POLL_EVERY,
+        background.clone(),
+        ReloadMetrics::new(&prometheus),
+        move |forced| live.reload(forced),
+    ));
     tokio::spawn(telemetry::serve_ops(
         listeners.ops,
         prometheus,

@@ -12,14 +12,14 @@ pub mod reject;
 mod server;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_connectors::Catalog;
+use switchyard_connectors::live::LiveCatalog;
 use switchyard_plumbing::claimcheck::ClaimCheckStore;
 use switchyard_plumbing::config::{Config, IngressConfig};
 use switchyard_plumbing::registry::{self, RegistryCache, RegistryStore, SigningSecret};
+use switchyard_plumbing::reload::{self, ReloadMetrics};
 use switchyard_plumbing::sealed::Sealer;
 use switchyard_plumbing::telemetry::Readiness;
 use tokio::net::TcpListener;
@@ -31,7 +31,8 @@ use crate::metrics::Metrics;
 
 /// What every request handler shares.
 pub struct State {
-    pub catalog: Arc<Catalog>,
+    /// The catalog in force; reloaded when its files change (SIGHUP or a poll).
+    pub catalog: Arc<LiveCatalog>,
     pub registry: Arc<RegistryCache>,
     pub committer: Committer,
     pub metrics: Metrics,
@@ -69,18 +70,13 @@ pub enum StartError {
     Redis(#[from] switchyard_plumbing::registry::RegistryError),
 }
 
-/// Load the catalog a binary will use, refusing it whole on any problem.
-pub fn load_catalog(path: &Path) -> Result<Catalog, StartError> {
-    Ok(Catalog::load_dir(path)?)
-}
-
 /// Run the ingress on `listener` until `shutdown`, then drain: stop accepting, let the
 /// requests in flight become durable and be answered, and return.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<(), StartError> {
-    let catalog = Arc::new(load_catalog(&config.catalog)?);
+    let catalog = Arc::new(LiveCatalog::load(&config.catalog)?);
     let mut connector_keys = HashMap::new();
     for (name, settings) in &config.connectors {
-        if catalog.get(name).is_none() {
+        if catalog.current().get(name).is_none() {
             return Err(StartError::UnknownConnectorSettings(name.clone()));
         }
         let keys = ConnectorKeys {
@@ -116,6 +112,13 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     readiness.set("redis", true);
 
     let background = CancellationToken::new();
+    let live = catalog.clone();
+    tokio::spawn(reload::watch(
+        reload::POLL_EVERY,
+        background.clone(),
+        ReloadMetrics::new(&prometheus),
+        move |forced| live.reload(forced),
+    ));
     tokio::spawn(registry.clone().listen(nats.clone(), background.clone()));
     tokio::spawn(probe(
         nats.clone(),
@@ -151,7 +154,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         cfg: config.ingress.clone(),
         connector_keys,
     });
-    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), connectors = state.catalog.len(), "Ingress listening.");
+    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), connectors = state.catalog.current().len(), "Ingress listening.");
     server::serve(listener, state, shutdown, readiness).await;
     // Every handler is done and has dropped its committer handle; let the last groups
     // finish, then stop the background tasks.

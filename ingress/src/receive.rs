@@ -39,7 +39,7 @@ pub async fn webhook(
 ) -> Response<Full<Bytes>> {
     let started = Instant::now();
     state.metrics.in_flight.inc();
-    let known = state.catalog.get(connector).cloned();
+    let known = state.catalog.current().get(connector).cloned();
     let label = known.as_ref().map(|c| c.name.as_str()).unwrap_or("unknown").to_string();
     let result = match known {
         Some(c) if !handshake::accepts_method(&c.handshakes, req.method().as_str()) => Err(Rejection::MethodNotAllowed),

@@ -14,10 +14,11 @@ pub mod work;
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchyard_connectors::live::LiveCatalog;
 use switchyard_connectors::mapping::Limits;
-use switchyard_connectors::Catalog;
 use switchyard_plumbing::claimcheck::ClaimCheckStore;
 use switchyard_plumbing::config::Config;
+use switchyard_plumbing::reload::{self, ReloadMetrics};
 use switchyard_plumbing::telemetry::{self, Readiness};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -38,7 +39,7 @@ pub enum StartError {
 
 /// Run until `shutdown`; the ops endpoints are served on `ops`.
 pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) -> Result<(), StartError> {
-    let catalog = Arc::new(Catalog::load_dir(&config.catalog)?);
+    let catalog = Arc::new(LiveCatalog::load(&config.catalog)?);
     let names = config.names();
     let nats = switchyard_plumbing::nats::connect(&config.nats, "switchyard-normalizer").await?;
     let mut js = async_nats::jetstream::new(nats.clone());
@@ -59,6 +60,13 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
     let readiness = Readiness::new(&[("nats", true)]);
     readiness.set("nats", true);
     let background = CancellationToken::new();
+    let live = catalog.clone();
+    tokio::spawn(reload::watch(
+        reload::POLL_EVERY,
+        background.clone(),
+        ReloadMetrics::new(&prometheus),
+        move |forced| live.reload(forced),
+    ));
     tokio::spawn(telemetry::serve_ops(
         ops,
         prometheus,
@@ -86,7 +94,7 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
         },
     });
     tracing::info!(
-        connectors = catalog.len(),
+        connectors = catalog.current().len(),
         concurrency = ncfg.concurrency,
         "Normalizer running."
     );

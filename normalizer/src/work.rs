@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
+use switchyard_connectors::live::LiveCatalog;
 use switchyard_connectors::mapping::Limits;
-use switchyard_connectors::Catalog;
 use switchyard_plumbing::claimcheck::ClaimCheckError;
 use switchyard_plumbing::envelope::{RawEnvelope, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
 use switchyard_plumbing::names::Names;
@@ -32,7 +32,7 @@ const RETRY_DELAY: Duration = Duration::from_secs(2);
 pub struct Worker {
     pub js: jetstream::Context,
     pub names: Names,
-    pub catalog: Arc<Catalog>,
+    pub catalog: Arc<LiveCatalog>,
     pub claims: ClaimReader,
     pub metrics: Metrics,
     pub limits: Limits,
@@ -105,7 +105,7 @@ impl Worker {
                 return Step::Ack;
             }
         };
-        let Some(connector) = self.catalog.get(&env.connector).cloned() else {
+        let Some(connector) = self.catalog.current().get(&env.connector).cloned() else {
             return self
                 .dead_letter(
                     &env,

@@ -14,6 +14,7 @@
 //! - [`telemetry`]: logs, the metrics registry and the small ops listener
 //!   (`/healthz`, `/readyz`, `/metrics`).
 //! - [`shutdown`]: turning SIGTERM/SIGINT into a cancellation token.
+//! - [`reload`]: when to reload the connector catalog without a restart (SIGHUP, poll).
 
 pub mod claimcheck;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod ids;
 pub mod names;
 pub mod nats;
 pub mod registry;
+pub mod reload;
 pub mod sealed;
 pub mod shutdown;
 pub mod telemetry;

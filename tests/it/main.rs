@@ -5,5 +5,6 @@ mod durability;
 mod handshakes;
 mod harness;
 mod pipeline;
+mod reload;
 mod routing;
 mod walking_skeleton;

@@ -80,8 +80,9 @@ pub async fn put(
     if !is_valid_id(&id) {
         return Err(ApiError::invalid("account_id", "use 1-64 letters, digits, '_' or '-'"));
     }
-    if admin.catalog.get(&body.connector).is_none() {
-        let known: Vec<&str> = admin.catalog.names().collect();
+    let catalog = admin.catalog.current();
+    if catalog.get(&body.connector).is_none() {
+        let known: Vec<&str> = catalog.names().collect();
         return Err(ApiError::invalid(
             "connector",
             format!("unknown connector {:?} (known: {})", body.connector, known.join(", ")),

@@ -16,7 +16,7 @@ use axum::response::Response;
 use axum::routing::{post, put};
 use axum::Router;
 use subtle::ConstantTimeEq;
-use switchyard_connectors::Catalog;
+use switchyard_connectors::live::LiveCatalog;
 use switchyard_plumbing::registry::RegistryStore;
 
 pub use error::ApiError;
@@ -25,7 +25,7 @@ pub use error::ApiError;
 pub struct Admin {
     pub store: RegistryStore,
     pub nats: async_nats::Client,
-    pub catalog: Arc<Catalog>,
+    pub catalog: Arc<LiveCatalog>,
     pub token: String,
 }
 

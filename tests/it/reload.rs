@@ -1,0 +1,120 @@
+//! The connector catalog changes without a restart: a new connector file takes effect
+//! for the next request, and a broken edit is rejected, counted, and changes nothing.
+
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+use switchyard_tests::{shared, wait_until};
+
+use crate::pipeline::{config_for, Pipeline, Receiver};
+
+const ACME: &str = r#"
+name = "acme"
+title = "Acme (test)"
+unmapped = "pass_through"
+[signature]
+scheme = "token"
+header = "X-Acme-Token"
+[event]
+id = { json = "id" }
+type = { json = "type" }
+"#;
+
+/// A copy of the shipped catalog (and the unified models beside it) to edit.
+fn copy_catalog(to: &Path) -> std::path::PathBuf {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors");
+    for folder in ["catalog", "unified"] {
+        let from = shipped.join(folder);
+        let Ok(entries) = std::fs::read_dir(&from) else { continue };
+        std::fs::create_dir_all(to.join(folder)).unwrap();
+        for e in entries.flatten() {
+            if e.path().is_file() {
+                std::fs::copy(e.path(), to.join(folder).join(e.file_name())).unwrap();
+            }
+        }
+    }
+    to.join("catalog")
+}
+
+async fn reloads_rejected(p: &Pipeline) -> u64 {
+    let text = p
+        .http
+        .get(format!("http://{}/metrics", p.ingress))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with("switchyard_catalog_reloads_total{outcome=\"rejected\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_connector_file_takes_effect_and_a_broken_edit_changes_nothing() {
+    let servers = shared().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = config_for(&servers.nats, &servers.redis, &servers.s3, "reload");
+    config.catalog = copy_catalog(tmp.path());
+    let p = Pipeline::start(config.clone()).await.unwrap();
+    let receiver = Receiver::start().await;
+    let event = json!({"id": "a1", "type": "widget.made"}).to_string();
+    let token = [("X-Acme-Token".to_string(), "acme-token".to_string())];
+    let (status, _, _) = p.post_webhook("/v1/webhooks/acme/acme_1", &token, &event).await;
+    assert_eq!(status, 404, "acme is not in the catalog yet");
+
+    std::fs::write(config.catalog.join("acme.toml"), ACME).unwrap();
+    // The dispatcher's admin API accepts an acme account once it has reloaded.
+    let (s, b) = p
+        .admin(Method::PUT, "/v1/tenants/tenant_r", Some(json!({"name": "R"})))
+        .await;
+    assert!(s.is_success(), "{b}");
+    let (s, b) = p
+        .admin(
+            Method::POST,
+            "/v1/tenants/tenant_r/endpoints",
+            Some(json!({"url": receiver.url, "event_types": ["*"]})),
+        )
+        .await;
+    assert!(s.is_success(), "{b}");
+    wait_until("the dispatcher knows acme", Duration::from_secs(15), || async {
+        let (s, _) = p
+            .admin(
+                Method::PUT,
+                "/v1/accounts/acme_1",
+                Some(json!({"tenant_id": "tenant_r", "connector": "acme", "signing_secrets": ["acme-token"]})),
+            )
+            .await;
+        s.is_success()
+    })
+    .await
+    .unwrap();
+    wait_until("the ingress accepts acme", Duration::from_secs(15), || async {
+        p.post_webhook("/v1/webhooks/acme/acme_1", &token, &event).await.0 == 200
+    })
+    .await
+    .unwrap();
+    wait_until("the acme event is delivered", Duration::from_secs(20), || async {
+        !receiver.all().is_empty()
+    })
+    .await
+    .unwrap();
+    let delivered: serde_json::Value = serde_json::from_slice(&receiver.all()[0].body).unwrap();
+    assert_eq!(delivered["type"], "acme.widget.made");
+
+    // A broken edit: rejected and counted; acme keeps working as before.
+    std::fs::write(config.catalog.join("acme.toml"), "name = \"acme\"\nnot_a_field = true\n").unwrap();
+    wait_until("the broken edit is rejected", Duration::from_secs(15), || async {
+        reloads_rejected(&p).await >= 1
+    })
+    .await
+    .unwrap();
+    let again = json!({"id": "a2", "type": "widget.made"}).to_string();
+    let (status, _, answer) = p.post_webhook("/v1/webhooks/acme/acme_1", &token, &again).await;
+    assert_eq!(status, 200, "{answer}");
+    p.stop().await;
+}
