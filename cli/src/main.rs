@@ -2,14 +2,16 @@
 //!
 //! - `switchyard sign <connector> --secret S --body FILE`: the signature header(s) a
 //!   provider would send, for trying the pipeline with curl.
-//! - `switchyard connectors check [PATH]`: validate a connector catalog, listing every
-//!   problem.
+//! - `switchyard connectors check|test|map`: validate a catalog, run its fixtures, map
+//!   one provider body ([`connectors`]).
 //! - `switchyard receive`: a receiver that prints deliveries and checks their signatures.
 
+mod connectors;
 mod receive;
 
 use std::io::Read;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -55,20 +57,11 @@ enum Command {
     /// Work with connector catalogs.
     Connectors {
         #[command(subcommand)]
-        command: ConnectorsCommand,
+        command: connectors::ConnectorsCommand,
     },
 }
 
-#[derive(Subcommand)]
-enum ConnectorsCommand {
-    /// Validate a catalog: every problem, one line each, with file, line and field.
-    Check {
-        #[arg(default_value = "connectors/catalog")]
-        path: PathBuf,
-    },
-}
-
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Sign {
             connector,
@@ -82,15 +75,7 @@ fn main() -> anyhow::Result<()> {
                 let known: Vec<&str> = catalog.names().collect();
                 bail!("unknown connector {connector:?} (known: {})", known.join(", "));
             };
-            let bytes = if body == "-" {
-                let mut b = Vec::new();
-                std::io::stdin()
-                    .read_to_end(&mut b)
-                    .context("reading the body from standard input")?;
-                b
-            } else {
-                std::fs::read(&body).with_context(|| format!("reading the body file {body}"))?
-            };
+            let bytes = read_body(&body)?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             for (name, value) in switchyard_connectors::signature::sign::sign(
                 &c.signature,
@@ -108,15 +93,20 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(receive::run(listen, secret, log))?;
         }
-        Command::Connectors {
-            command: ConnectorsCommand::Check { path },
-        } => match Catalog::load_dir(&path) {
-            Ok(c) => println!("{}: {} connector(s), all valid", path.display(), c.len()),
-            Err(e) => {
-                eprint!("{e}");
-                std::process::exit(1);
-            }
-        },
+        Command::Connectors { command } => return connectors::run(command),
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A file's bytes; `-` is standard input.
+fn read_body(path: &str) -> anyhow::Result<Vec<u8>> {
+    if path == "-" {
+        let mut b = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut b)
+            .context("reading the body from standard input")?;
+        Ok(b)
+    } else {
+        std::fs::read(path).with_context(|| format!("reading the body file {path}"))
+    }
 }

@@ -186,7 +186,9 @@ fn type_problem(unified_type: &str, connector: &str, models: &UnifiedModels) -> 
         return None;
     }
     let near = models.neighbours(unified_type);
-    let hint = if near.is_empty() {
+    let hint = if models.types().next().is_none() {
+        "no unified models are loaded: is the unified/ folder beside the catalog missing?".to_string()
+    } else if near.is_empty() {
         let all: Vec<&str> = models.types().collect();
         format!("defined types: {}", all.join(", "))
     } else {

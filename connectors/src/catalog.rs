@@ -82,19 +82,20 @@ pub struct Catalog {
 impl Catalog {
     /// The unified models folder of the catalog folder `dir`: `unified/` beside it.
     pub fn models_dir(dir: &Path) -> PathBuf {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        dir.join("..").join("unified")
+        sibling(dir, "unified")
     }
 
     /// Load every `*.toml` file in `dir`, checking mappings against the unified models
-    /// beside it ([`Self::models_dir`]).
+    /// beside it ([`Self::models_dir`]). Without that folder no unified type is defined,
+    /// so only a catalog whose mappings name their own connector's types loads.
     pub fn load_dir(dir: &Path) -> Result<Self, CatalogErrors> {
         let models_dir = Self::models_dir(dir);
-        let models = UnifiedModels::load_dir(&models_dir).map_err(|errors| {
+        let models = if !models_dir.is_dir() {
+            Ok(UnifiedModels::default())
+        } else {
+            UnifiedModels::load_dir(&models_dir)
+        };
+        let models = models.map_err(|errors| {
             CatalogErrors(
                 errors
                     .into_iter()
@@ -191,6 +192,14 @@ impl Catalog {
 
     pub fn is_empty(&self) -> bool {
         self.connectors.is_empty()
+    }
+}
+
+/// The folder `name` beside the folder `dir` (`connectors/catalog` → `connectors/<name>`).
+pub(crate) fn sibling(dir: &Path, name: &str) -> PathBuf {
+    match (dir.parent(), dir.components().next_back()) {
+        (Some(parent), Some(std::path::Component::Normal(_))) => parent.join(name),
+        _ => dir.join("..").join(name),
     }
 }
 
@@ -396,7 +405,7 @@ mod tests {
         let stripe = std::fs::read_to_string(shipped().join("stripe.toml")).unwrap();
         let broken = stripe
             .replace("type = \"payments.charge.refunded\"", "type = \"Payments\"")
-            .replace("\"invoice_id\": $i.id,", "\"invoice_id\": $i.id,,");
+            .replacen("\"number\": $i.number,", "\"number\": $i.number,,", 1);
         let typo = stripe.replace("title = \"Stripe\"", "titel = \"Stripe\"");
         let e = Catalog::from_sources_with_models(
             vec![

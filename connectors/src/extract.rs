@@ -1,5 +1,6 @@
 //! Event ids, types and times out of a verified request, as the connector file says.
 
+use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -54,14 +55,20 @@ const MAX_ID_LEN: usize = 256;
 pub const MAX_ITEMS: usize = 1000;
 
 pub fn extract(spec: &EventSpec, webhook: &VerifiedWebhook) -> Result<Vec<ExtractedEvent>, ExtractError> {
+    extract_from(spec, webhook.headers(), webhook.body())
+}
+
+/// [`extract`] for a body whose signature is not in question: a connector's fixtures and
+/// `switchyard connectors map` read events exactly as the ingress does.
+pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Result<Vec<ExtractedEvent>, ExtractError> {
     let needs_json = spec.items.is_some()
         || matches!(spec.id, ValueSource::Json(_))
         || matches!(spec.event_type, ValueSource::Json(_))
         || matches!(spec.account, Some(ValueSource::Json(_)))
         || spec.occurred_at.is_some();
-    let content_type = header_str(webhook.headers(), "content-type").unwrap_or("application/json");
+    let content_type = header_str(headers, "content-type").unwrap_or("application/json");
     let doc: Option<serde_json::Value> = if needs_json {
-        Some(crate::body::to_json(webhook.body(), content_type).ok_or(ExtractError::NotJson)?)
+        Some(crate::body::to_json(body, content_type).ok_or(ExtractError::NotJson)?)
     } else {
         None
     };
@@ -83,10 +90,10 @@ pub fn extract(spec: &EventSpec, webhook: &VerifiedWebhook) -> Result<Vec<Extrac
         let read = |src: &ValueSource| -> Option<String> {
             let v = match src {
                 ValueSource::Json(p) => p.get_string(item?),
-                ValueSource::Header(h) => header_str(webhook.headers(), h).map(str::to_string),
+                ValueSource::Header(h) => header_str(headers, h).map(str::to_string),
                 ValueSource::Literal(s) => Some(s.clone()),
                 ValueSource::BodySha256(_) => {
-                    let digest = hex::encode(Sha256::digest(webhook.body()));
+                    let digest = hex::encode(Sha256::digest(body));
                     Some(match index {
                         Some(i) => format!("{digest}:{i}"),
                         None => digest,

@@ -17,11 +17,13 @@
 //! - [`mapping`]: JSONata, behind one small module (compile, evaluate with limits).
 //! - [`unified`]: the unified models, one JSON Schema per unified event type.
 //! - [`apply`]: a connector's mappings, checked at load and applied to one provider event.
+//! - [`fixtures`]: documented provider payloads with their expected unified events.
 
 pub mod apply;
 pub mod body;
 pub mod catalog;
 pub mod extract;
+pub mod fixtures;
 pub mod handshake;
 pub mod jsonpath;
 pub mod live;

@@ -115,15 +115,15 @@ mod tests {
         let (env, body) = stripe(
             "invoice.paid",
             json!({"id": "in_1", "object": "invoice", "customer": "cus_1", "subscription": "sub_1", "number": "A-0001",
-                   "amount_paid": 2000, "currency": "usd", "hosted_invoice_url": "https://invoice.stripe.com/i/x",
+                   "amount_due": 2000, "amount_paid": 2000, "currency": "usd", "hosted_invoice_url": "https://invoice.stripe.com/i/x",
                    "status_transitions": {"paid_at": 1_700_000_000}}),
             json!({}),
         );
         let e = map(&env, &body);
         assert_eq!(e.event_type, "payments.invoice.paid");
-        assert_eq!(e.data["amount_paid"], 2000);
-        assert_eq!(e.data["currency"], "USD");
-        assert_eq!(e.data["paid_at"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(e.data["invoice"]["amount_paid"], 2000);
+        assert_eq!(e.data["invoice"]["currency"], "USD");
+        assert_eq!(e.data["invoice"]["paid_at"], "2023-11-14T22:13:20.000Z");
         assert_eq!(e.received_at, "2023-11-14T22:13:21.234Z");
         assert_eq!(e.id, ids::unified_event_id("stripe/acct/evt_1", 0));
     }
@@ -138,8 +138,8 @@ mod tests {
         );
         let e = map(&env, &body);
         assert_eq!(e.event_type, "payments.charge.refunded");
-        assert_eq!(e.data["fully_refunded"], true);
-        assert_eq!(e.data["currency"], "EUR");
+        assert_eq!(e.data["charge"]["amount_refunded"], 5000);
+        assert_eq!(e.data["charge"]["currency"], "EUR");
         let (env, body) = stripe(
             "customer.updated",
             json!({"id": "cus_1", "email": "new@example.com", "name": "N", "phone": null, "currency": "usd", "metadata": {}}),
