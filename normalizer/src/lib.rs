@@ -18,7 +18,9 @@ use switchyard_connectors::live::LiveCatalog;
 use switchyard_connectors::mapping::Limits;
 use switchyard_plumbing::claimcheck::ClaimCheckStore;
 use switchyard_plumbing::config::Config;
+use switchyard_plumbing::registry::{self, RegistryCache, RegistryStore};
 use switchyard_plumbing::reload::{self, ReloadMetrics};
+use switchyard_plumbing::sealed::Sealer;
 use switchyard_plumbing::telemetry::{self, Readiness};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +35,10 @@ pub enum StartError {
     Catalog(#[from] switchyard_connectors::catalog::CatalogErrors),
     #[error(transparent)]
     Nats(#[from] switchyard_plumbing::nats::NatsError),
+    #[error(transparent)]
+    Seal(#[from] switchyard_plumbing::sealed::SealError),
+    #[error("cannot reach Redis: {0}; is redis-server running at redis.url?")]
+    Redis(#[from] switchyard_plumbing::registry::RegistryError),
     #[error("the raw-envelope consumer failed: {0}")]
     Consumer(String),
 }
@@ -81,11 +87,24 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
         background.clone(),
     ));
 
+    let sealer = Sealer::from_config(&config.secrets)?;
+    let redis = registry::store::connect(&config.redis).await?;
+    let registry = RegistryCache::new(
+        RegistryStore::new(
+            redis,
+            names.clone(),
+            sealer,
+            Duration::from_millis(config.redis.timeout_ms),
+        ),
+        Duration::from_secs(60),
+    );
+    tokio::spawn(registry.clone().listen(nats.clone(), background.clone()));
     let store = ClaimCheckStore::new(&config.s3).await;
     let worker = Arc::new(Worker {
         js,
         names,
         catalog: catalog.clone(),
+        registry,
         claims: ClaimReader::new(store, ncfg.claim_cache_bytes, metrics.clone()),
         metrics,
         limits: Limits {

@@ -19,6 +19,7 @@ use switchyard_connectors::mapping::Limits;
 use switchyard_plumbing::claimcheck::ClaimCheckError;
 use switchyard_plumbing::envelope::{RawEnvelope, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
 use switchyard_plumbing::names::Names;
+use switchyard_plumbing::registry::RegistryCache;
 use tokio_util::sync::CancellationToken;
 
 use crate::claims::ClaimReader;
@@ -33,6 +34,8 @@ pub struct Worker {
     pub js: jetstream::Context,
     pub names: Names,
     pub catalog: Arc<LiveCatalog>,
+    /// Accounts, to route each event to its account and tenant.
+    pub registry: Arc<RegistryCache>,
     pub claims: ClaimReader,
     pub metrics: Metrics,
     pub limits: Limits,
@@ -114,20 +117,10 @@ impl Worker {
                 )
                 .await;
         };
-        if env.account_id.is_empty() {
-            // Routed by the connector's routing key to an account nobody has registered.
-            let external = env.external_account.as_deref().unwrap_or("(none)");
-            return self
-                .dead_letter(
-                    &env,
-                    "unknown_account",
-                    format!(
-                        "no {} account is registered with external_id {external:?}; register it, then replay this dead letter",
-                        env.connector
-                    ),
-                )
-                .await;
-        }
+        let env = match self.route(env).await {
+            Ok(env) => env,
+            Err(step) => return step,
+        };
         let body = match self.claims.body(&env.claim).await {
             Ok(b) => b,
             Err(ClaimCheckError::NotFound(key)) => {
@@ -181,6 +174,48 @@ impl Worker {
                 .observe(lag as f64 / 1000.0);
         }
         Step::Ack
+    }
+
+    /// The event's account and tenant as the registry has them now. An event whose
+    /// routing key matched no account at the ingress is looked up again (the account
+    /// may have been registered since: the replay of its dead letter). When the registry
+    /// cannot be reached, a routed event goes on with what the ingress resolved.
+    async fn route(&self, mut env: RawEnvelope) -> Result<RawEnvelope, Step> {
+        if env.account_id.is_empty() {
+            let external = env.external_account.clone().unwrap_or_default();
+            return match self.registry.account_by_external(&env.connector, &external).await {
+                Ok(Some(a)) => {
+                    env.account_id = a.id.clone();
+                    env.tenant_id = a.tenant_id.clone();
+                    Ok(env)
+                }
+                Ok(None) => {
+                    let detail = format!(
+                        "no {} account is registered with external_id {external:?}; register it, then replay this dead letter",
+                        env.connector
+                    );
+                    Err(self.dead_letter(&env, "unknown_account", detail).await)
+                }
+                Err(e) => Err(Step::Retry(format!("looking up the account: {e}"))),
+            };
+        }
+        match self.registry.account(&env.account_id).await {
+            Ok(Some(a)) => {
+                env.tenant_id = a.tenant_id.clone();
+                Ok(env)
+            }
+            Ok(None) => {
+                let detail = format!(
+                    "account {:?} is not registered (deleted since the event arrived?); register it, then replay this dead letter",
+                    env.account_id
+                );
+                Err(self.dead_letter(&env, "unknown_account", detail).await)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "Registry unreachable; routing by the envelope.");
+                Ok(env)
+            }
+        }
     }
 
     async fn dead_letter(&self, env: &RawEnvelope, reason: &'static str, detail: String) -> Step {
