@@ -15,6 +15,8 @@ down:
 test:
 	deploy/local/install-deps
 	cargo test --workspace
+	# The JSONata conformance summary (docs/jsonata.md), printed.
+	cargo test -q -p switchyard-connectors --test jsonata_conformance -- --nocapture
 
 lint:
 	cargo fmt --all -- --check

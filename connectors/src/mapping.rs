@@ -1,23 +1,40 @@
 //! JSONata, behind one small module: compile, evaluate with limits, convert values.
-//! The engine (jsonata-core, pinned) can be replaced here without touching the rest.
+//! The engine (jsonata-core, pinned) can be replaced here without touching the rest;
+//! [`docs/jsonata.md`](../../docs/jsonata.md) publishes its conformance and the limits.
 //!
-//! Mappings are untrusted code: a connector author can write an infinite recursion. Each
-//! evaluation has a time and depth limit, and a panic inside the engine is caught and
-//! returned as an error, so it dead-letters one event instead of killing a worker.
+//! Mappings are untrusted code: a connector author can write an infinite recursion. Every
+//! evaluation is bounded:
+//! - time and depth ([`Limits`]): the engine checks both between its steps;
+//! - sizes ([`Bounds`]): the length of any sequence it builds, and the nesting and size
+//!   of the input and the result ([`convert`]);
+//! - a deadline: evaluations run on threads of their own ([`runner`]), and the caller
+//!   stops waiting at twice the time limit (plus 100 ms), even if one step of the engine
+//!   cannot be interrupted;
+//! - a panic inside the engine is caught and returned as an error.
 //!
-//! A compiled expression is not `Sync`, so each worker thread keeps its own compiled
+//! Each of these ends as a [`MappingError`], so one event is dead-lettered with the
+//! reason and the worker carries on.
+//!
+//! A compiled expression is not `Sync`, so each evaluation thread keeps its own compiled
 //! copy, made on first use and keyed by the mapping's unique id; the text was already
 //! checked to compile when the catalog loaded.
+
+mod convert;
+mod runner;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use jsonata_core::evaluator::EvaluatorOptions;
+use jsonata_core::evaluator::{Context, Evaluator, EvaluatorOptions};
 use jsonata_core::value::JValue;
 use jsonata_core::Expression;
+use serde_json::{Map, Value};
+
+pub use convert::MAX_NESTING;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -28,10 +45,13 @@ pub struct Mapping {
     source: Arc<str>,
 }
 
-/// Limits on one evaluation.
+/// Time and depth limits on one evaluation (configured: `normalizer.mapping_*`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// The engine stops at its first step after this many milliseconds (D1012).
     pub timeout_ms: u64,
+    /// Deepest evaluation stack, in the engine's levels (D1011); a non-tail recursive
+    /// call costs about three.
     pub max_depth: usize,
 }
 
@@ -44,6 +64,32 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// How long a caller waits for an evaluation: twice the time limit, plus 100 ms.
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.saturating_mul(2).saturating_add(100))
+    }
+}
+
+/// Size bounds on one evaluation. Fixed in production ([`Bounds::default`]); the
+/// conformance suite lifts them for its cases about ten-million-element ranges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Longest sequence a step may build (a range, a map, a filter…; D2015).
+    pub max_sequence: usize,
+    /// Largest result, in bytes of its JSON (about): it must fit in one message.
+    pub max_result_bytes: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self {
+            max_sequence: 1_000_000,
+            max_result_bytes: 1 << 20,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MappingError {
     #[error("JSONata does not compile: {0}")]
@@ -52,6 +98,33 @@ pub enum MappingError {
     Evaluate(String),
     #[error("the JSONata engine panicked: {0}")]
     Panicked(String),
+    #[error("the {0} is nested deeper than {MAX_NESTING} levels")]
+    TooDeep(&'static str),
+    #[error("the result is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the evaluation was still running after {0} ms; it was abandoned")]
+    Abandoned(u128),
+    #[error("{0} abandoned evaluations are still running; no more are started until they end")]
+    Busy(usize),
+}
+
+impl MappingError {
+    /// The JSONata error code (`T2002`, `D1012`, `S0201`…) when the engine gave one.
+    pub fn code(&self) -> Option<&str> {
+        let msg = match self {
+            Self::Compile(m) | Self::Evaluate(m) => m.as_str(),
+            _ => return None,
+        };
+        // The engine puts the code first, or after prefixes such as "Type error: ".
+        std::iter::once(0)
+            .chain(msg.match_indices(": ").map(|(i, _)| i + 2))
+            .map(|i| &msg[i..])
+            .find(|rest| {
+                let b = rest.as_bytes();
+                b.len() >= 6 && b[0].is_ascii_uppercase() && b[1..5].iter().all(u8::is_ascii_digit) && b[5] == b':'
+            })
+            .map(|rest| &rest[..5])
+    }
 }
 
 thread_local! {
@@ -77,55 +150,76 @@ impl Mapping {
     }
 
     /// Evaluate against `input`. An undefined result is `Ok(None)`.
-    pub fn evaluate(
+    pub fn evaluate(&self, input: &Value, limits: Limits) -> Result<Option<Value>, MappingError> {
+        self.evaluate_with(Some(input), &Map::new(), limits, Bounds::default())
+    }
+
+    /// Evaluate against `input` (`None` is JSONata's undefined input) with `bindings`
+    /// as variables (`{"x": 1}` is `$x`). With no bindings and default bounds this is
+    /// exactly [`Mapping::evaluate`]; with bindings the engine's tree-walking evaluator
+    /// runs, the one of its two that accepts variables.
+    pub fn evaluate_with(
         &self,
-        input: &serde_json::Value,
+        input: Option<&Value>,
+        bindings: &Map<String, Value>,
         limits: Limits,
-    ) -> Result<Option<serde_json::Value>, MappingError> {
-        let data = JValue::from(input.clone());
+        bounds: Bounds,
+    ) -> Result<Option<Value>, MappingError> {
+        if input.is_some_and(|v| !convert::nesting_within(v, MAX_NESTING)) {
+            return Err(MappingError::TooDeep("input"));
+        }
+        if !bindings.values().all(|v| convert::nesting_within(v, MAX_NESTING)) {
+            return Err(MappingError::TooDeep("binding"));
+        }
+        let job = (self.clone(), input.cloned(), bindings.clone());
+        runner::run(limits.deadline(), move || {
+            let (mapping, input, bindings) = job;
+            guard(|| mapping.evaluate_here(input, &bindings, limits, bounds))
+        })
+    }
+
+    /// The evaluation itself, on the calling thread.
+    fn evaluate_here(
+        &self,
+        input: Option<Value>,
+        bindings: &Map<String, Value>,
+        limits: Limits,
+        bounds: Bounds,
+    ) -> Result<Option<Value>, MappingError> {
         let options = EvaluatorOptions {
             timeout_ms: Some(limits.timeout_ms),
             max_stack_depth: Some(limits.max_depth),
+            max_sequence_length: Some(bounds.max_sequence),
             ..EvaluatorOptions::default()
         };
-        guard(|| {
-            COMPILED.with(|cell| {
-                let mut map = cell.borrow_mut();
-                if map.len() > 4096 {
-                    // Reloaded catalogs leave old ids behind; start afresh now and then.
-                    map.clear();
+        let data = input.map_or(JValue::Undefined, JValue::from);
+        let out = COMPILED.with(|cell| {
+            let mut map = cell.borrow_mut();
+            if map.len() > 4096 {
+                // Reloaded catalogs leave old ids behind; start afresh now and then.
+                map.clear();
+            }
+            let expr = match map.entry(self.id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(Expression::compile(&self.source).map_err(|e| MappingError::Compile(e.to_string()))?)
                 }
-                let expr = match map.entry(self.id) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(Expression::compile(&self.source).map_err(|e| MappingError::Compile(e.to_string()))?)
-                    }
-                };
-                let out = expr
-                    .evaluate_with_options(&data, options)
-                    .map_err(|e| MappingError::Evaluate(e.to_string()))?;
-                Ok(match out {
-                    JValue::Undefined => None,
-                    v => Some(integral_numbers(serde_json::Value::from(&v))),
-                })
-            })
-        })
-    }
-}
-
-/// JSONata numbers are doubles; a whole number within the exactly-representable range
-/// goes back out as an integer (`2000`, not `2000.0`), as the provider sent it.
-fn integral_numbers(v: serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
-    match v {
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < EXACT => Value::from(f as i64),
-            _ => Value::Number(n),
-        },
-        Value::Array(items) => Value::Array(items.into_iter().map(integral_numbers).collect()),
-        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, integral_numbers(v))).collect()),
-        other => other,
+            };
+            if bindings.is_empty() {
+                expr.evaluate_with_options(&data, options)
+            } else {
+                let mut context = Context::new();
+                for (name, value) in bindings {
+                    context.bind(name.clone(), JValue::from(value.clone()));
+                }
+                Evaluator::with_options(context, options).evaluate(expr.ast(), &data)
+            }
+            .map_err(|e| MappingError::Evaluate(e.to_string()))
+        })?;
+        match out {
+            JValue::Undefined => Ok(None),
+            v => convert::to_json(&v, bounds.max_result_bytes).map(Some),
+        }
     }
 }
 
@@ -184,5 +278,35 @@ mod tests {
             },
         );
         assert!(r.is_err(), "{r:?}");
+    }
+
+    #[test]
+    fn bindings_undefined_input_and_codes() {
+        let m = Mapping::compile("$x + $count($)").unwrap();
+        let bindings = json!({"x": 40}).as_object().cloned().unwrap();
+        let r = m.evaluate_with(Some(&json!([1, 2])), &bindings, Limits::default(), Bounds::default());
+        assert_eq!(r, Ok(Some(json!(42))));
+        let r = m.evaluate_with(None, &bindings, Limits::default(), Bounds::default());
+        assert_eq!(r, Ok(Some(json!(40))));
+        let err = Mapping::compile("1 + 'a'")
+            .unwrap()
+            .evaluate(&json!({}), Limits::default());
+        assert_eq!(err.unwrap_err().code(), Some("T2002"));
+        assert_eq!(Mapping::compile("(").unwrap_err().code(), Some("S0207"));
+    }
+
+    #[test]
+    fn sequences_are_bounded() {
+        let bounds = Bounds {
+            max_sequence: 1000,
+            ..Bounds::default()
+        };
+        let m = Mapping::compile("[1..1001]").unwrap();
+        let r = m.evaluate_with(None, &Map::new(), Limits::default(), bounds);
+        assert_eq!(r.unwrap_err().code(), Some("D2015"));
+        let r = Mapping::compile("[1..1000]")
+            .unwrap()
+            .evaluate_with(None, &Map::new(), Limits::default(), bounds);
+        assert_eq!(r.unwrap().unwrap().as_array().map(Vec::len), Some(1000));
     }
 }
