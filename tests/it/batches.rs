@@ -56,11 +56,7 @@ async fn a_hubspot_batch_becomes_one_event_per_item_with_one_stored_body() {
     types.sort();
     assert_eq!(
         types,
-        [
-            "hubspot.company.creation",
-            "hubspot.contact.creation",
-            "hubspot.deal.creation"
-        ]
+        ["crm.company.created", "crm.contact.created", "crm.deal.created"]
     );
 
     // One stored record for the three events.
