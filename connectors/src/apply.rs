@@ -54,11 +54,17 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
-    /// A closed set, used as the dead-letter reason and metric label.
+    /// A closed set, used as the dead-letter reason and metric label; `engine_busy` is
+    /// transient (the caller retries the event later rather than dead-lettering it).
     pub fn reason(&self) -> &'static str {
         match self {
             Self::MalformedBody => "malformed_body",
             Self::MissingItem(_) => "missing_item",
+            // Abandoned evaluations still hold the engine: not this event's fault.
+            Self::Mapping {
+                source: MappingError::Busy(_),
+                ..
+            } => "engine_busy",
             Self::Mapping { .. } => "mapping_error",
             Self::Empty(_) => "mapping_empty",
         }

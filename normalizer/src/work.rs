@@ -108,7 +108,8 @@ impl Worker {
                 return Step::Ack;
             }
         };
-        let Some(connector) = self.catalog.current().get(&env.connector).cloned() else {
+        let catalog = self.catalog.current();
+        let Some(connector) = catalog.get(&env.connector).cloned() else {
             return self
                 .dead_letter(
                     &env,
@@ -146,8 +147,24 @@ impl Worker {
                 self.metrics.dropped.with_label_values(&[&connector.name]).inc();
                 return Step::Ack;
             }
+            Err(f) if f.reason == "engine_busy" => return Step::Retry(f.detail),
             Err(f) => return self.dead_letter(&env, f.reason, f.detail).await,
         };
+        // A mapping that produces the wrong shape is the connector author's bug: the
+        // event waits in the dead letters for the fixed mapping, never reaches a tenant.
+        let models = catalog.models();
+        if models.contains(&event.event_type) {
+            if let Err(errors) = models.validate(&event.event_type, &event.data) {
+                let mut detail = format!(
+                    "the {} mapping produced data that does not match the {} schema: {}",
+                    connector.name,
+                    event.event_type,
+                    errors.join("; ")
+                );
+                detail.truncate(detail.floor_char_boundary(1000));
+                return self.dead_letter(&env, "schema_violation", detail).await;
+            }
+        }
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, event.id.as_str());
         headers.insert(HEADER_EVENT_TYPE, event.event_type.as_str());

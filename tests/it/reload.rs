@@ -27,7 +27,9 @@ fn copy_catalog(to: &Path) -> std::path::PathBuf {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors");
     for folder in ["catalog", "unified"] {
         let from = shipped.join(folder);
-        let Ok(entries) = std::fs::read_dir(&from) else { continue };
+        let Ok(entries) = std::fs::read_dir(&from) else {
+            continue;
+        };
         std::fs::create_dir_all(to.join(folder)).unwrap();
         for e in entries.flatten() {
             if e.path().is_file() {
@@ -107,7 +109,11 @@ async fn a_new_connector_file_takes_effect_and_a_broken_edit_changes_nothing() {
     assert_eq!(delivered["type"], "acme.widget.made");
 
     // A broken edit: rejected and counted; acme keeps working as before.
-    std::fs::write(config.catalog.join("acme.toml"), "name = \"acme\"\nnot_a_field = true\n").unwrap();
+    std::fs::write(
+        config.catalog.join("acme.toml"),
+        "name = \"acme\"\nnot_a_field = true\n",
+    )
+    .unwrap();
     wait_until("the broken edit is rejected", Duration::from_secs(15), || async {
         reloads_rejected(&p).await >= 1
     })
@@ -116,5 +122,50 @@ async fn a_new_connector_file_takes_effect_and_a_broken_edit_changes_nothing() {
     let again = json!({"id": "a2", "type": "widget.made"}).to_string();
     let (status, _, answer) = p.post_webhook("/v1/webhooks/acme/acme_1", &token, &again).await;
     assert_eq!(status, 200, "{answer}");
+    p.stop().await;
+}
+
+/// A mapping whose output breaks its unified schema: the event is dead-lettered with
+/// the reason and never delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapped_event_that_breaks_its_schema_is_dead_lettered_not_delivered() {
+    let servers = shared().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let catalog = copy_catalog(tmp.path());
+    let acme = format!("{ACME}\n[mappings.\"widget.made\"]\ntype = \"crm.contact.created\"\ndata = '{{\"contact\": \"not an object\"}}'\n");
+    std::fs::write(catalog.join("acme.toml"), acme).unwrap();
+    let mut config = config_for(&servers.nats, &servers.redis, &servers.s3, "schema");
+    config.catalog = catalog;
+    let p = Pipeline::start(config).await.unwrap();
+    let receiver = Receiver::start().await;
+    p.register("tenant_s", "acme_s", "acme", "acme-token", &receiver.url, &["*"])
+        .await;
+    let token = [("X-Acme-Token".to_string(), "acme-token".to_string())];
+    let event = json!({"id": "s1", "type": "widget.made"}).to_string();
+    let (status, _, answer) = p.post_webhook("/v1/webhooks/acme/acme_s", &token, &event).await;
+    assert_eq!(status, 200, "{answer}");
+
+    let names = p.config.names();
+    wait_until(
+        "the schema violation's dead letter",
+        Duration::from_secs(20),
+        || async { p.stream_messages(&names.dead_letter_stream()).await == 1 },
+    )
+    .await
+    .unwrap();
+    let js = p.jetstream().await;
+    let letter = js
+        .get_stream(names.dead_letter_stream())
+        .await
+        .unwrap()
+        .get_last_raw_message_by_subject(&names.dead_letter_subject("normalizer", "schema_violation"))
+        .await
+        .unwrap();
+    let letter: serde_json::Value = serde_json::from_slice(&letter.payload).unwrap();
+    assert!(
+        letter["detail"].as_str().unwrap().contains("crm.contact.created"),
+        "{letter}"
+    );
+    assert!(receiver.all().is_empty(), "nothing delivered");
     p.stop().await;
 }
