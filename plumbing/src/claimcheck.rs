@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
@@ -151,6 +152,9 @@ impl ClaimCheckStore {
             // and a trailing checksum costs CPU on every PUT.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            // The stalled-stream monitor polls a timer beside every body it sends or
+            // reads; every call here already has a whole-operation deadline instead.
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .timeout_config(
                 aws_sdk_s3::config::timeout::TimeoutConfig::builder()
                     .operation_timeout(timeout)
@@ -243,6 +247,11 @@ impl ClaimCheckStore {
                 put = put.metadata(name, value);
             }
             put.body(ByteStream::from(body))
+                .customize()
+                // `UNSIGNED-PAYLOAD`: the request is still signed (who may write where),
+                // but neither side hashes the whole segment with SHA-256 for it; the
+                // connection (TLS off loopback) protects the bytes.
+                .disable_payload_signing()
                 .send()
                 .await
                 .map(|_| ())
