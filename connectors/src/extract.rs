@@ -5,6 +5,7 @@ use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::jsonpath::{self, JsonPath};
 use crate::model::{EventSpec, TimeFormat, ValueSource};
 use crate::signature::{header_str, VerifiedWebhook};
 
@@ -68,7 +69,7 @@ pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Resul
         || spec.occurred_at.is_some();
     let content_type = header_str(headers, "content-type").unwrap_or("application/json");
     let doc: Option<serde_json::Value> = if needs_json {
-        Some(crate::body::to_json(body, content_type).ok_or(ExtractError::NotJson)?)
+        Some(read_json(spec, body, content_type).ok_or(ExtractError::NotJson)?)
     } else {
         None
     };
@@ -127,6 +128,31 @@ pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Resul
     Ok(out)
 }
 
+/// The body as JSON, as far as the connector's paths read it. A body that is one event is
+/// read sparsely ([`jsonpath::sparse`]: the paths give the same values, the rest of the
+/// document is checked but not built); a batch or a form body is read whole.
+fn read_json(spec: &EventSpec, body: &[u8], content_type: &str) -> Option<serde_json::Value> {
+    if spec.items.is_some() || crate::body::is_form(content_type) {
+        return crate::body::to_json(body, content_type);
+    }
+    jsonpath::sparse(body, &json_paths(spec))
+}
+
+/// Every JSON path an event is read through (a batch's items path aside).
+fn json_paths(spec: &EventSpec) -> Vec<&JsonPath> {
+    let sources = [Some(&spec.id), Some(&spec.event_type), spec.account.as_ref()];
+    let mut paths: Vec<&JsonPath> = sources
+        .into_iter()
+        .flatten()
+        .filter_map(|s| match s {
+            ValueSource::Json(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    paths.extend(spec.occurred_at.as_ref().map(|t| &t.json));
+    paths
+}
+
 fn describe(src: &ValueSource) -> String {
     match src {
         ValueSource::Json(p) => format!("JSON path {p}"),
@@ -143,6 +169,156 @@ fn to_millis(v: &serde_json::Value, format: TimeFormat) -> Option<i64> {
         TimeFormat::Rfc3339 => {
             let t = OffsetDateTime::parse(v.as_str()?, &Rfc3339).ok()?;
             Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::fixtures::{self, Fixture};
+
+    /// A body holding `value` at every path of `spec` (the first array index where a
+    /// path has one), with unrelated fields around it.
+    fn body_for(spec: &EventSpec, value: &Value) -> Value {
+        let mut doc = json!({"noise": {"deep": [1, 2.5, "x", null, {"k": true}]}, "n": 1e300});
+        for p in json_paths(spec) {
+            let text = p.to_string();
+            let mut at = &mut doc;
+            for part in text.split('.') {
+                let (name, index) = match part.split_once('[') {
+                    Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+                    None => (part, None),
+                };
+                if !at.is_object() {
+                    *at = json!({});
+                }
+                at = at.as_object_mut().unwrap().entry(name).or_insert(Value::Null);
+                if let Some(i) = index {
+                    if !at.is_array() {
+                        *at = json!([]);
+                    }
+                    let arr = at.as_array_mut().unwrap();
+                    arr.resize(i + 1, json!({"other": 1}));
+                    at = &mut arr[i];
+                }
+            }
+            *at = value.clone();
+        }
+        doc
+    }
+
+    /// Bodies a connector may meet: its fixtures, bodies built from its paths holding each
+    /// kind of value, and broken variants of each.
+    fn bodies(name: &str, spec: &EventSpec) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        for (connector, path) in fixtures::list(&dir).unwrap_or_default() {
+            if connector == name {
+                out.push(Fixture::load(&path).unwrap().body_bytes());
+            }
+        }
+        for v in [
+            json!("evt_1"),
+            json!("\u{e9}v\"t\n"),
+            json!(42),
+            json!(-7),
+            json!(1.5e3),
+            json!(18446744073709551615u64),
+            json!(true),
+            json!(null),
+            json!({"id": "nested"}),
+            json!(["a"]),
+            json!("2026-11-23T09:05:07.123Z"),
+            json!(1795424707),
+        ] {
+            out.push(serde_json::to_vec(&body_for(spec, &v)).unwrap());
+        }
+        let base = out.clone();
+        for b in base {
+            out.push(b[..b.len() / 2].to_vec());
+            let mut trailing = b.clone();
+            trailing.extend_from_slice(b" x");
+            out.push(trailing);
+            let mut twice = b"{\"a\":".to_vec();
+            twice.extend_from_slice(&b);
+            twice.push(b'}');
+            out.push(twice);
+        }
+        out
+    }
+
+    #[test]
+    fn sparse_reading_finds_what_the_whole_document_holds_for_every_connector() {
+        let catalog = Catalog::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog")).unwrap();
+        let mut compared = 0;
+        for name in catalog.names() {
+            let spec = &catalog.get(name).unwrap().event;
+            if spec.items.is_some() {
+                continue;
+            }
+            for body in bodies(name, spec) {
+                let whole = crate::body::to_json(&body, "application/json");
+                let sparse = read_json(spec, &body, "application/json");
+                assert_eq!(
+                    whole.is_some(),
+                    sparse.is_some(),
+                    "{name}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+                if let (Some(whole), Some(sparse)) = (&whole, &sparse) {
+                    for p in json_paths(spec) {
+                        assert_eq!(p.get(whole), p.get(sparse), "{name} {p}: {whole}");
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert!(compared > 100, "only {compared} comparisons");
+    }
+
+    #[test]
+    fn sparse_reading_refuses_what_a_value_refuses() {
+        let id = JsonPath::parse("data.id").unwrap();
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let cases: Vec<Vec<u8>> = vec![
+            b"{\"x\":\"\xff\",\"data\":{\"id\":1}}".to_vec(),
+            b"{\"x\":1e400,\"data\":{\"id\":1}}".to_vec(),
+            format!("{{\"x\":{deep},\"data\":{{\"id\":1}}}}").into_bytes(),
+            b"{\"data\":{\"id\":1}} {}".to_vec(),
+            b"{\"data\":{\"id\":1},}".to_vec(),
+            b"".to_vec(),
+        ];
+        for body in cases {
+            assert!(serde_json::from_slice::<Value>(&body).is_err());
+            assert!(
+                jsonpath::sparse(&body, &[&id]).is_none(),
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+
+    #[test]
+    fn a_repeated_key_counts_the_last_time() {
+        let id = JsonPath::parse("data.object.id").unwrap();
+        let t = JsonPath::parse("items[1]").unwrap();
+        for body in [
+            &br#"{"data":{"object":{"id":"a"}},"data":"s"}"#[..],
+            br#"{"data":"s","data":{"object":{"id":"b"}}}"#,
+            br#"{"data":{"object":{"id":"a"},"object":{"x":1}}}"#,
+            br#"{"items":[0,{"k":1},2],"items":[5]}"#,
+            br#"{"items":{"1":2}}"#,
+        ] {
+            let whole: Value = serde_json::from_slice(body).unwrap();
+            let sparse = jsonpath::sparse(body, &[&id, &t]).unwrap();
+            assert_eq!(id.get(&whole), id.get(&sparse));
+            assert_eq!(t.get(&whole), t.get(&sparse));
         }
     }
 }
