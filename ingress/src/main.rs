@@ -14,10 +14,24 @@ struct Args {
     config: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Config::load(args.config.as_deref())?;
+    // One thread by default: a webhook's hops (connection → committer → S3, NATS, Redis
+    // clients → answer) then never wake a parked thread, which costs more CPU than the
+    // work itself at these rates (`ingress.worker_threads`).
+    let runtime = match config.ingress.worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
+    .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     switchyard_plumbing::telemetry::init_logging(&config.telemetry);
     let addr = config.ingress.listen;
     let listener = tokio::net::TcpListener::bind(addr)

@@ -184,6 +184,7 @@ pub struct IngressConfig {
     pub durable_deadline_ms: u64,
     pub retry_after_secs: u64,
     pub dedupe_ttl_secs: u64,
+    pub worker_threads: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -282,6 +283,11 @@ impl Config {
                 "nats.replicas = {} is not valid: use 1 for one server or 3 for a cluster",
                 self.nats.replicas
             )));
+        }
+        if self.ingress.worker_threads == 0 {
+            return Err(ConfigError::Invalid(
+                "ingress.worker_threads = 0 is not valid: use 1 or more".into(),
+            ));
         }
         for (name, settings) in &self.connectors {
             settings.resolve_secrets(name)?;
