@@ -61,8 +61,9 @@ impl Worker {
             .messages()
             .await
             .map_err(|e| e.to_string())?;
+        let mut messages = Box::pin(messages.take_until(shutdown.cancelled_owned()));
         messages
-            .take_until(shutdown.cancelled_owned())
+            .as_mut()
             .for_each_concurrent(concurrency, |m| {
                 let me = self.clone();
                 async move {
@@ -75,6 +76,17 @@ impl Worker {
                 }
             })
             .await;
+        // Shutting down: what was fetched but not started goes back at once (nak), so
+        // another normalizer takes it now rather than after the ack wait.
+        let mut fetched = messages.as_mut().get_pin_mut();
+        for _ in 0..batch {
+            match tokio::time::timeout(Duration::from_millis(20), fetched.next()).await {
+                Ok(Some(Ok(msg))) => {
+                    let _ = msg.ack_with(AckKind::Nak(None)).await;
+                }
+                _ => break,
+            }
+        }
         Ok(())
     }
 
