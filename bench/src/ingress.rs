@@ -52,6 +52,8 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         bin_dir: args.paths.bin_dir(),
         catalog: catalog_dir,
         from_workspace: args.paths.bin_dir.is_none(),
+        connector: "stripe".into(),
+        normalizer: false,
     };
     let mut stack = Stack::start_for_ingress(&opts, &http).await?;
     let measured = measure(&mut stack, args, schedule, stripe, &http).await;
@@ -87,6 +89,7 @@ async fn measure(
             start_unix,
             duplicate_share,
             run_tag: &run_tag,
+            template: None,
         })
     })
     .await??;

@@ -8,6 +8,8 @@
 //!
 //! # Layout
 //! - `ingress.rs`: the `ingress` mode (the ingress alone; the raw stream just fills).
+//! - `normalizer.rs`: the `normalizer` mode (the normalizer draining a raw backlog,
+//!   `drain.rs`; one mapping's evaluation, ours against jsonata-js, `evaluate.rs`).
 //! - `stack.rs`: starting and stopping the servers and the Switchyard binaries.
 //! - `payload.rs`: the requests: Stripe events, signed before the run.
 //! - `load.rs`: the open-model generator. `client.rs`: its HTTP client.
@@ -17,9 +19,12 @@
 
 pub mod client;
 pub mod cpu;
+pub mod drain;
+pub mod evaluate;
 pub mod ingress;
 pub mod inspect;
 pub mod load;
+pub mod normalizer;
 pub mod payload;
 pub mod report;
 pub mod stack;
@@ -50,6 +55,9 @@ pub enum Command {
     /// Drive the ingress alone (no normalizer, no dispatcher) with signed Stripe webhooks
     /// at a fixed rate: accepted/s, ack latency, CPU per 1,000 accepted.
     Ingress(ingress::Args),
+    /// Let the normalizer drain a backlog of events through a typical mapping: CPU per
+    /// event all-in, events/s; and that mapping's evaluation alone against jsonata-js.
+    Normalizer(normalizer::Args),
 }
 
 /// The load every mode sends.
@@ -183,20 +191,37 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Runs the chosen mode and prints its report. Ctrl-C or SIGTERM stops the run; the
 /// stack is stopped either way.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Ingress(args) = &cli.command;
-    let report = tokio::select! {
-        r = ingress::run(args) => r?,
+    let json = match &cli.command {
+        Command::Ingress(a) => a.output.json,
+        Command::Normalizer(a) => a.output.json,
+    };
+    let (report, table) = tokio::select! {
+        r = run_mode(&cli.command) => r?,
         s = interrupted() => bail!("{s}: stopped the run, and everything it started"),
     };
-    if args.output.json {
+    if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&report).context("serializing the report")?
         );
     } else {
-        print!("{}", report::human(&report));
+        print!("{table}");
     }
     Ok(())
+}
+
+/// The mode's report, as JSON and as a table.
+async fn run_mode(command: &Command) -> anyhow::Result<(serde_json::Value, String)> {
+    Ok(match command {
+        Command::Ingress(args) => {
+            let r = ingress::run(args).await?;
+            (serde_json::to_value(&r)?, report::human(&r))
+        }
+        Command::Normalizer(args) => {
+            let r = normalizer::run(args).await?;
+            (serde_json::to_value(&r)?, normalizer::human(&r))
+        }
+    })
 }
 
 async fn interrupted() -> &'static str {
@@ -228,8 +253,16 @@ mod tests {
     #[test]
     fn the_command_line_parses() {
         let cli = Cli::try_parse_from(["switchyard-bench", "ingress", "--rate", "2000", "--duration", "10s"]).unwrap();
-        let Command::Ingress(a) = cli.command;
+        let Command::Ingress(a) = cli.command else {
+            panic!("not the ingress mode")
+        };
         assert_eq!(a.load.rate, 2000.0);
         assert_eq!(a.load.schedule().unwrap().total(), 30_000);
+        let cli = Cli::try_parse_from(["switchyard-bench", "normalizer", "--events", "500"]).unwrap();
+        let Command::Normalizer(a) = cli.command else {
+            panic!("not the normalizer mode")
+        };
+        assert_eq!(a.events, 500);
+        assert!(a.expression.ends_with("bench/normalizer/mapping.jsonata"));
     }
 }

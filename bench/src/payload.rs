@@ -34,6 +34,9 @@ pub struct Plan<'a> {
     pub duplicate_share: f64,
     /// Makes event ids differ between runs.
     pub run_tag: &'a str,
+    /// The event to send, as a template ([`from_template`]); `None` is Stripe's
+    /// `invoice.paid` of [`stripe_invoice_paid`].
+    pub template: Option<&'a serde_json::Value>,
 }
 
 /// Prepares `plan.count` requests, in sending order.
@@ -55,7 +58,10 @@ pub fn prepare(plan: &Plan<'_>) -> anyhow::Result<Vec<Prepared>> {
             continue;
         }
         let due = plan.start_unix + (i as f64 / plan.rate) as i64;
-        let body = Bytes::from(stripe_invoice_paid(plan.run_tag, i, due));
+        let body = Bytes::from(match plan.template {
+            Some(t) => from_template(t, plan.run_tag, i, due),
+            None => stripe_invoice_paid(plan.run_tag, i, due),
+        });
         let headers = sign(
             &plan.connector.signature,
             plan.secret,
@@ -156,6 +162,21 @@ pub fn stripe_invoice_paid(run_tag: &str, i: usize, created: i64) -> Vec<u8> {
     serde_json::to_vec_pretty(&event).expect("a JSON value serializes")
 }
 
+/// `template` (a Stripe-style event: `id`, `created`, `data.object.id`), pretty-printed,
+/// with its event and object ids made unique by `i` and `created` set to `created`.
+pub fn from_template(template: &serde_json::Value, run_tag: &str, i: usize, created: i64) -> Vec<u8> {
+    let mut event = template.clone();
+    let n = format!("{run_tag}{i:010}");
+    if let Some(o) = event.as_object_mut() {
+        o.insert("id".into(), json!(format!("evt_1Bn{n}")));
+        o.insert("created".into(), json!(created));
+    }
+    if let Some(o) = event.pointer_mut("/data/object").and_then(|o| o.as_object_mut()) {
+        o.insert("id".into(), json!(format!("in_1Bn{n}")));
+    }
+    serde_json::to_vec_pretty(&event).expect("a JSON value serializes")
+}
+
 /// A small, fast, deterministic generator (SplitMix64): which requests repeat which.
 struct SplitMix64(u64);
 
@@ -210,6 +231,7 @@ mod tests {
             start_unix: now,
             duplicate_share: 0.25,
             run_tag: "t",
+            template: None,
         })
         .unwrap();
         let dups: Vec<&Prepared> = requests.iter().filter(|r| r.duplicate).collect();

@@ -20,7 +20,7 @@ use switchyard_tests::{free_ports, Launch, ServerProcess, Servers};
 use crate::client::{self, Client};
 use crate::cpu::{self, Watched};
 
-/// The tenant and Stripe account the load is sent for.
+/// The tenant and the account (of [`Options::connector`]) the load is sent for.
 pub const TENANT: &str = "bench";
 pub const ACCOUNT: &str = "acct_bench";
 /// How long a binary may take to answer `/readyz` 200.
@@ -39,20 +39,28 @@ pub struct Options {
     /// Whether the binaries were built from this workspace, so a source file newer
     /// than a binary means it is stale.
     pub from_workspace: bool,
+    /// The connector [`ACCOUNT`] is registered for (`stripe`).
+    pub connector: String,
+    /// Whether the run starts the normalizer later ([`Stack::start_normalizer`]): its
+    /// binary is checked up front with the others.
+    pub normalizer: bool,
 }
 
 /// The running system under test.
 pub struct Stack {
-    /// Declared before `servers`: dropped, so stopped, before the servers it uses.
+    /// Declared before `servers`: dropped, so stopped, before the servers they use.
     ingress: Option<Binary>,
+    normalizer: Option<Binary>,
     servers: Option<Servers>,
     /// Configuration, logs and the binaries' working folders.
     dir: tempfile::TempDir,
     pub nats_url: String,
     /// `http://127.0.0.1:<port>` of the ingress.
     pub ingress_url: String,
-    /// The Stripe signing secret registered on [`ACCOUNT`].
+    /// The signing secret registered on [`ACCOUNT`].
     pub secret: String,
+    config: PathBuf,
+    normalizer_ops: u16,
     /// Things the report should mention (stale binaries, configuration overrides).
     pub notes: Vec<String>,
 }
@@ -65,11 +73,17 @@ impl Stack {
         let ingress_bin = opts.bin_dir.join("switchyard-ingress");
         let dispatcher_bin = opts.bin_dir.join("switchyard-dispatcher");
         let mut notes = Vec::new();
-        for bin in [&ingress_bin, &dispatcher_bin] {
+        let normalizer_bin = opts.bin_dir.join("switchyard-normalizer");
+        let bins = [
+            Some(&ingress_bin),
+            Some(&dispatcher_bin),
+            opts.normalizer.then_some(&normalizer_bin),
+        ];
+        for bin in bins.into_iter().flatten() {
             if !bin.is_file() {
                 bail!(
                     "{} is missing; build the release binaries first:\n    \
-                     cargo build --release -p switchyard-ingress -p switchyard-dispatcher",
+                     cargo build --release -p switchyard-ingress -p switchyard-dispatcher -p switchyard-normalizer",
                     bin.display()
                 );
             }
@@ -142,6 +156,9 @@ admin_token = "{token}"
 
         let mut stack = Self {
             ingress: None,
+            normalizer: None,
+            config: config.clone(),
+            normalizer_ops,
             nats_url: servers.nats.url(),
             servers: Some(servers),
             ingress_url: format!("http://127.0.0.1:{ingress_port}"),
@@ -150,7 +167,10 @@ admin_token = "{token}"
             dir,
         };
 
-        eprintln!("bench: registering tenant {TENANT} and Stripe account {ACCOUNT} (dispatcher admin API)");
+        eprintln!(
+            "bench: registering tenant {TENANT} and {} account {ACCOUNT} (dispatcher admin API)",
+            opts.connector
+        );
         let dispatcher = Binary::start(
             "dispatcher",
             &dispatcher_bin,
@@ -160,7 +180,8 @@ admin_token = "{token}"
             http,
         )
         .await?;
-        let registered = register(http, &format!("http://127.0.0.1:{admin_port}"), &token, &stack.secret).await;
+        let admin = format!("http://127.0.0.1:{admin_port}");
+        let registered = register(http, &admin, &token, &opts.connector, &stack.secret).await;
         dispatcher.stop().await;
         registered?;
 
@@ -170,16 +191,30 @@ admin_token = "{token}"
         Ok(stack)
     }
 
+    /// Starts the release `switchyard-normalizer` (from `bin_dir`) on the same
+    /// configuration and waits until it is ready; from then on it is watched too.
+    pub async fn start_normalizer(&mut self, bin_dir: &Path, http: &Client) -> anyhow::Result<u32> {
+        let bin = bin_dir.join("switchyard-normalizer");
+        let ready = format!("http://127.0.0.1:{}/readyz", self.normalizer_ops);
+        eprintln!("bench: starting the normalizer ({})", bin.display());
+        let normalizer = Binary::start("normalizer", &bin, &self.config, self.dir.path(), &ready, http).await?;
+        let pid = normalizer.pid;
+        self.normalizer = Some(normalizer);
+        Ok(pid)
+    }
+
     /// The processes whose CPU is reported: the ingress, the three servers and this
     /// process (the load generator).
     pub fn watched(&self) -> anyhow::Result<Vec<Watched>> {
         let me = std::process::id();
         let mut out = Vec::new();
-        if let Some(i) = &self.ingress {
-            out.push(Watched {
-                label: "ingress".into(),
-                pid: i.pid,
-            });
+        for (label, binary) in [("ingress", &self.ingress), ("normalizer", &self.normalizer)] {
+            if let Some(b) = binary {
+                out.push(Watched {
+                    label: label.into(),
+                    pid: b.pid,
+                });
+            }
         }
         for (label, exe) in [
             ("nats-server", "nats-server"),
@@ -208,11 +243,21 @@ admin_token = "{token}"
         self.ingress.as_mut().and_then(Binary::failure)
     }
 
-    /// Stops the ingress (it drains), then the servers. `keep` keeps the folder with
+    /// `http://127.0.0.1:<port>` of the normalizer's ops listener (`/metrics`).
+    pub fn normalizer_ops_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.normalizer_ops)
+    }
+
+    /// `Some(why)` if the normalizer was started and is no longer running.
+    pub fn normalizer_failure(&mut self) -> Option<String> {
+        self.normalizer.as_mut().and_then(Binary::failure)
+    }
+
+    /// Stops the binaries (they drain), then the servers. `keep` keeps the folder with
     /// the configuration and logs, and returns where it is.
     pub async fn stop(mut self, keep: bool) -> Option<PathBuf> {
-        if let Some(ingress) = self.ingress.take() {
-            ingress.stop().await;
+        for binary in [self.normalizer.take(), self.ingress.take()].into_iter().flatten() {
+            binary.stop().await;
         }
         if let Some(servers) = self.servers.take() {
             // Stopping waits for each server to exit: blocking work.
@@ -316,8 +361,8 @@ impl Binary {
     }
 }
 
-/// `PUT /v1/tenants/{TENANT}` and `PUT /v1/accounts/{ACCOUNT}` (Stripe, `secret`).
-async fn register(http: &Client, admin: &str, token: &str, secret: &str) -> anyhow::Result<()> {
+/// `PUT /v1/tenants/{TENANT}` and `PUT /v1/accounts/{ACCOUNT}` (`connector`, `secret`).
+async fn register(http: &Client, admin: &str, token: &str, connector: &str, secret: &str) -> anyhow::Result<()> {
     let calls = [
         (
             format!("{admin}/v1/tenants/{TENANT}"),
@@ -325,7 +370,7 @@ async fn register(http: &Client, admin: &str, token: &str, secret: &str) -> anyh
         ),
         (
             format!("{admin}/v1/accounts/{ACCOUNT}"),
-            json!({ "tenant_id": TENANT, "connector": "stripe", "signing_secrets": [secret] }),
+            json!({ "tenant_id": TENANT, "connector": connector, "signing_secrets": [secret] }),
         ),
     ];
     for (url, body) in calls {
@@ -361,7 +406,7 @@ fn env_notes() -> Vec<String> {
 fn stale_note(bin: &Path) -> Option<String> {
     let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok()?;
     let workspace = crate::workspace();
-    let folders = ["ingress", "dispatcher", "plumbing", "connectors/src"];
+    let folders = ["ingress", "dispatcher", "normalizer", "plumbing", "connectors/src"];
     let newest = folders
         .iter()
         .filter_map(|f| newest_file(&workspace.join(f), 5_000))
@@ -369,7 +414,7 @@ fn stale_note(bin: &Path) -> Option<String> {
     (newest > built).then(|| {
         format!(
             "{} is older than the sources; rebuild with `cargo build --release -p switchyard-ingress \
-             -p switchyard-dispatcher` to measure the current code",
+             -p switchyard-dispatcher -p switchyard-normalizer` to measure the current code",
             bin.display()
         )
     })
