@@ -8,7 +8,9 @@ fn validator() -> jsonschema::Validator {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let schema: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("connector.schema.json")).unwrap()).unwrap();
-    jsonschema::draft202012::options().build(&schema).expect("the connector schema compiles")
+    jsonschema::draft202012::options()
+        .build(&schema)
+        .expect("the connector schema compiles")
 }
 
 fn as_json(toml_text: &str) -> serde_json::Value {
@@ -27,7 +29,10 @@ fn every_shipped_connector_file_is_valid_against_the_published_schema() {
             continue;
         }
         let doc = as_json(&std::fs::read_to_string(&path).unwrap());
-        let errors: Vec<String> = v.iter_errors(&doc).map(|e| format!("{}: {e}", e.instance_path())).collect();
+        let errors: Vec<String> = v
+            .iter_errors(&doc)
+            .map(|e| format!("{}: {e}", e.instance_path()))
+            .collect();
         assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
         checked += 1;
     }
@@ -50,8 +55,14 @@ type = { json = "type" }
     assert!(v.is_valid(&as_json(base)));
     for (what, text) in [
         ("unknown top-level field", format!("{base}\n[extra]\nx = 1\n")),
-        ("unknown signature field", base.replace("header = \"X-Token\"", "header = \"X-Token\"\ncolour = \"red\"")),
-        ("unknown scheme", base.replace("scheme = \"token\"", "scheme = \"rot13\"")),
+        (
+            "unknown signature field",
+            base.replace("header = \"X-Token\"", "header = \"X-Token\"\ncolour = \"red\""),
+        ),
+        (
+            "unknown scheme",
+            base.replace("scheme = \"token\"", "scheme = \"rot13\""),
+        ),
         ("bad name", base.replace("name = \"acme\"", "name = \"Acme Corp\"")),
         ("missing event id", base.replace("id = { json = \"id\" }\n", "")),
         (
