@@ -12,7 +12,7 @@ use std::time::Duration;
 use switchyard_connectors::live::LiveCatalog;
 use switchyard_plumbing::config::Config;
 use switchyard_plumbing::registry::{self, RegistryCache, RegistryStore};
-use switchyard_plumbing::reload::{self, ReloadMetrics};
+use switchyard_plumbing::reload;
 use switchyard_plumbing::sealed::Sealer;
 use switchyard_plumbing::telemetry::{self, Readiness};
 use tokio::net::TcpListener;
@@ -80,12 +80,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     readiness.set("redis", true);
     let background = CancellationToken::new();
     let live = catalog.clone();
-    tokio::spawn(reload::watch(
-        reload::POLL_EVERY,
-        background.clone(),
-        ReloadMetrics::new(&prometheus),
-        move |forced| live.reload(forced),
-    ));
+    reload::spawn(&prometheus, background.clone(), move |forced| live.reload(forced));
     tokio::spawn(telemetry::serve_ops(
         listeners.ops,
         prometheus,

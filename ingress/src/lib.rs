@@ -19,7 +19,7 @@ use switchyard_connectors::live::LiveCatalog;
 use switchyard_plumbing::claimcheck::ClaimCheckStore;
 use switchyard_plumbing::config::{Config, IngressConfig};
 use switchyard_plumbing::registry::{self, RegistryCache, RegistryStore, SigningSecret};
-use switchyard_plumbing::reload::{self, ReloadMetrics};
+use switchyard_plumbing::reload;
 use switchyard_plumbing::sealed::Sealer;
 use switchyard_plumbing::telemetry::Readiness;
 use tokio::net::TcpListener;
@@ -113,12 +113,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 
     let background = CancellationToken::new();
     let live = catalog.clone();
-    tokio::spawn(reload::watch(
-        reload::POLL_EVERY,
-        background.clone(),
-        ReloadMetrics::new(&prometheus),
-        move |forced| live.reload(forced),
-    ));
+    reload::spawn(&prometheus, background.clone(), move |forced| live.reload(forced));
     tokio::spawn(registry.clone().listen(nats.clone(), background.clone()));
     tokio::spawn(probe(
         nats.clone(),

@@ -19,7 +19,7 @@ use switchyard_connectors::mapping::Limits;
 use switchyard_plumbing::claimcheck::ClaimCheckStore;
 use switchyard_plumbing::config::Config;
 use switchyard_plumbing::registry::{self, RegistryCache, RegistryStore};
-use switchyard_plumbing::reload::{self, ReloadMetrics};
+use switchyard_plumbing::reload;
 use switchyard_plumbing::sealed::Sealer;
 use switchyard_plumbing::telemetry::{self, Readiness};
 use tokio::net::TcpListener;
@@ -67,12 +67,7 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
     readiness.set("nats", true);
     let background = CancellationToken::new();
     let live = catalog.clone();
-    tokio::spawn(reload::watch(
-        reload::POLL_EVERY,
-        background.clone(),
-        ReloadMetrics::new(&prometheus),
-        move |forced| live.reload(forced),
-    ));
+    reload::spawn(&prometheus, background.clone(), move |forced| live.reload(forced));
     tokio::spawn(telemetry::serve_ops(
         ops,
         prometheus,

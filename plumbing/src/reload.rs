@@ -32,6 +32,15 @@ impl ReloadMetrics {
     }
 }
 
+/// Start [`watch`] on the runtime with the default poll, counting into `registry`.
+pub fn spawn<E: std::fmt::Display + 'static>(
+    registry: &Registry,
+    shutdown: CancellationToken,
+    reload: impl FnMut(bool) -> Result<Option<usize>, E> + Send + 'static,
+) {
+    tokio::spawn(watch(POLL_EVERY, shutdown, ReloadMetrics::new(registry), reload));
+}
+
 /// Call `reload(forced)` every `every` (`forced` = false) and on each SIGHUP (`forced` =
 /// true) until `shutdown`; log and count what it did. `reload` answers `Ok(Some(n))` when
 /// a new catalog of `n` connectors is in force, `Ok(None)` when nothing changed, and
