@@ -27,6 +27,10 @@ pub async fn publish(
         tenant_id: Some(env.tenant_id.clone()),
         envelope: Some(env.clone()),
         endpoint_id: None,
+        event_id: None,
+        event_type: None,
+        event: None,
+        attempts: Vec::new(),
         failed_at: switchyard_plumbing::timefmt::rfc3339(time::OffsetDateTime::now_utc()),
     };
     let mut headers = async_nats::HeaderMap::new();

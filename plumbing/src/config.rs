@@ -207,6 +207,16 @@ pub struct DispatcherConfig {
     pub concurrency: usize,
     pub request_timeout_ms: u64,
     pub retry_delay_ms: u64,
+    pub retry_schedule_ms: Vec<u64>,
+    pub retry_jitter: f64,
+    pub retry_after_max_secs: u64,
+    pub retries_max_pending: i64,
+    pub max_in_flight_per_endpoint: u32,
+    pub disable_after_failures: u32,
+    pub disable_after_hours: u64,
+    pub rotation_grace_hours: u64,
+    pub attempts_retention_hours: u64,
+    pub allow_cidrs: Vec<String>,
 }
 
 /// A secret value from configuration: `Debug` never shows it.

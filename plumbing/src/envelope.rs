@@ -93,5 +93,32 @@ pub struct DeadLetter {
     pub envelope: Option<RawEnvelope>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_id: Option<String>,
+    /// The unified event's id and type (dispatcher dead letters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// The unified event as it was to be delivered (dispatcher dead letters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<serde_json::Value>,
+    /// Every delivery attempt's outcome, oldest first (dispatcher dead letters).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<AttemptOutcome>,
     pub failed_at: String,
+}
+
+/// One delivery attempt as dead letters and the attempts log keep it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptOutcome {
+    /// Unix milliseconds when the attempt started.
+    pub at_ms: i64,
+    /// `success`, `http_error`, `timeout`, `connect_error`, `refused_destination`.
+    pub class: String,
+    /// The response status, when there was a response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    /// One line for the operator (no body, no secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }

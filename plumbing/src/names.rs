@@ -49,6 +49,25 @@ impl Names {
         format!("{}.unified.>", self.ns)
     }
 
+    /// The stream of deliveries waiting for a retry (work-queue: gone once acked).
+    pub fn retry_stream(&self) -> String {
+        format!("{}_RETRIES", self.stream_ns)
+    }
+
+    /// Subject of one endpoint's retries.
+    pub fn retry_subject(&self, endpoint_id: &str) -> String {
+        format!("{}.retry.{endpoint_id}", self.ns)
+    }
+
+    pub fn retry_subjects(&self) -> String {
+        format!("{}.retry.>", self.ns)
+    }
+
+    /// Durable consumer of the dispatchers on the retry stream.
+    pub fn retry_consumer(&self) -> String {
+        "dispatcher-retries".to_string()
+    }
+
     /// The dead-letter stream: every failure an operator may need to see and replay.
     pub fn dead_letter_stream(&self) -> String {
         format!("{}_DEAD_LETTERS", self.stream_ns)

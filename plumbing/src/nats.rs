@@ -40,22 +40,24 @@ pub async fn connect(cfg: &NatsConfig, client_name: &str) -> Result<async_nats::
 pub async fn ensure_streams(js: &jetstream::Context, names: &Names, cfg: &NatsConfig) -> Result<(), NatsError> {
     let max_age = Duration::from_secs(cfg.retention_hours * 3600);
     let window = Duration::from_secs(cfg.duplicate_window_secs);
+    use stream::RetentionPolicy::{Limits, WorkQueue};
+    // Retries wait up to the last delay of the schedule (days): keep them at least as
+    // long as dead letters.
+    let long = max_age.max(Duration::from_secs(30 * 24 * 3600));
     let streams = [
-        (names.raw_stream(), names.raw_subjects(), max_age),
-        (names.unified_stream(), names.unified_subjects(), max_age),
+        (names.raw_stream(), names.raw_subjects(), max_age, Limits),
+        (names.unified_stream(), names.unified_subjects(), max_age, Limits),
+        // A retry is removed once acked: the stream holds exactly the pending retries.
+        (names.retry_stream(), names.retry_subjects(), long, WorkQueue),
         // Dead letters wait for an operator: keep them longer than the event streams.
-        (
-            names.dead_letter_stream(),
-            names.dead_letter_subjects(),
-            max_age.max(Duration::from_secs(30 * 24 * 3600)),
-        ),
+        (names.dead_letter_stream(), names.dead_letter_subjects(), long, Limits),
     ];
-    for (name, subject, age) in streams {
+    for (name, subject, age, retention) in streams {
         let config = stream::Config {
             name: name.clone(),
             subjects: vec![subject],
             storage: stream::StorageType::File,
-            retention: stream::RetentionPolicy::Limits,
+            retention,
             max_age: age,
             duplicate_window: window,
             num_replicas: cfg.replicas,
@@ -105,6 +107,18 @@ pub async fn durable_consumer(
     max_ack_pending: i64,
     ack_wait: Duration,
 ) -> Result<jetstream::consumer::PullConsumer, NatsError> {
+    durable_consumer_filtered(js, stream, name, None, max_ack_pending, ack_wait).await
+}
+
+/// [`durable_consumer`] over the subjects of `filter` only.
+pub async fn durable_consumer_filtered(
+    js: &jetstream::Context,
+    stream: &str,
+    name: &str,
+    filter: Option<String>,
+    max_ack_pending: i64,
+    ack_wait: Duration,
+) -> Result<jetstream::consumer::PullConsumer, NatsError> {
     use jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
     let err = |detail: String| NatsError::Stream {
         stream: stream.to_string(),
@@ -118,6 +132,7 @@ pub async fn durable_consumer(
         ack_wait,
         max_ack_pending,
         max_deliver: -1,
+        filter_subject: filter.unwrap_or_default(),
         ..Default::default()
     };
     let consumer = match s.get_consumer::<pull::Config>(name).await {

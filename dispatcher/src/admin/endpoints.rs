@@ -36,17 +36,15 @@ pub async fn create(
     check_url(&body.url)?;
     check_event_types(&body.event_types)?;
     let secret = sign::new_secret();
-    let ep = Endpoint {
-        id: format!("ep_{}", hex_id()),
+    let mut ep = Endpoint::new(
+        format!("ep_{}", hex_id()),
         tenant_id,
-        url: body.url,
-        description: body.description,
-        event_types: body.event_types,
-        enabled: true,
-        secret: SecretString::new(secret.clone()),
-        created_at: now(),
-        updated_at: now(),
-    };
+        body.url,
+        body.event_types,
+        SecretString::new(secret.clone()),
+        &now(),
+    );
+    ep.description = body.description;
     admin.store.put_endpoint(&ep).await?;
     admin.announce(endpoints_changed(&ep.tenant_id)).await;
     let mut v = view(&ep);

@@ -1,6 +1,8 @@
 //! The registry's records as the binaries use them. Secrets are [`SecretString`]s here
 //! and sealed only in [`super::store`].
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::sealed::SecretString;
@@ -27,11 +29,61 @@ pub struct Endpoint {
     pub enabled: bool,
     /// The Standard Webhooks signing secret, `whsec_<base64>`.
     pub secret: SecretString,
+    /// Secrets replaced by a rotation, each valid until its expiry (the grace period):
+    /// deliveries carry a signature with each of them beside the current one.
+    pub previous_secrets: Vec<SigningSecret>,
+    /// A JSONata boolean expression over the unified event; only events for which it is
+    /// `true` are delivered. Checked when saved.
+    pub filter: Option<String>,
+    /// Extra headers sent with every delivery (not `webhook-*`, not hop-by-hop).
+    pub headers: BTreeMap<String, String>,
+    /// Requests per second to this endpoint, across every dispatcher process.
+    pub rate_limit: Option<u32>,
+    /// Requests in flight to this endpoint at once, per dispatcher process.
+    pub max_in_flight: Option<u32>,
+    /// Why the endpoint was disabled (`gone`, `failing`, `manual`), when it is.
+    pub disabled_reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
 
 impl Endpoint {
+    /// A new enabled endpoint with no optional settings.
+    pub fn new(
+        id: impl Into<String>,
+        tenant_id: impl Into<String>,
+        url: impl Into<String>,
+        event_types: Vec<String>,
+        secret: SecretString,
+        now: &str,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            tenant_id: tenant_id.into(),
+            url: url.into(),
+            description: String::new(),
+            event_types,
+            enabled: true,
+            secret,
+            previous_secrets: Vec::new(),
+            filter: None,
+            headers: BTreeMap::new(),
+            rate_limit: None,
+            max_in_flight: None,
+            disabled_reason: None,
+            created_at: now.to_string(),
+            updated_at: now.to_string(),
+        }
+    }
+
+    /// The secrets deliveries are signed with at `now_unix`: the current one first, then
+    /// those of a rotation still within their grace period.
+    pub fn signing_secrets(&self, now_unix: i64) -> Vec<&str> {
+        let mut out = vec![self.secret.expose()];
+        out.extend(active_secrets(&self.previous_secrets, now_unix));
+        out
+    }
+
     /// Whether this endpoint subscribes to `event_type`.
     pub fn wants(&self, event_type: &str) -> bool {
         self.enabled && self.event_types.iter().any(|p| type_matches(p, event_type))

@@ -6,6 +6,7 @@
 //! - `endpoints:<tenant id>` → hash endpoint id → endpoint JSON
 //! - `account:<id>` → account JSON; `account-ext:<connector>:<external id>` → account id
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -50,6 +51,18 @@ struct StoredEndpoint {
     event_types: Vec<String>,
     enabled: bool,
     secret: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    previous_secrets: Vec<StoredSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    filter: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_in_flight: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    disabled_reason: Option<String>,
     created_at: String,
     updated_at: String,
 }
@@ -144,6 +157,7 @@ impl RegistryStore {
 
     pub async fn put_endpoint(&self, e: &Endpoint) -> Result<(), RegistryError> {
         let key = self.names.redis_key(&format!("endpoints:{}", e.tenant_id));
+        let aad = format!("endpoint:{}", e.id);
         let stored = StoredEndpoint {
             id: e.id.clone(),
             tenant_id: e.tenant_id.clone(),
@@ -151,7 +165,20 @@ impl RegistryStore {
             description: e.description.clone(),
             event_types: e.event_types.clone(),
             enabled: e.enabled,
-            secret: self.sealer.seal(&e.secret, &format!("endpoint:{}", e.id)),
+            secret: self.sealer.seal(&e.secret, &aad),
+            previous_secrets: e
+                .previous_secrets
+                .iter()
+                .map(|s| StoredSecret {
+                    sealed: self.sealer.seal(&s.value, &aad),
+                    expires_at: s.expires_at,
+                })
+                .collect(),
+            filter: e.filter.clone(),
+            headers: e.headers.clone(),
+            rate_limit: e.rate_limit,
+            max_in_flight: e.max_in_flight,
+            disabled_reason: e.disabled_reason.clone(),
             created_at: e.created_at.clone(),
             updated_at: e.updated_at.clone(),
         };
@@ -167,22 +194,59 @@ impl RegistryStore {
         let all: Vec<(String, String)> = self.run(c.hgetall(&key)).await?;
         let mut out = Vec::with_capacity(all.len());
         for (_, raw) in all {
-            let s: StoredEndpoint = Self::decode(&key, &raw)?;
-            let secret = self.sealer.open(&s.secret, &format!("endpoint:{}", s.id))?;
-            out.push(Endpoint {
-                id: s.id,
-                tenant_id: s.tenant_id,
-                url: s.url,
-                description: s.description,
-                event_types: s.event_types,
-                enabled: s.enabled,
-                secret,
-                created_at: s.created_at,
-                updated_at: s.updated_at,
-            });
+            out.push(self.open_endpoint(&key, &raw)?);
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
+    }
+
+    fn open_endpoint(&self, key: &str, raw: &str) -> Result<Endpoint, RegistryError> {
+        let s: StoredEndpoint = Self::decode(key, raw)?;
+        let aad = format!("endpoint:{}", s.id);
+        let secret = self.sealer.open(&s.secret, &aad)?;
+        let previous_secrets = s
+            .previous_secrets
+            .iter()
+            .map(|stored| {
+                Ok(SigningSecret {
+                    value: self.sealer.open(&stored.sealed, &aad)?,
+                    expires_at: stored.expires_at,
+                })
+            })
+            .collect::<Result<Vec<SigningSecret>, RegistryError>>()?;
+        Ok(Endpoint {
+            id: s.id,
+            tenant_id: s.tenant_id,
+            url: s.url,
+            description: s.description,
+            event_types: s.event_types,
+            enabled: s.enabled,
+            secret,
+            previous_secrets,
+            filter: s.filter,
+            headers: s.headers,
+            rate_limit: s.rate_limit,
+            max_in_flight: s.max_in_flight,
+            disabled_reason: s.disabled_reason,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        })
+    }
+
+    /// One endpoint of a tenant.
+    pub async fn get_endpoint(&self, tenant_id: &str, id: &str) -> Result<Option<Endpoint>, RegistryError> {
+        let key = self.names.redis_key(&format!("endpoints:{tenant_id}"));
+        let mut c = self.redis.clone();
+        let raw: Option<String> = self.run(c.hget(&key, id)).await?;
+        raw.map(|r| self.open_endpoint(&key, &r)).transpose()
+    }
+
+    /// Delete one endpoint; `true` when it existed.
+    pub async fn delete_endpoint(&self, tenant_id: &str, id: &str) -> Result<bool, RegistryError> {
+        let key = self.names.redis_key(&format!("endpoints:{tenant_id}"));
+        let mut c = self.redis.clone();
+        let n: i64 = self.run(c.hdel(&key, id)).await?;
+        Ok(n == 1)
     }
 
     /// Create or replace an account; `true` when it is new.
