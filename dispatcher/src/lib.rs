@@ -2,9 +2,12 @@
 //! ([`deliver`], [`sign`]), and serves the admin API on its own listener ([`admin`]).
 
 pub mod admin;
+pub mod attempts;
+pub mod breaker;
 pub mod deliver;
 pub mod metrics;
 pub mod sign;
+pub mod ssrf;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +36,8 @@ pub enum StartError {
     Redis(#[from] registry::RegistryError),
     #[error("dispatcher.admin_token is empty: set it (SWITCHYARD_DISPATCHER__ADMIN_TOKEN) to a long random string")]
     NoAdminToken,
+    #[error(transparent)]
+    Destinations(#[from] ssrf::PolicyError),
     #[error("the unified-event consumer failed: {0}")]
     Consumer(String),
 }
@@ -96,11 +101,16 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
         background.clone(),
     ));
 
+    let destinations = ssrf::DestinationPolicy::new(&dcfg.allow_cidrs)?;
     let admin = Arc::new(admin::Admin {
         store,
         nats: nats.clone(),
         catalog,
         token: dcfg.admin_token.expose().to_string(),
+        redis: redis.clone(),
+        destinations: destinations.clone(),
+        rotation_grace: Duration::from_secs(dcfg.rotation_grace_hours * 3600),
+        attempts_retention: Duration::from_secs(dcfg.attempts_retention_hours * 3600),
     });
     let admin_stop = shutdown.clone();
     let admin_task = tokio::spawn(async move {

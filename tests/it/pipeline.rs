@@ -60,6 +60,9 @@ concurrency = 8
 admin_token = "{ADMIN_TOKEN}"
 retry_delay_ms = 200
 request_timeout_ms = 2000
+retry_schedule_ms = [200, 400, 800]
+retry_jitter = 0.0
+allow_cidrs = ["127.0.0.0/8", "::1/128"]
 "#,
         catalog = catalog.display(),
         nats = nats.url(),

@@ -27,6 +27,14 @@ pub struct Admin {
     pub nats: async_nats::Client,
     pub catalog: Arc<LiveCatalog>,
     pub token: String,
+    /// For the attempts log ([`crate::attempts`]) and the breaker ([`crate::breaker`]).
+    pub redis: redis::aio::ConnectionManager,
+    /// Destinations endpoints may have ([`crate::ssrf`]).
+    pub destinations: crate::ssrf::DestinationPolicy,
+    /// How long a rotated-out secret keeps signing.
+    pub rotation_grace: std::time::Duration,
+    /// How long delivery attempts are kept.
+    pub attempts_retention: std::time::Duration,
 }
 
 impl Admin {

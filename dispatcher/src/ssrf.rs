@@ -1,0 +1,228 @@
+//! The SSRF guard: deliveries never reach loopback, private, link-local, CGNAT, or
+//! cloud-metadata addresses unless the operator allows a range by CIDR
+//! (`dispatcher.allow_cidrs`).
+//!
+//! It is checked twice: when an endpoint is saved (its host is resolved and every
+//! address must be allowed), and on every connection, through the HTTP client's DNS
+//! resolver ([`GuardedResolver`]), so a name that later resolves somewhere else (DNS
+//! rebinding) is refused at connect time. URLs with an IP literal skip DNS, so
+//! [`DestinationPolicy::check_literal`] runs before each request too.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+/// Ranges refused unless allowed. Sources: RFC 6890 (special-purpose registries),
+/// RFC 6598 (CGNAT 100.64/10), RFC 4193 (unique local fc00::/7), RFC 4291 (link-local
+/// fe80::/10, multicast ff00::/8); cloud metadata services listen on 169.254.169.254
+/// (link-local) and fd00:ec2::254 (unique local).
+const REFUSED: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::/128",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
+    "2001:db8::/32",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("dispatcher.allow_cidrs: {0:?} is not a CIDR range such as \"10.1.0.0/16\"")]
+    BadCidr(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("{host} resolves to {ip}, a private, loopback or link-local address; allow its range in dispatcher.allow_cidrs if this is intended")]
+    Private { host: String, ip: IpAddr },
+    #[error("{host} does not resolve: {detail}")]
+    Unresolved { host: String, detail: String },
+}
+
+/// Which destination addresses deliveries may reach.
+#[derive(Debug, Clone)]
+pub struct DestinationPolicy {
+    refused: Arc<Vec<IpNet>>,
+    allowed: Arc<Vec<IpNet>>,
+}
+
+impl DestinationPolicy {
+    pub fn new(allow_cidrs: &[String]) -> Result<Self, PolicyError> {
+        let allowed = allow_cidrs
+            .iter()
+            .map(|c| c.parse::<IpNet>().map_err(|_| PolicyError::BadCidr(c.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let refused = REFUSED
+            .iter()
+            .map(|c| c.parse().expect("the built-in ranges parse"))
+            .collect();
+        Ok(Self {
+            refused: Arc::new(refused),
+            allowed: Arc::new(allowed),
+        })
+    }
+
+    /// Whether a delivery may connect to `ip`.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        if self.allowed.iter().any(|n| n.contains(&ip)) {
+            return true;
+        }
+        !self.refused.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Check an IP-literal host (no DNS involved); names are checked by the resolver.
+    pub fn check_literal(&self, url: &reqwest::Url) -> Result<(), Refused> {
+        let ip = match url.host() {
+            Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
+            Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
+            _ => return Ok(()),
+        };
+        if self.allows(ip) {
+            Ok(())
+        } else {
+            Err(Refused::Private {
+                host: ip.to_string(),
+                ip,
+            })
+        }
+    }
+
+    /// Resolve the URL's host now and require every address to be allowed (when an
+    /// endpoint is saved).
+    pub async fn check_url(&self, url: &reqwest::Url) -> Result<(), Refused> {
+        self.check_literal(url)?;
+        let Some(url::Host::Domain(host)) = url.host() else {
+            return Ok(());
+        };
+        self.resolve(host).await.map(|_| ())
+    }
+
+    async fn resolve(&self, host: &str) -> Result<Vec<SocketAddr>, Refused> {
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
+            .await
+            .map_err(|e| Refused::Unresolved {
+                host: host.to_string(),
+                detail: e.to_string(),
+            })?
+            .collect();
+        if addrs.is_empty() {
+            return Err(Refused::Unresolved {
+                host: host.to_string(),
+                detail: "no addresses".into(),
+            });
+        }
+        // All or nothing: a name with one private address among public ones is refused.
+        if let Some(bad) = addrs.iter().find(|a| !self.allows(a.ip())) {
+            return Err(Refused::Private {
+                host: host.to_string(),
+                ip: bad.ip(),
+            });
+        }
+        Ok(addrs)
+    }
+}
+
+/// An IPv4 address mapped into IPv6 (`::ffff:a.b.c.d`) or behind NAT64 (`64:ff9b::/96`)
+/// is judged as the IPv4 address it carries.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return IpAddr::V4(v4);
+            }
+            let s = v6.segments();
+            if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+                let o = v6.octets();
+                return IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+            }
+            IpAddr::V6(v6)
+        }
+        v4 => v4,
+    }
+}
+
+/// The HTTP client's resolver: resolves with the system resolver, refuses the
+/// connection when any address is not allowed.
+pub struct GuardedResolver(pub DestinationPolicy);
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs = policy
+                .resolve(&host)
+                .await
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn private_and_metadata_ranges_are_refused() {
+        let p = DestinationPolicy::new(&[]).unwrap();
+        for bad in [
+            "127.0.0.1",
+            "10.2.3.4",
+            "172.20.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+        ] {
+            assert!(!p.allows(ip(bad)), "{bad} must be refused");
+        }
+        for good in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "8.8.8.8"] {
+            assert!(p.allows(ip(good)), "{good} must be allowed");
+        }
+    }
+
+    #[test]
+    fn the_operator_can_allow_a_range() {
+        let p = DestinationPolicy::new(&["127.0.0.0/8".into()]).unwrap();
+        assert!(p.allows(ip("127.0.0.1")));
+        assert!(!p.allows(ip("10.0.0.1")));
+        assert!(DestinationPolicy::new(&["nonsense".into()]).is_err());
+    }
+
+    #[tokio::test]
+    async fn urls_are_checked_by_literal_and_by_name() {
+        let p = DestinationPolicy::new(&[]).unwrap();
+        let literal: reqwest::Url = "http://127.0.0.1:9/x".parse().unwrap();
+        assert!(matches!(p.check_url(&literal).await, Err(Refused::Private { .. })));
+        let name: reqwest::Url = "http://localhost:9/x".parse().unwrap();
+        assert!(p.check_url(&name).await.is_err());
+        let v6: reqwest::Url = "http://[::1]:9/x".parse().unwrap();
+        assert!(p.check_literal(&v6).is_err());
+    }
+}
