@@ -1,10 +1,13 @@
 //! `switchyard-dispatcher`: delivers unified events to tenant endpoints, signed
-//! ([`deliver`], [`sign`]), and serves the admin API on its own listener ([`admin`]).
+//! ([`fanout`] → [`deliver`], [`sign`]), retries them from the retry stream
+//! ([`deliver::retries`]), and serves the admin API on its own listener ([`admin`]).
 
 pub mod admin;
 pub mod attempts;
 pub mod breaker;
 pub mod deliver;
+pub mod fanout;
+pub mod filter;
 pub mod metrics;
 pub mod sign;
 pub mod ssrf;
@@ -21,7 +24,8 @@ use switchyard_plumbing::telemetry::{self, Readiness};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::deliver::Deliverer;
+use crate::deliver::Engine;
+use crate::fanout::Fanout;
 use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,12 +65,21 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     let mut js = async_nats::jetstream::new(nats.clone());
     js.set_timeout(Duration::from_millis(config.nats.publish_timeout_ms));
     switchyard_plumbing::nats::ensure_streams(&js, &names, &config.nats).await?;
+    let ack_wait = Duration::from_millis(dcfg.request_timeout_ms * 2 + 5_000);
     let consumer = switchyard_plumbing::nats::durable_consumer(
         &js,
         &names.unified_stream(),
         &names.dispatcher_consumer(),
         (dcfg.concurrency * 2) as i64,
-        Duration::from_millis(dcfg.request_timeout_ms * 2 + 5_000),
+        ack_wait,
+    )
+    .await?;
+    let retry_consumer = switchyard_plumbing::nats::durable_consumer(
+        &js,
+        &names.retry_stream(),
+        &names.retry_consumer(),
+        dcfg.retries_max_pending.max(1),
+        ack_wait,
     )
     .await?;
     let redis = registry::store::connect(&config.redis).await?;
@@ -96,6 +109,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     tokio::spawn(watch(
         nats.clone(),
         consumer.clone(),
+        retry_consumer.clone(),
         metrics.clone(),
         readiness.clone(),
         background.clone(),
@@ -120,30 +134,77 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
             .await;
     });
 
-    let deliverer = Arc::new(Deliverer {
-        http: deliver::http_client(Duration::from_millis(dcfg.request_timeout_ms)),
+    let log_stop = CancellationToken::new();
+    let (log, log_task) = attempts::AttemptLog::start(
+        redis.clone(),
+        names.clone(),
+        Duration::from_secs(dcfg.attempts_retention_hours * 3600),
+        metrics.attempt_log_dropped.clone(),
+        log_stop.clone(),
+    );
+    let engine = Arc::new(Engine {
+        http: deliver::attempt::http_client(Duration::from_millis(dcfg.request_timeout_ms), &destinations),
+        destinations,
         registry: cache,
+        js: js.clone(),
+        nats: nats.clone(),
+        names: names.clone(),
+        metrics,
+        schedule: deliver::schedule::Schedule::new(
+            &dcfg.retry_schedule_ms,
+            dcfg.retry_jitter,
+            Duration::from_secs(dcfg.retry_after_max_secs),
+        ),
+        lanes: deliver::lanes::Lanes::new(dcfg.max_in_flight_per_endpoint),
+        limiter: deliver::ratelimit::RateLimiter::new(redis.clone(), names.clone()),
+        breaker: breaker::Breaker::new(
+            redis.clone(),
+            names.clone(),
+            dcfg.disable_after_failures,
+            Duration::from_secs(dcfg.disable_after_hours * 3600),
+        ),
+        log,
+    });
+    let retry_delay = Duration::from_millis(dcfg.retry_delay_ms);
+    let fanout = Arc::new(Fanout {
+        engine: engine.clone(),
+        filters: filter::Filters::default(),
         redis,
         names,
-        metrics,
-        retry_delay: Duration::from_millis(dcfg.retry_delay_ms),
+        retry_delay,
     });
+    let tracker = tokio_util::task::TaskTracker::new();
     tracing::info!(concurrency = dcfg.concurrency, "Dispatcher running.");
-    let result = deliverer
-        .run(consumer, dcfg.concurrency, shutdown.clone())
+    let retries = tokio::spawn(deliver::retries::run(
+        engine,
+        retry_consumer,
+        dcfg.concurrency,
+        retry_delay,
+        tracker.clone(),
+        shutdown.clone(),
+    ));
+    let result = fanout
+        .run(consumer, dcfg.concurrency, tracker.clone(), shutdown.clone())
         .await
         .map_err(StartError::Consumer);
+    let retried = retries.await.unwrap_or(Ok(()));
     readiness.start_draining();
+    // Deliveries in flight finish (each within the request timeout) before we stop.
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_millis(dcfg.request_timeout_ms + 5_000), tracker.wait()).await;
+    log_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(3), log_task).await;
     let _ = admin_task.await;
     background.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), nats.flush()).await;
     tracing::info!("Dispatcher stopped.");
-    result
+    result.and(retried.map_err(StartError::Consumer))
 }
 
 async fn watch(
     nats: async_nats::Client,
     mut consumer: async_nats::jetstream::consumer::PullConsumer,
+    mut retries: async_nats::jetstream::consumer::PullConsumer,
     metrics: Metrics,
     readiness: Readiness,
     stop: CancellationToken,
@@ -157,6 +218,11 @@ async fn watch(
         readiness.set("nats", switchyard_plumbing::nats::is_connected(&nats));
         if let Ok(info) = consumer.info().await {
             metrics.consumer_pending.set(info.num_pending as i64);
+        }
+        if let Ok(info) = retries.info().await {
+            metrics
+                .retries_pending
+                .set((info.num_pending + info.num_ack_pending as u64) as i64);
         }
     }
 }

@@ -18,6 +18,7 @@
 
 pub mod claimcheck;
 pub mod config;
+pub mod delivery;
 pub mod envelope;
 pub mod ids;
 pub mod names;

@@ -1,0 +1,148 @@
+//! One delivery attempt: a signed POST, the response status and at most the first KiB
+//! of its body, and what class of outcome it was.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use switchyard_plumbing::registry::Endpoint;
+
+use super::schedule::parse_retry_after;
+use crate::attempts::BODY_KEPT;
+use crate::sign;
+use crate::ssrf::DestinationPolicy;
+
+/// What one attempt came to.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// `success`, `http_error`, `timeout`, `connect_error`, `refused_destination`.
+    pub class: &'static str,
+    pub status: Option<u16>,
+    pub latency: Duration,
+    /// `Retry-After` of a 429 or 503.
+    pub retry_after: Option<Duration>,
+    /// One line for the operator.
+    pub error: Option<String>,
+    /// The first KiB of the response body.
+    pub body: Bytes,
+}
+
+impl Outcome {
+    pub fn is_success(&self) -> bool {
+        self.class == "success"
+    }
+}
+
+/// The delivery HTTP client: pooled keep-alive connections, a per-request timeout, no
+/// redirects (a redirect could point a signed payload anywhere), and the SSRF guard as
+/// its resolver.
+pub fn http_client(timeout: Duration, policy: &DestinationPolicy) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(5).min(timeout))
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(256)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .dns_resolver(std::sync::Arc::new(crate::ssrf::GuardedResolver(policy.clone())))
+        .user_agent(concat!("Switchyard/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("a client with these settings always builds")
+}
+
+/// POST `body` to the endpoint, signed with its current (and rotated-out) secrets.
+pub async fn post(
+    http: &reqwest::Client,
+    policy: &DestinationPolicy,
+    ep: &Endpoint,
+    event_id: &str,
+    body: &Bytes,
+) -> Outcome {
+    let started = Instant::now();
+    let failed = |class: &'static str, error: String| Outcome {
+        class,
+        status: None,
+        latency: started.elapsed(),
+        retry_after: None,
+        error: Some(error),
+        body: Bytes::new(),
+    };
+    let url: reqwest::Url = match ep.url.parse() {
+        Ok(u) => u,
+        Err(e) => return failed("connect_error", format!("the endpoint URL does not parse: {e}")),
+    };
+    if let Err(refused) = policy.check_literal(&url) {
+        return failed("refused_destination", refused.to_string());
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let ts = now.unix_timestamp();
+    let signature = sign::signature(&ep.signing_secrets(ts), event_id, ts, body);
+    let mut req = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", event_id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature);
+    for (name, value) in &ep.headers {
+        req = req.header(name.as_str(), value.as_str());
+    }
+    let resp = match req.body(body.clone()).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let refused = std::iter::successors(std::error::Error::source(&e), |s| s.source())
+                .any(|s| s.downcast_ref::<crate::ssrf::Refused>().is_some());
+            let class = if refused {
+                "refused_destination"
+            } else if e.is_timeout() {
+                "timeout"
+            } else {
+                "connect_error"
+            };
+            return failed(class, one_line(e));
+        }
+    };
+    let status = resp.status();
+    let retry_after = if status.as_u16() == 429 || status.as_u16() == 503 {
+        resp.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, now))
+    } else {
+        None
+    };
+    let body = read_prefix(resp).await;
+    let success = status.is_success();
+    Outcome {
+        class: if success { "success" } else { "http_error" },
+        status: Some(status.as_u16()),
+        latency: started.elapsed(),
+        retry_after,
+        error: (!success).then(|| format!("the endpoint answered {status}")),
+        body,
+    }
+}
+
+/// At most [`BODY_KEPT`] bytes of the body; the rest is not read (the connection is
+/// then not reused, which is the price of not reading a huge body).
+async fn read_prefix(mut resp: reqwest::Response) -> Bytes {
+    let mut out = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = BODY_KEPT - out.len();
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= BODY_KEPT {
+            break;
+        }
+    }
+    Bytes::from(out)
+}
+
+/// An error and its causes on one line, without the URL's query (it may hold a token).
+fn one_line(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
