@@ -5,6 +5,7 @@
 //! - `tenant:<id>` → tenant JSON; `tenants` → set of tenant ids
 //! - `endpoints:<tenant id>` → hash endpoint id → endpoint JSON
 //! - `account:<id>` → account JSON; `account-ext:<connector>:<external id>` → account id
+//! - sorted indexes for listing and deleting: [`indexes`]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,6 +18,10 @@ use super::model::{Account, Endpoint, SigningSecret, Tenant};
 use crate::config::RedisConfig;
 use crate::names::Names;
 use crate::sealed::{SealError, Sealer};
+
+mod indexes;
+
+pub use indexes::{AccountQuery, DeletedTenant, Page};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -141,6 +146,8 @@ impl RegistryStore {
                     .atomic()
                     .set(&key, json)
                     .sadd(&set, &t.id)
+                    .zadd(self.tenant_index(), &t.id, 0)
+                    .ignore()
                     .query_async(&mut c)
                     .await
             })
@@ -284,7 +291,9 @@ impl RegistryStore {
                     pipe.del(self.external_key(&old.connector, ext)).ignore();
                 }
             }
+            self.unindex_account(&mut pipe, &old.id, &old.tenant_id, &old.connector);
         }
+        self.index_account(&mut pipe, &a.id, &a.tenant_id, &a.connector);
         if let Some(ext) = &a.external_id {
             pipe.set(self.external_key(&a.connector, ext), &a.id).ignore();
         }
@@ -323,7 +332,11 @@ impl RegistryStore {
         let Some(raw) = self.get_account_raw(&key).await? else {
             return Ok(None);
         };
-        let s: StoredAccount = Self::decode(&key, &raw)?;
+        self.open_account(&key, &raw).map(Some)
+    }
+
+    fn open_account(&self, key: &str, raw: &str) -> Result<Account, RegistryError> {
+        let s: StoredAccount = Self::decode(key, raw)?;
         let aad = format!("account:{}", s.id);
         let signing_secrets = s
             .signing_secrets
@@ -335,7 +348,7 @@ impl RegistryStore {
                 })
             })
             .collect::<Result<Vec<SigningSecret>, RegistryError>>()?;
-        Ok(Some(Account {
+        Ok(Account {
             id: s.id,
             tenant_id: s.tenant_id,
             connector: s.connector,
@@ -344,6 +357,6 @@ impl RegistryStore {
             public_keys: s.public_keys,
             created_at: s.created_at,
             updated_at: s.updated_at,
-        }))
+        })
     }
 }
