@@ -1,5 +1,11 @@
-//! `PUT /v1/accounts/{id}` and `GET /v1/accounts/{id}`. Signing secrets are write-only:
-//! responses say how many there are and when each expires, never what they are.
+//! `/v1/accounts`: create or update (`PUT`), get, list by tenant or connector, delete.
+//! Signing secrets are write-only: responses say how many there are and when each
+//! expires, never what they are.
+//!
+//! Conflicts (409): an external id another account of the connector already has (it
+//! routes that provider account's webhooks, so two cannot share it), and moving an
+//! account to another tenant or connector (its webhooks would silently change hands or
+//! URL; delete it and create it again instead).
 
 use std::sync::Arc;
 
@@ -11,10 +17,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use switchyard_plumbing::names::is_valid_id;
 use switchyard_plumbing::registry::cache::account_changed;
+use switchyard_plumbing::registry::store::AccountQuery;
 use switchyard_plumbing::registry::{Account, SigningSecret};
 use switchyard_plumbing::sealed::SecretString;
 
+use super::page::{self, Params};
 use super::{now, Admin, ApiError};
+
+const MAX_EXTERNAL_ID: usize = 256;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,12 +104,56 @@ pub async fn put(
             "no such tenant; create it with PUT /v1/tenants/{id} first",
         ));
     }
+    if let Some(ext) = &body.external_id {
+        if ext.is_empty() || ext.len() > MAX_EXTERNAL_ID || ext.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                "external_id",
+                format!("1 to {MAX_EXTERNAL_ID} characters, no control characters"),
+            ));
+        }
+    }
+    if body.public_keys.iter().any(|k| k.trim().is_empty()) {
+        return Err(ApiError::invalid("public_keys", "public keys cannot be empty"));
+    }
     let signing_secrets = body
         .signing_secrets
         .into_iter()
         .map(SecretInput::into_secret)
         .collect::<Result<Vec<_>, _>>()?;
     let existing = admin.store.get_account(&id).await?;
+    if let Some(old) = &existing {
+        if old.tenant_id != body.tenant_id {
+            return Err(ApiError::conflict(
+                Some("tenant_id"),
+                format!(
+                    "account {id:?} belongs to tenant {:?}; delete it to register it for another tenant",
+                    old.tenant_id
+                ),
+            ));
+        }
+        if old.connector != body.connector {
+            return Err(ApiError::conflict(
+                Some("connector"),
+                format!(
+                    "account {id:?} is a {} account; delete it to register it for another connector",
+                    old.connector
+                ),
+            ));
+        }
+    }
+    if let Some(ext) = &body.external_id {
+        if let Some(other) = admin.store.get_account_by_external(&body.connector, ext).await? {
+            if other.id != id {
+                return Err(ApiError::conflict(
+                    Some("external_id"),
+                    format!(
+                        "account {:?} of {} already has external id {ext:?}",
+                        other.id, body.connector
+                    ),
+                ));
+            }
+        }
+    }
     let a = Account {
         id,
         tenant_id: body.tenant_id,
@@ -127,6 +181,28 @@ pub async fn get(State(admin): State<Arc<Admin>>, Path(id): Path<String>) -> Res
         .await?
         .ok_or_else(|| ApiError::not_found("no such account"))?;
     Ok(Json(view(&a)))
+}
+
+/// `GET /v1/accounts?tenant_id=&connector=&limit=&cursor=`, in id order.
+pub async fn list(State(admin): State<Arc<Admin>>, q: Params) -> Result<Json<Value>, ApiError> {
+    let q = page::params(q)?;
+    let limit = page::limit(&q, page::DEFAULT_LIMIT, page::MAX_LIMIT)?;
+    let query = AccountQuery {
+        tenant_id: q.get("tenant_id").map(String::as_str).filter(|s| !s.is_empty()),
+        connector: q.get("connector").map(String::as_str).filter(|s| !s.is_empty()),
+    };
+    let accounts = admin.store.list_accounts(query, page::cursor(&q), limit).await?;
+    Ok(Json(page::answer(&accounts, view)))
+}
+
+/// Deletes the account and its routing-index entry: its webhooks are refused from now.
+pub async fn delete(State(admin): State<Arc<Admin>>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    if !admin.store.delete_account(&id).await? {
+        return Err(ApiError::not_found("no such account"));
+    }
+    admin.announce(account_changed(&id)).await;
+    tracing::info!(account_id = %id, "Account deleted.");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn view(a: &Account) -> Value {

@@ -1,5 +1,8 @@
-//! `POST /v1/tenants/{id}/endpoints` (201 with the generated secret) and the list.
+//! `/v1/tenants/{tenant_id}/endpoints`: create (201 with the generated secret, shown
+//! this once), get, list, update (`PATCH`), delete. Every change is announced so the
+//! dispatchers' caches pick it up at once.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
@@ -12,8 +15,15 @@ use switchyard_plumbing::registry::cache::endpoints_changed;
 use switchyard_plumbing::registry::Endpoint;
 use switchyard_plumbing::sealed::SecretString;
 
-use super::{now, Admin, ApiError};
+use super::{fields, now, Admin, ApiError};
 use crate::sign;
+
+/// `disabled_reason` of an endpoint an operator disabled.
+const MANUAL: &str = "manual";
+
+fn enabled_by_default() -> bool {
+    true
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +32,16 @@ pub struct CreateEndpoint {
     #[serde(default)]
     description: String,
     event_types: Vec<String>,
+    #[serde(default)]
+    filter: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    rate_limit: Option<u32>,
+    #[serde(default)]
+    max_in_flight: Option<u32>,
+    #[serde(default = "enabled_by_default")]
+    enabled: bool,
 }
 
 pub async fn create(
@@ -33,8 +53,17 @@ pub async fn create(
     if admin.store.get_tenant(&tenant_id).await?.is_none() {
         return Err(ApiError::not_found("no such tenant"));
     }
-    check_url(&body.url)?;
-    check_event_types(&body.event_types)?;
+    fields::description(&body.description)?;
+    fields::event_types(&body.event_types)?;
+    if let Some(f) = &body.filter {
+        fields::filter(f)?;
+    }
+    let headers = fields::headers(body.headers)?;
+    fields::rate_limit(body.rate_limit)?;
+    fields::max_in_flight(body.max_in_flight)?;
+    // Last: it resolves the host.
+    fields::url(&admin, &body.url).await?;
+
     let secret = sign::new_secret();
     let mut ep = Endpoint::new(
         format!("ep_{}", hex_id()),
@@ -45,8 +74,15 @@ pub async fn create(
         &now(),
     );
     ep.description = body.description;
+    ep.filter = body.filter;
+    ep.headers = headers;
+    ep.rate_limit = body.rate_limit;
+    ep.max_in_flight = body.max_in_flight;
+    ep.enabled = body.enabled;
+    ep.disabled_reason = (!body.enabled).then(|| MANUAL.to_string());
     admin.store.put_endpoint(&ep).await?;
     admin.announce(endpoints_changed(&ep.tenant_id)).await;
+    tracing::info!(tenant_id = %ep.tenant_id, endpoint_id = %ep.id, "Endpoint created.");
     let mut v = view(&ep);
     v["secret"] = secret.into();
     Ok((StatusCode::CREATED, Json(v)))
@@ -60,52 +96,137 @@ pub async fn list(State(admin): State<Arc<Admin>>, Path(tenant_id): Path<String>
     Ok(Json(json!({ "data": eps.iter().map(view).collect::<Vec<_>>() })))
 }
 
-/// An endpoint as the API shows it: never the secret, except once at creation.
-fn view(ep: &Endpoint) -> Value {
+pub async fn get(
+    State(admin): State<Arc<Admin>>,
+    Path((tenant_id, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(view(&find(&admin, &tenant_id, &id).await?)))
+}
+
+/// The endpoint, or 404.
+pub(super) async fn find(admin: &Admin, tenant_id: &str, id: &str) -> Result<Endpoint, ApiError> {
+    admin
+        .store
+        .get_endpoint(tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such endpoint"))
+}
+
+/// Fields left out stay as they are; `null` clears `filter`, `rate_limit` and
+/// `max_in_flight`; `headers` replaces the whole set (`{}` clears it).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEndpoint {
+    url: Option<String>,
+    description: Option<String>,
+    event_types: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "fields::nullable")]
+    filter: Option<Option<String>>,
+    enabled: Option<bool>,
+    headers: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "fields::nullable")]
+    rate_limit: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "fields::nullable")]
+    max_in_flight: Option<Option<u32>>,
+}
+
+pub async fn update(
+    State(admin): State<Arc<Admin>>,
+    Path((tenant_id, id)): Path<(String, String)>,
+    body: Result<Json<UpdateEndpoint>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body?;
+    let mut ep = find(&admin, &tenant_id, &id).await?;
+    if let Some(d) = body.description {
+        fields::description(&d)?;
+        ep.description = d;
+    }
+    if let Some(t) = body.event_types {
+        fields::event_types(&t)?;
+        ep.event_types = t;
+    }
+    if let Some(f) = body.filter {
+        if let Some(f) = &f {
+            fields::filter(f)?;
+        }
+        ep.filter = f;
+    }
+    if let Some(h) = body.headers {
+        ep.headers = fields::headers(h)?;
+    }
+    if let Some(n) = body.rate_limit {
+        fields::rate_limit(n)?;
+        ep.rate_limit = n;
+    }
+    if let Some(n) = body.max_in_flight {
+        fields::max_in_flight(n)?;
+        ep.max_in_flight = n;
+    }
+    if let Some(u) = body.url {
+        if u != ep.url {
+            fields::url(&admin, &u).await?;
+            ep.url = u;
+        }
+    }
+    match body.enabled {
+        Some(true) if !ep.enabled => {
+            super::endpoint_actions::forget_failures(&admin, &ep.id).await?;
+            ep.enabled = true;
+            ep.disabled_reason = None;
+        }
+        Some(false) if ep.enabled => {
+            ep.enabled = false;
+            ep.disabled_reason = Some(MANUAL.to_string());
+        }
+        _ => {}
+    }
+    ep.updated_at = now();
+    admin.store.put_endpoint(&ep).await?;
+    admin.announce(endpoints_changed(&ep.tenant_id)).await;
+    tracing::info!(tenant_id = %ep.tenant_id, endpoint_id = %ep.id, "Endpoint updated.");
+    Ok(Json(view(&ep)))
+}
+
+pub async fn delete(
+    State(admin): State<Arc<Admin>>,
+    Path((tenant_id, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    if !admin.store.delete_endpoint(&tenant_id, &id).await? {
+        return Err(ApiError::not_found("no such endpoint"));
+    }
+    admin.announce(endpoints_changed(&tenant_id)).await;
+    // Housekeeping only: a leftover streak expires by itself.
+    let _ = crate::breaker::reset(&admin.redis, admin.store.names(), &id).await;
+    tracing::info!(%tenant_id, endpoint_id = %id, "Endpoint deleted.");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An endpoint as the API shows it: every field but the secrets, of which it shows
+/// only when the rotated-out ones still signing expire.
+pub(super) fn view(ep: &Endpoint) -> Value {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let previous: Vec<Value> = ep
+        .previous_secrets
+        .iter()
+        .filter(|s| s.is_active(now))
+        .map(|s| json!({ "expires_at": s.expires_at.and_then(switchyard_plumbing::timefmt::from_unix_seconds) }))
+        .collect();
     json!({
         "id": ep.id,
         "tenant_id": ep.tenant_id,
         "url": ep.url,
         "description": ep.description,
         "event_types": ep.event_types,
+        "filter": ep.filter,
+        "headers": ep.headers,
+        "rate_limit": ep.rate_limit,
+        "max_in_flight": ep.max_in_flight,
         "enabled": ep.enabled,
+        "disabled_reason": ep.disabled_reason,
+        "previous_secrets": previous,
         "created_at": ep.created_at,
         "updated_at": ep.updated_at,
     })
-}
-
-fn check_url(url: &str) -> Result<(), ApiError> {
-    let parsed: Result<reqwest::Url, _> = url.parse();
-    match parsed {
-        Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host().is_some() => Ok(()),
-        _ => Err(ApiError::invalid("url", "must be an absolute http:// or https:// URL")),
-    }
-}
-
-fn check_event_types(types: &[String]) -> Result<(), ApiError> {
-    if types.is_empty() {
-        return Err(ApiError::invalid(
-            "event_types",
-            "list at least one event type, e.g. \"payments.*\" or \"*\"",
-        ));
-    }
-    for t in types {
-        let ok = t == "*"
-            || (t.split('.').count() >= 2
-                && t.split('.').all(|s| {
-                    s == "*"
-                        || (!s.is_empty()
-                            && s.bytes()
-                                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
-                }));
-        if !ok {
-            return Err(ApiError::invalid(
-                "event_types",
-                format!("{t:?} is not an event type pattern: dot-separated lowercase segments, '*' for one segment"),
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn hex_id() -> String {

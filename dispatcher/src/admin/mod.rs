@@ -1,19 +1,32 @@
-//! The admin API: tenants, their endpoints and the integrated accounts, on the
-//! dispatcher's own listener, behind a bearer token. Every write is stored in Redis
-//! and announced over NATS so every process's registry cache drops its copy.
+//! The admin API: tenants, their endpoints, the integrated accounts and the delivery
+//! attempts log, on the dispatcher's own listener, behind a bearer token. Every write is
+//! stored in Redis and announced over NATS so every process's registry cache drops its
+//! copy. The routes are one table, [`routes`], which builds the router and which a test
+//! holds against the checked-in OpenAPI document (`dispatcher/openapi.json`).
+//!
+//! Files: [`tenants`], [`endpoints`] (CRUD) and [`endpoint_actions`] (rotate-secret,
+//! enable), [`accounts`], [`attempts`]; [`fields`] checks endpoint fields, [`page`]
+//! reads `limit`/`cursor`, [`error`] shapes every error as `{"error","code","field"}`.
 
 mod accounts;
+mod attempts;
+mod endpoint_actions;
 mod endpoints;
 mod error;
+mod fields;
+mod openapi;
+mod page;
 mod tenants;
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
+use axum::handler::Handler;
 use axum::http::header::AUTHORIZATION;
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{post, put};
+use axum::routing::{get, on, MethodFilter, MethodRouter};
 use axum::Router;
 use subtle::ConstantTimeEq;
 use switchyard_connectors::live::LiveCatalog;
@@ -43,15 +56,78 @@ impl Admin {
     }
 }
 
+/// Served without a token: it describes the API and holds nothing secret.
+pub const OPENAPI_PATH: &str = "/v1/openapi.json";
+
+/// One route of the API: a method on a path template (`{name}` for a parameter).
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    handler: MethodRouter<Arc<Admin>>,
+}
+
+fn route<H, T>(method: Method, path: &'static str, handler: H) -> Route
+where
+    H: Handler<T, Arc<Admin>>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).expect("an HTTP method axum routes");
+    Route {
+        method,
+        path,
+        handler: on(filter, handler),
+    }
+}
+
+/// Every route behind the token.
+pub fn routes() -> Vec<Route> {
+    use Method as M;
+    const TENANT: &str = "/v1/tenants/{tenant_id}";
+    const ENDPOINTS: &str = "/v1/tenants/{tenant_id}/endpoints";
+    const ENDPOINT: &str = "/v1/tenants/{tenant_id}/endpoints/{endpoint_id}";
+    const ACCOUNT: &str = "/v1/accounts/{account_id}";
+    vec![
+        route(M::GET, "/v1/tenants", tenants::list),
+        route(M::PUT, TENANT, tenants::put),
+        route(M::GET, TENANT, tenants::get),
+        route(M::DELETE, TENANT, tenants::delete),
+        route(M::POST, ENDPOINTS, endpoints::create),
+        route(M::GET, ENDPOINTS, endpoints::list),
+        route(M::GET, ENDPOINT, endpoints::get),
+        route(M::PATCH, ENDPOINT, endpoints::update),
+        route(M::DELETE, ENDPOINT, endpoints::delete),
+        route(
+            M::POST,
+            "/v1/tenants/{tenant_id}/endpoints/{endpoint_id}/rotate-secret",
+            endpoint_actions::rotate_secret,
+        ),
+        route(
+            M::POST,
+            "/v1/tenants/{tenant_id}/endpoints/{endpoint_id}/enable",
+            endpoint_actions::enable,
+        ),
+        route(
+            M::GET,
+            "/v1/tenants/{tenant_id}/endpoints/{endpoint_id}/attempts",
+            attempts::for_endpoint,
+        ),
+        route(M::GET, "/v1/events/{event_id}/attempts", attempts::for_event),
+        route(M::GET, "/v1/accounts", accounts::list),
+        route(M::PUT, ACCOUNT, accounts::put),
+        route(M::GET, ACCOUNT, accounts::get),
+        route(M::DELETE, ACCOUNT, accounts::delete),
+    ]
+}
+
 pub fn router(admin: Arc<Admin>) -> Router {
+    let api = routes()
+        .into_iter()
+        .fold(Router::new(), |r, route| r.route(route.path, route.handler))
+        .layer(middleware::from_fn_with_state(admin.clone(), authorize));
     Router::new()
-        .route("/v1/tenants/{tenant_id}", put(tenants::put).get(tenants::get))
-        .route(
-            "/v1/tenants/{tenant_id}/endpoints",
-            post(endpoints::create).get(endpoints::list),
-        )
-        .route("/v1/accounts/{account_id}", put(accounts::put).get(accounts::get))
-        .layer(middleware::from_fn_with_state(admin.clone(), authorize))
+        .route(OPENAPI_PATH, get(openapi::serve))
+        .merge(api)
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(admin)
 }
@@ -73,4 +149,18 @@ async fn authorize(State(admin): State<Arc<Admin>>, req: Request, next: Next) ->
 
 fn now() -> String {
     switchyard_plumbing::timefmt::rfc3339(time::OffsetDateTime::now_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// axum refuses overlapping routes when the router is built, not when it compiles.
+    #[test]
+    fn the_routes_make_one_router() {
+        let _: Router<Arc<Admin>> = routes()
+            .into_iter()
+            .fold(Router::new(), |r, route| r.route(route.path, route.handler))
+            .route(OPENAPI_PATH, get(openapi::serve));
+    }
 }
