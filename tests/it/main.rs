@@ -1,5 +1,6 @@
 //! The integration and end-to-end tests, one binary (faster to link).
 
+mod admin_api;
 mod batches;
 mod durability;
 mod handshakes;
