@@ -5,6 +5,8 @@
 //! - `switchyard connectors check|test|map`: validate a catalog, run its fixtures, map
 //!   one provider body ([`connectors`]).
 //! - `switchyard receive`: a receiver that prints deliveries and checks their signatures.
+//! - `switchyard dlq list|show|replay|purge` and `switchyard replay raw`: dead letters
+//!   and re-drives ([`switchyard_cli`], the library the tests drive too).
 
 mod connectors;
 mod receive;
@@ -59,6 +61,16 @@ enum Command {
         #[command(subcommand)]
         command: connectors::ConnectorsCommand,
     },
+    /// See, replay and purge dead letters.
+    Dlq {
+        #[command(subcommand)]
+        command: switchyard_cli::commands::DlqCommand,
+    },
+    /// Re-drive raw events from S3 through the current mappings.
+    Replay {
+        #[command(subcommand)]
+        command: switchyard_cli::commands::ReplayCommand,
+    },
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -94,6 +106,8 @@ fn main() -> anyhow::Result<ExitCode> {
             rt.block_on(receive::run(listen, secret, log))?;
         }
         Command::Connectors { command } => return connectors::run(command),
+        Command::Dlq { command } => return switchyard_cli::commands::run_dlq(command),
+        Command::Replay { command } => return switchyard_cli::commands::run_replay(command),
     }
     Ok(ExitCode::SUCCESS)
 }
