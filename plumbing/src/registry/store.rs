@@ -5,7 +5,8 @@
 //! - `tenant:<id>` → tenant JSON; `tenants` → set of tenant ids
 //! - `endpoints:<tenant id>` → hash endpoint id → endpoint JSON
 //! - `account:<id>` → account JSON; `account-ext:<connector>:<external id>` → account id
-//! - sorted indexes for listing and deleting: [`indexes`]
+//! - sorted indexes for listing and deleting: [`indexes`]; read-modify-write of an
+//!   endpoint without losing a concurrent change: [`versioned`]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,8 +21,10 @@ use crate::names::Names;
 use crate::sealed::{SealError, Sealer};
 
 mod indexes;
+mod versioned;
 
 pub use indexes::{AccountQuery, DeletedTenant, Page};
+pub use versioned::{EndpointVersion, Replaced};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -164,6 +167,15 @@ impl RegistryStore {
 
     pub async fn put_endpoint(&self, e: &Endpoint) -> Result<(), RegistryError> {
         let key = self.names.redis_key(&format!("endpoints:{}", e.tenant_id));
+        let json = self.seal_endpoint(e);
+        let mut c = self.redis.clone();
+        let _: i64 = self.run(c.hset(&key, &e.id, json)).await?;
+        Ok(())
+    }
+
+    /// The endpoint as stored: JSON with its secrets sealed (fresh nonces, so two
+    /// writes of the same endpoint never store the same bytes).
+    fn seal_endpoint(&self, e: &Endpoint) -> String {
         let aad = format!("endpoint:{}", e.id);
         let stored = StoredEndpoint {
             id: e.id.clone(),
@@ -189,10 +201,7 @@ impl RegistryStore {
             created_at: e.created_at.clone(),
             updated_at: e.updated_at.clone(),
         };
-        let json = serde_json::to_string(&stored).expect("an endpoint serializes");
-        let mut c = self.redis.clone();
-        let _: i64 = self.run(c.hset(&key, &e.id, json)).await?;
-        Ok(())
+        serde_json::to_string(&stored).expect("an endpoint serializes")
     }
 
     pub async fn list_endpoints(&self, tenant_id: &str) -> Result<Vec<Endpoint>, RegistryError> {
