@@ -511,3 +511,48 @@ async fn a_deleted_tenants_webhooks_are_refused_once_the_caches_hear_of_it() {
     .unwrap();
     p.stop().await;
 }
+
+/// The store's compare-and-set, which the admin API's updates (and the dispatcher's
+/// disabling) rest on: a write from a stale read changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_from_a_stale_read_neither_overwrites_nor_resurrects() {
+    use switchyard_plumbing::registry::store::{connect, Replaced};
+    use switchyard_plumbing::registry::RegistryStore;
+    use switchyard_plumbing::sealed::Sealer;
+
+    let p = start("admin-cas").await;
+    p.admin(Method::PUT, "/v1/tenants/acme", None).await;
+    let (_, created) = p
+        .admin(
+            Method::POST,
+            "/v1/tenants/acme/endpoints",
+            Some(json!({"url": "http://127.0.0.1:9/hook", "event_types": ["*"]})),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let store = RegistryStore::new(
+        connect(&p.config.redis).await.unwrap(),
+        p.config.names(),
+        Sealer::from_config(&p.config.secrets).unwrap(),
+        Duration::from_secs(2),
+    );
+    let (mut ep, read_at) = store.get_endpoint_versioned("acme", &id).await.unwrap().unwrap();
+    let path = format!("/v1/tenants/acme/endpoints/{id}");
+    let (s, _) = p
+        .admin(Method::PATCH, &path, Some(json!({"description": "newer"})))
+        .await;
+    assert_eq!(s, 200);
+    ep.enabled = false;
+    assert_eq!(store.replace_endpoint(&ep, &read_at).await.unwrap(), Replaced::Changed);
+    let (_, got) = p.admin(Method::GET, &path, None).await;
+    assert_eq!(
+        (got["description"].as_str(), got["enabled"].as_bool()),
+        (Some("newer"), Some(true))
+    );
+
+    let (ep, read_at) = store.get_endpoint_versioned("acme", &id).await.unwrap().unwrap();
+    assert_eq!(p.admin(Method::DELETE, &path, None).await.0, 204);
+    assert_eq!(store.replace_endpoint(&ep, &read_at).await.unwrap(), Replaced::Gone);
+    assert_eq!(p.admin(Method::GET, &path, None).await.0, 404);
+    p.stop().await;
+}

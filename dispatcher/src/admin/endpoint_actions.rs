@@ -12,11 +12,10 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
-use switchyard_plumbing::registry::cache::endpoints_changed;
 use switchyard_plumbing::registry::SigningSecret;
 use switchyard_plumbing::sealed::SecretString;
 
-use super::endpoints::{find, view};
+use super::endpoints::{find_versioned, save, view};
 use super::{now, Admin, ApiError};
 use crate::sign;
 
@@ -48,7 +47,7 @@ pub async fn rotate_secret(
             ))
         }
     };
-    let mut ep = find(&admin, &tenant_id, &id).await?;
+    let (mut ep, read_at) = find_versioned(&admin, &tenant_id, &id).await?;
     let now_unix = time::OffsetDateTime::now_utc().unix_timestamp();
     ep.previous_secrets.retain(|s| s.is_active(now_unix));
     if !grace.is_zero() {
@@ -70,8 +69,7 @@ pub async fn rotate_secret(
     let secret = sign::new_secret();
     ep.secret = SecretString::new(secret.clone());
     ep.updated_at = now();
-    admin.store.put_endpoint(&ep).await?;
-    admin.announce(endpoints_changed(&ep.tenant_id)).await;
+    save(&admin, &ep, &read_at).await?;
     tracing::info!(%tenant_id, endpoint_id = %id, grace_secs = grace.as_secs(), "Endpoint secret rotated.");
     let mut v = view(&ep);
     v["secret"] = secret.into();
@@ -84,13 +82,12 @@ pub async fn enable(
     State(admin): State<Arc<Admin>>,
     Path((tenant_id, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut ep = find(&admin, &tenant_id, &id).await?;
+    let (mut ep, read_at) = find_versioned(&admin, &tenant_id, &id).await?;
     forget_failures(&admin, &id).await?;
     ep.enabled = true;
     ep.disabled_reason = None;
     ep.updated_at = now();
-    admin.store.put_endpoint(&ep).await?;
-    admin.announce(endpoints_changed(&ep.tenant_id)).await;
+    save(&admin, &ep, &read_at).await?;
     tracing::info!(%tenant_id, endpoint_id = %id, "Endpoint enabled.");
     Ok(Json(view(&ep)))
 }

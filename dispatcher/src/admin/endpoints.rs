@@ -12,6 +12,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use switchyard_plumbing::registry::cache::endpoints_changed;
+use switchyard_plumbing::registry::store::{EndpointVersion, Replaced};
 use switchyard_plumbing::registry::Endpoint;
 use switchyard_plumbing::sealed::SecretString;
 
@@ -112,6 +113,36 @@ pub(super) async fn find(admin: &Admin, tenant_id: &str, id: &str) -> Result<End
         .ok_or_else(|| ApiError::not_found("no such endpoint"))
 }
 
+/// The endpoint and the version it was read at, for [`save`].
+pub(super) async fn find_versioned(
+    admin: &Admin,
+    tenant_id: &str,
+    id: &str,
+) -> Result<(Endpoint, EndpointVersion), ApiError> {
+    admin
+        .store
+        .get_endpoint_versioned(tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such endpoint"))
+}
+
+/// Store an endpoint changed since [`find_versioned`] and announce it, unless it was
+/// changed or deleted meanwhile (the dispatcher disables endpoints too): then nothing
+/// is written, and the answer is 409 or 404.
+pub(super) async fn save(admin: &Admin, ep: &Endpoint, read_at: &EndpointVersion) -> Result<(), ApiError> {
+    match admin.store.replace_endpoint(ep, read_at).await? {
+        Replaced::Done => {
+            admin.announce(endpoints_changed(&ep.tenant_id)).await;
+            Ok(())
+        }
+        Replaced::Gone => Err(ApiError::not_found("no such endpoint (it was deleted meanwhile)")),
+        Replaced::Changed => Err(ApiError::conflict(
+            None,
+            "the endpoint changed while this request was applied (the dispatcher may have disabled it); read it again and retry",
+        )),
+    }
+}
+
 /// Fields left out stay as they are; `null` clears `filter`, `rate_limit` and
 /// `max_in_flight`; `headers` replaces the whole set (`{}` clears it).
 #[derive(Deserialize)]
@@ -136,7 +167,7 @@ pub async fn update(
     body: Result<Json<UpdateEndpoint>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body?;
-    let mut ep = find(&admin, &tenant_id, &id).await?;
+    let (mut ep, read_at) = find_versioned(&admin, &tenant_id, &id).await?;
     if let Some(d) = body.description {
         fields::description(&d)?;
         ep.description = d;
@@ -181,8 +212,7 @@ pub async fn update(
         _ => {}
     }
     ep.updated_at = now();
-    admin.store.put_endpoint(&ep).await?;
-    admin.announce(endpoints_changed(&ep.tenant_id)).await;
+    save(&admin, &ep, &read_at).await?;
     tracing::info!(tenant_id = %ep.tenant_id, endpoint_id = %ep.id, "Endpoint updated.");
     Ok(Json(view(&ep)))
 }
