@@ -556,3 +556,37 @@ async fn a_write_from_a_stale_read_neither_overwrites_nor_resurrects() {
     assert_eq!(p.admin(Method::GET, &path, None).await.0, 404);
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_stored_before_the_indexes_existed_are_indexed_on_first_use() {
+    let p = start("admin-backfill").await;
+    p.admin(Method::PUT, "/v1/tenants/old", None).await;
+    let (s, _) = p
+        .admin(
+            Method::PUT,
+            "/v1/accounts/acc-old",
+            Some(json!({"tenant_id": "old", "connector": "stripe"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    // As a registry written before the indexes: the record alone.
+    let names = p.config.names();
+    let mut redis = redis::Client::open(p.config.redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let () = redis::cmd("DEL")
+        .arg(names.redis_key("account-index"))
+        .arg(names.redis_key("account-index:tenant:old"))
+        .arg(names.redis_key("account-index:connector:stripe"))
+        .arg(names.redis_key("account-index-built"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let (_, b) = p.admin(Method::GET, "/v1/accounts?connector=stripe", None).await;
+    assert_eq!(ids(&b), ["acc-old"]);
+    assert_eq!(p.admin(Method::DELETE, "/v1/tenants/old", None).await.0, 204);
+    assert_eq!(p.admin(Method::GET, "/v1/accounts/acc-old", None).await.0, 404);
+    p.stop().await;
+}

@@ -9,7 +9,8 @@
 //!   accounts.
 //!
 //! [`RegistryStore::put_tenant`] and [`RegistryStore::put_account`] keep them in step
-//! with the records in the same `MULTI`.
+//! with the records in the same `MULTI`. Records written before the indexes existed
+//! are indexed once, on first use (`account-index-built` marks that done).
 
 use redis::AsyncCommands;
 
@@ -136,6 +137,7 @@ impl RegistryStore {
             (None, Some(_)) => by_connector,
             (None, None) => all,
         };
+        self.ensure_account_index().await?;
         let batch = limit + 1;
         let mut items: Vec<Account> = Vec::with_capacity(batch);
         let mut from = after.map(str::to_string);
@@ -168,6 +170,47 @@ impl RegistryStore {
         items.truncate(limit);
         let next_cursor = if more { items.last().map(|a| a.id.clone()) } else { None };
         Ok(Page { items, next_cursor })
+    }
+
+    /// Index the accounts stored before the indexes existed, once per namespace.
+    async fn ensure_account_index(&self) -> Result<(), RegistryError> {
+        let marker = self.names.redis_key("account-index-built");
+        let mut c = self.redis.clone();
+        if self.run(c.exists::<_, bool>(&marker)).await? {
+            return Ok(());
+        }
+        let pattern = self.names.redis_key("account:*");
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .run(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(500)
+                        .query_async(&mut c),
+                )
+                .await?;
+            if !keys.is_empty() {
+                let raw: Vec<Option<String>> = self.run(c.mget(&keys)).await?;
+                let mut pipe = redis::pipe();
+                for (key, r) in keys.iter().zip(raw) {
+                    // Only the ids are needed: no secret is opened.
+                    if let Some(a) = r.map(|r| Self::decode::<super::StoredAccount>(key, &r)).transpose()? {
+                        self.index_account(&mut pipe, &a.id, &a.tenant_id, &a.connector);
+                    }
+                }
+                let () = self.run(pipe.query_async(&mut c)).await?;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let () = self.run(c.set(&marker, 1)).await?;
+        Ok(())
     }
 
     /// Delete an account, its routing-index entry and its index entries; `true` when
@@ -219,6 +262,7 @@ impl RegistryStore {
                     .query_async(&mut c),
             )
             .await?;
+        self.ensure_account_index().await?;
         let [_, by_tenant, _] = self.account_indexes(id, "");
         let mut account_ids = Vec::new();
         loop {
