@@ -7,5 +7,6 @@ mod handshakes;
 mod harness;
 mod pipeline;
 mod reload;
+mod replay;
 mod routing;
 mod walking_skeleton;
