@@ -2,6 +2,7 @@
 
 mod admin_api;
 mod batches;
+mod delivery;
 mod durability;
 mod handshakes;
 mod harness;

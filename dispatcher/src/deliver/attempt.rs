@@ -146,3 +146,82 @@ fn one_line(e: reqwest::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_plumbing::sealed::SecretString;
+
+    fn endpoint(url: &str) -> Endpoint {
+        Endpoint::new(
+            "ep_1",
+            "t1",
+            url,
+            vec!["*".into()],
+            SecretString::new(crate::sign::new_secret()),
+            "2026-11-23T00:00:00Z",
+        )
+    }
+
+    #[tokio::test]
+    async fn refused_destinations_are_never_contacted() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let policy = DestinationPolicy::new(&[]).unwrap();
+        let http = http_client(Duration::from_secs(2), &policy);
+        let body = Bytes::from_static(b"{}");
+        // By literal address, and by a name that resolves to loopback (the resolver's
+        // check, which also catches DNS rebinding).
+        for url in [
+            format!("http://127.0.0.1:{port}/x"),
+            format!("http://localhost:{port}/x"),
+        ] {
+            let o = post(&http, &policy, &endpoint(&url), "evt_1", &body).await;
+            assert_eq!(o.class, "refused_destination", "{url}: {o:?}");
+        }
+        let accepted = tokio::time::timeout(Duration::from_millis(50), listener.accept()).await;
+        assert!(accepted.is_err(), "no connection was made");
+    }
+
+    #[tokio::test]
+    async fn an_allowed_destination_gets_a_signed_post() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let s = seen.clone();
+        let app = axum::Router::new().route(
+            "/x",
+            axum::routing::post(move |headers: http::HeaderMap| async move {
+                *s.lock().unwrap() = headers.get("webhook-signature").cloned();
+                (
+                    http::StatusCode::TOO_MANY_REQUESTS,
+                    [("retry-after", "7")],
+                    "x".repeat(5000),
+                )
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let policy = DestinationPolicy::new(&["127.0.0.0/8".into()]).unwrap();
+        let http = http_client(Duration::from_secs(2), &policy);
+        let o = post(
+            &http,
+            &policy,
+            &endpoint(&format!("http://{addr}/x")),
+            "evt_1",
+            &Bytes::from_static(b"{}"),
+        )
+        .await;
+        assert_eq!(o.class, "http_error");
+        assert_eq!(o.status, Some(429));
+        assert_eq!(o.retry_after, Some(Duration::from_secs(7)));
+        assert_eq!(o.body.len(), BODY_KEPT, "only the first KiB is kept");
+        assert!(seen
+            .lock()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("v1,"));
+    }
+}

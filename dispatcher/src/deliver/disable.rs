@@ -8,6 +8,7 @@ use std::future::IntoFuture;
 use switchyard_plumbing::delivery::DeliveryJob;
 use switchyard_plumbing::envelope::{UnifiedEvent, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
 use switchyard_plumbing::registry::cache::{announce, endpoints_changed};
+use switchyard_plumbing::registry::store::Replaced;
 use switchyard_plumbing::registry::Endpoint;
 
 use super::{now_ms, Engine};
@@ -22,19 +23,35 @@ impl Engine {
     /// delivery that triggered it is dead-lettered either way.
     pub(super) async fn disable(&self, ep: &Endpoint, reason: &str, detail: &str) {
         let store = self.registry.store();
-        let mut current = match store.get_endpoint(&ep.tenant_id, &ep.id).await {
-            Ok(Some(e)) if e.enabled => e,
-            Ok(_) => return, // deleted, or another delivery disabled it first
-            Err(e) => {
-                tracing::error!(error = %e, endpoint_id = %ep.id, "Could not disable the endpoint (Redis); it stays enabled and is tried again at its next failure.");
-                return;
+        // Compare-and-set: an admin change made meanwhile wins, and a deleted endpoint
+        // stays deleted; a few tries settle a race with another delivery.
+        let mut written = false;
+        for _ in 0..3 {
+            let (mut current, version) = match store.get_endpoint_versioned(&ep.tenant_id, &ep.id).await {
+                Ok(Some((e, v))) if e.enabled => (e, v),
+                Ok(_) => return, // deleted, or already disabled
+                Err(e) => {
+                    tracing::error!(error = %e, endpoint_id = %ep.id, "Could not disable the endpoint (Redis); it stays enabled and is tried again at its next failure.");
+                    return;
+                }
+            };
+            current.enabled = false;
+            current.disabled_reason = Some(reason.to_string());
+            current.updated_at = switchyard_plumbing::timefmt::rfc3339(time::OffsetDateTime::now_utc());
+            match store.replace_endpoint(&current, &version).await {
+                Ok(Replaced::Done) => {
+                    written = true;
+                    break;
+                }
+                Ok(Replaced::Gone) => return,
+                Ok(Replaced::Changed) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, endpoint_id = %ep.id, "Could not disable the endpoint (Redis).");
+                    return;
+                }
             }
-        };
-        current.enabled = false;
-        current.disabled_reason = Some(reason.to_string());
-        current.updated_at = switchyard_plumbing::timefmt::rfc3339(time::OffsetDateTime::now_utc());
-        if let Err(e) = store.put_endpoint(&current).await {
-            tracing::error!(error = %e, endpoint_id = %ep.id, "Could not disable the endpoint (Redis).");
+        }
+        if !written {
             return;
         }
         let change = endpoints_changed(&ep.tenant_id);
