@@ -268,17 +268,17 @@ admin_token = "{token}"
 }
 
 /// One Switchyard binary running as a child process, tied to this one.
-struct Binary {
+pub(crate) struct Binary {
     name: &'static str,
     process: Option<ServerProcess>,
-    pid: u32,
+    pub(crate) pid: u32,
 }
 
 impl Binary {
     /// Starts `program --config <config>` in `<dir>/<name>/` (log: `<name>.log` there)
     /// and waits until `ready_url` answers 200. Environment variables `SWITCHYARD_*`
     /// that are not configuration keys are removed: the binaries reject unknown keys.
-    async fn start(
+    pub(crate) async fn start(
         name: &'static str,
         program: &Path,
         config: &Path,
@@ -343,7 +343,7 @@ impl Binary {
         })
     }
 
-    fn failure(&mut self) -> Option<String> {
+    pub(crate) fn failure(&mut self) -> Option<String> {
         let process = self.process.as_mut()?;
         let status = process.exited()?;
         Some(format!(
@@ -354,7 +354,7 @@ impl Binary {
     }
 
     /// SIGTERM, then SIGKILL after the grace period; waits for the exit.
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(process) = self.process.take() {
             let _ = tokio::task::spawn_blocking(move || process.stop()).await;
         }
@@ -395,7 +395,7 @@ fn stripped_env() -> Vec<OsString> {
 
 /// Configuration overrides from the environment reach the binaries; say so, since
 /// they change what is measured.
-fn env_notes() -> Vec<String> {
+pub(crate) fn env_notes() -> Vec<String> {
     std::env::vars()
         .filter(|(k, _)| k.starts_with("SWITCHYARD_") && k.contains("__"))
         .map(|(k, v)| format!("configuration override from the environment: {k}={v}"))
@@ -403,7 +403,7 @@ fn env_notes() -> Vec<String> {
 }
 
 /// A note if a source file of the workspace is newer than `bin`.
-fn stale_note(bin: &Path) -> Option<String> {
+pub(crate) fn stale_note(bin: &Path) -> Option<String> {
     let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok()?;
     let workspace = crate::workspace();
     let folders = ["ingress", "dispatcher", "normalizer", "plumbing", "connectors/src"];
@@ -443,7 +443,7 @@ fn newest_file(dir: &Path, limit: usize) -> Option<SystemTime> {
     newest
 }
 
-fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
+pub(crate) fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
     use std::io::Read;
     let mut b = [0u8; N];
     std::fs::File::open("/dev/urandom")
@@ -452,11 +452,11 @@ fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
     Ok(b)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A TOML basic string.
-fn toml_string(s: &str) -> String {
+pub(crate) fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
