@@ -19,6 +19,7 @@
 
 pub mod client;
 pub mod cpu;
+pub mod dispatcher;
 pub mod drain;
 pub mod evaluate;
 pub mod ingress;
@@ -58,6 +59,9 @@ pub enum Command {
     /// Let the normalizer drain a backlog of events through a typical mapping: CPU per
     /// event all-in, events/s; and that mapping's evaluation alone against jsonata-js.
     Normalizer(normalizer::Args),
+    /// Let the dispatcher drain a backlog of unified events to a fast local receiver:
+    /// CPU per delivery, deliveries/s, and what a hanging endpoint costs a healthy one.
+    Dispatcher(dispatcher::Args),
 }
 
 /// The load every mode sends.
@@ -194,6 +198,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let json = match &cli.command {
         Command::Ingress(a) => a.output.json,
         Command::Normalizer(a) => a.output.json,
+        Command::Dispatcher(a) => a.output.json,
     };
     let (report, table) = tokio::select! {
         r = run_mode(&cli.command) => r?,
@@ -220,6 +225,10 @@ async fn run_mode(command: &Command) -> anyhow::Result<(serde_json::Value, Strin
         Command::Normalizer(args) => {
             let r = normalizer::run(args).await?;
             (serde_json::to_value(&r)?, normalizer::human(&r))
+        }
+        Command::Dispatcher(args) => {
+            let r = dispatcher::run(args).await?;
+            (serde_json::to_value(&r)?, dispatcher::human(&r))
         }
     })
 }

@@ -105,7 +105,11 @@ pub async fn run(
             };
             match engine.deliver(job, ep.as_ref(), Origin::Retry).await {
                 Ok(Fate::Busy(d)) => {
-                    let _ = msg.ack_with(AckKind::Nak(Some(d))).await;
+                    // Each time its lane is still full, it waits twice as long (up to a
+                    // minute): a hanging endpoint's backlog costs little to hold.
+                    let handed_back = msg.info().map(|i| i.delivered).unwrap_or(1).clamp(1, 7) as u32;
+                    let wait = (d * 2u32.pow(handed_back - 1)).min(Duration::from_secs(60));
+                    let _ = msg.ack_with(AckKind::Nak(Some(wait))).await;
                 }
                 Ok(_) => {
                     let _ = msg.double_ack().await;
