@@ -14,6 +14,9 @@ down:
 
 test:
 	deploy/local/install-deps
+	# The alert rules: valid, and their unit tests pass (deploy/prometheus/).
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/tests/*.yml
 	cargo test --workspace
 	# The JSONata conformance summary (docs/jsonata.md), printed.
 	cargo test -q -p switchyard-connectors --test jsonata_conformance -- --nocapture
