@@ -30,6 +30,8 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// A pipeline whose HubSpot app secret verifies the connector-level URL, where an event
 /// for a portal nobody registered is accepted and dead-lettered as `unknown_account`.
+/// Its duplicate windows are 2 s, not 2 min: a normalizer dead letter is replayed only
+/// once the window since it was dead-lettered has passed (see `cli/src/replay.rs`).
 async fn hubspot_pipeline(tag: &str) -> Pipeline {
     let servers = shared().await;
     let mut config = config_for(&servers.nats, &servers.redis, &servers.s3, tag);
@@ -40,6 +42,7 @@ async fn hubspot_pipeline(tag: &str) -> Pipeline {
             public_keys: vec![],
         },
     );
+    config.nats.duplicate_window_secs = 2;
     Pipeline::start(config).await.unwrap()
 }
 
@@ -105,6 +108,19 @@ async fn a_normalizer_dead_letter_is_delivered_once_its_account_exists() {
     assert!(listed[0].letter.detail.contains("77001"), "{:?}", listed[0].letter);
     let shown = dlq.get(&listed[0].seq.to_string()).await.unwrap().unwrap();
     assert_eq!(shown.letter, listed[0].letter);
+    assert_eq!(dlq.get(&listed[0].letter.id).await.unwrap().unwrap().seq, listed[0].seq);
+
+    // Replayed before the fix, it fails the same way and is dead-lettered again.
+    let opts = replay::Options {
+        dry_run: false,
+        rate: Some(50.0),
+    };
+    let summary = replay::replay(&dlq, &filter, &opts, &mut Silent, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!((summary.done, summary.failed), (1, 0), "{summary:?}");
+    let again = dead_letters(&dlq, &filter, 1).await;
+    assert_ne!(again[0].seq, listed[0].seq);
 
     // The fix: register the account. Then replay.
     put(
@@ -113,18 +129,9 @@ async fn a_normalizer_dead_letter_is_delivered_once_its_account_exists() {
         json!({"tenant_id": "alpha", "connector": "hubspot", "external_id": "77001"}),
     )
     .await;
-    let summary = replay::replay(
-        &dlq,
-        &filter,
-        &replay::Options {
-            dry_run: false,
-            rate: Some(50.0),
-        },
-        &mut Silent,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let summary = replay::replay(&dlq, &filter, &opts, &mut Silent, &CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(
         (summary.matched, summary.done, summary.failed),
         (1, 1, 0),
