@@ -35,10 +35,13 @@ pub enum Output {
 /// Which dead letters.
 #[derive(Args, Debug, Clone, Default)]
 pub struct FilterArgs {
+    /// Only this tenant's.
     #[arg(long)]
     pub tenant: Option<String>,
+    /// Only deliveries to this endpoint (dispatcher dead letters).
     #[arg(long)]
     pub endpoint: Option<String>,
+    /// Only this connector's events, e.g. stripe.
     #[arg(long)]
     pub connector: Option<String>,
     /// Unified type (dispatcher) or provider type (normalizer); `*` for one segment.
@@ -98,11 +101,16 @@ pub enum DlqCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Put dead letters back where they failed: a dispatcher dead letter is delivered
-    /// again (attempt 1, same event id and so the same webhook-id), a normalizer dead
-    /// letter goes through the normalizer again with the current catalog and accounts.
-    /// A dead letter leaves the stream only once its re-queue is acknowledged, so an
-    /// interrupted replay can simply be run again.
+    /// Put dead letters back where they failed, then remove them.
+    ///
+    /// A dispatcher dead letter is delivered again: attempt 1, the same event and so the
+    /// same webhook-id (a receiver that has it dedupes). A normalizer dead letter goes
+    /// through the normalizer again with the catalog and accounts as they are now: fix
+    /// the mapping or register the account first. A dead letter leaves the stream only
+    /// once its re-queue is acknowledged, so an interrupted replay can be run again. A
+    /// normalizer dead letter younger than the dead-letter stream's duplicate window
+    /// (nats.duplicate_window_secs) is held until it is older, so that failing again it
+    /// is dead-lettered again rather than dropped as a duplicate. See docs/replay.md.
     Replay {
         #[command(flatten)]
         filter: FilterArgs,
@@ -132,11 +140,17 @@ pub enum DlqCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ReplayCommand {
-    /// Re-drive raw bodies still in S3 through the current mappings (backfill after a
-    /// mapping fix). Re-driven events keep their provider event id, so their unified
-    /// event id and webhook-id are the ones first delivered (if any): receivers dedupe
-    /// what they already have. `--new-ids` gives them new ids instead.
+    /// Re-drive raw bodies still in S3 through the current mappings (backfill).
+    ///
+    /// Every body of the connector (and account) received in the time range is read
+    /// from its claim-check segment, its events extracted as the ingress did, and one raw
+    /// envelope per event published for the normalizer, which maps it with its current
+    /// catalog. Re-driven events keep their provider event id, hence their unified event
+    /// id and webhook-id: receivers dedupe what they already have, and the unified stream
+    /// drops an event normalized within its duplicate window. `--new-ids` gives them new
+    /// ids instead. See docs/replay.md.
     Raw {
+        /// The connector whose events to re-drive, e.g. stripe.
         #[arg(long)]
         connector: String,
         /// Bodies received at or after: RFC 3339, or a duration ago (2h, 7d).
@@ -344,4 +358,57 @@ fn print_list(items: &[Item], output: Output) {
 
 fn rfc3339(t: OffsetDateTime) -> String {
     switchyard_plumbing::timefmt::rfc3339(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        dlq: DlqCommand,
+    }
+
+    #[test]
+    fn replay_arguments_parse() {
+        let cli = Cli::try_parse_from([
+            "dlq",
+            "replay",
+            "--reason",
+            "unknown_account",
+            "--since",
+            "2h",
+            "--rate",
+            "5/s",
+            "--dry-run",
+            "--output",
+            "json",
+        ])
+        .unwrap();
+        let DlqCommand::Replay {
+            filter,
+            dry_run,
+            rate,
+            common,
+        } = cli.dlq
+        else {
+            panic!("not a replay");
+        };
+        assert!(dry_run);
+        assert_eq!(rate, Some(5.0));
+        assert_eq!(common.output, Output::Json);
+        let now = OffsetDateTime::now_utc();
+        let f = filter.to_filter(now).unwrap();
+        assert_eq!(f.reason.as_deref(), Some("unknown_account"));
+        assert_eq!(f.since, Some(now - time::Duration::hours(2)));
+        assert!(Cli::try_parse_from(["dlq", "replay", "--rate", "fast"]).is_err());
+        let bad = FilterArgs {
+            until: Some("soon".into()),
+            ..Default::default()
+        };
+        assert!(bad.to_filter(now).unwrap_err().to_string().contains("--until"));
+    }
 }
