@@ -6,6 +6,7 @@ mod delivery;
 mod durability;
 mod handshakes;
 mod harness;
+mod metrics_names;
 mod pipeline;
 mod reload;
 mod replay;

@@ -26,6 +26,9 @@ pub struct Pipeline {
     pub config: Config,
     pub ingress: SocketAddr,
     pub admin: SocketAddr,
+    /// The normalizer's and the dispatcher's ops listeners (`/metrics`, `/readyz`).
+    pub normalizer_ops: SocketAddr,
+    pub dispatcher_ops: SocketAddr,
     pub shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     pub http: reqwest::Client,
@@ -83,6 +86,7 @@ impl Pipeline {
         // Dispatcher first: it owns the admin API the test talks to next.
         let (c, s) = (config.clone(), shutdown.clone());
         let ops = TcpListener::bind("127.0.0.1:0").await?;
+        let dispatcher_ops = ops.local_addr()?;
         tasks.push(tokio::spawn(async move {
             if let Err(e) =
                 switchyard_dispatcher::run(c, switchyard_dispatcher::Listeners { admin: admin_l, ops }, s).await
@@ -92,6 +96,7 @@ impl Pipeline {
         }));
         let (c, s) = (config.clone(), shutdown.clone());
         let ops = TcpListener::bind("127.0.0.1:0").await?;
+        let normalizer_ops = ops.local_addr()?;
         tasks.push(tokio::spawn(async move {
             if let Err(e) = switchyard_normalizer::run(c, ops, s).await {
                 panic!("normalizer failed: {e:#}");
@@ -108,6 +113,8 @@ impl Pipeline {
             config,
             ingress,
             admin,
+            normalizer_ops,
+            dispatcher_ops,
             shutdown,
             tasks,
             http,
