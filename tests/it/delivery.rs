@@ -577,3 +577,36 @@ async fn deliveries_verify_with_the_standard_webhooks_library_across_a_rotation(
     );
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_rate_limit_spreads_deliveries_over_time() {
+    let s = shared().await;
+    let p = Pipeline::start(config_for(&s.nats, &s.redis, &s.s3, "ratelimit"))
+        .await
+        .unwrap();
+    let r = Scripted::start().await;
+    tenant(&p, "t-rl").await;
+    endpoint(
+        &p,
+        "t-rl",
+        json!({"url": r.url("ok"), "event_types": ["*"], "rate_limit": 4}),
+    )
+    .await;
+    const N: usize = 12;
+    for n in 0..N {
+        publish(&p, "t-rl", "crm.contact.updated", n, json!({})).await;
+    }
+    wait_until("every event to arrive", Duration::from_secs(60), || async {
+        r.delivered("ok") >= N
+    })
+    .await
+    .unwrap();
+    // At most 4 requests per one-second window of the shared counter: any 9 requests
+    // span more than one window boundary, so more than a second.
+    let mut at: Vec<Instant> = r.hits("ok").iter().map(|h| h.at).collect();
+    at.sort();
+    for w in at.windows(9) {
+        assert!(w[8] - w[0] > Duration::from_millis(950), "{:?}", w[8] - w[0]);
+    }
+    p.stop().await;
+}
