@@ -286,14 +286,19 @@ fn load(common: &Common) -> anyhow::Result<Config> {
     Ok(Config::load(common.config.as_deref())?)
 }
 
-/// Cancelled on the first Ctrl-C: the command stops after the item in hand.
+/// Cancelled on the first Ctrl-C: the command stops after the item in hand. A second
+/// Ctrl-C exits at once (still safe: a dead letter is removed only after its re-queue
+/// is acknowledged).
 fn interrupt() -> CancellationToken {
     let stop = CancellationToken::new();
     let s = stop.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("Interrupted: stopping after the current item.");
+            eprintln!("Interrupted: stopping after the current item (Ctrl-C again to quit now).");
             s.cancel();
+        }
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
         }
     });
     stop

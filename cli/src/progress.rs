@@ -212,4 +212,21 @@ mod tests {
         assert_eq!((j["replayed"].as_u64(), j["failed"].as_u64()), (Some(1), Some(1)));
         assert!(j.get("done").is_none());
     }
+
+    #[test]
+    fn the_bar_draws_without_a_terminal() {
+        let mut bar = Bar(None);
+        bar.start(2);
+        for action in ["replayed", "failed"] {
+            bar.item(&Outcome {
+                id: "1".into(),
+                action: action.into(),
+                target: None,
+                detail: None,
+            });
+        }
+        assert_eq!(bar.0.as_ref().map(|b| b.position()), Some(2));
+        bar.finish();
+        assert!(bar.0.is_none());
+    }
 }
