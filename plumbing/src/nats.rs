@@ -21,14 +21,17 @@ pub enum NatsError {
     Stream { stream: String, detail: String },
 }
 
-/// Connect to NATS. After the first connection the client reconnects by itself, forever.
+/// Connect to NATS: any of the comma-separated servers of `nats.url` (a cluster's nodes).
+/// After the first connection the client reconnects by itself, forever, to whichever
+/// node answers.
 pub async fn connect(cfg: &NatsConfig, client_name: &str) -> Result<async_nats::Client, NatsError> {
+    let servers: Vec<&str> = cfg.url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     async_nats::ConnectOptions::new()
         .name(client_name)
         .connection_timeout(Duration::from_millis(cfg.connect_timeout_ms))
         .request_timeout(Some(Duration::from_millis(cfg.publish_timeout_ms)))
         .max_reconnects(None)
-        .connect(cfg.url.as_str())
+        .connect(servers)
         .await
         .map_err(|source| NatsError::Connect {
             url: cfg.url.clone(),
