@@ -2,6 +2,7 @@
 
 mod admin_api;
 mod batches;
+mod cluster;
 mod delivery;
 mod durability;
 mod handshakes;

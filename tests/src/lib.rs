@@ -17,12 +17,15 @@
 //! - `nats.rs`, `redis.rs`, `s3.rs`: one server each — command line,
 //!   readiness probe, URL.
 //! - `managed.rs`: the start / stop / start-again cycle they share.
+//! - `cluster.rs`: three `nats-server`s as one JetStream cluster
+//!   ([`NatsCluster`], [`ClusterServers`]), for the scaled-out shape.
 //! - `process.rs`: a process whose life is tied to the test process (public:
 //!   `switchyard-bench` runs the Switchyard binaries the same way), and
 //!   finding binaries.
 //! - `ports.rs`: free ports. `wait.rs`: bounded polling. `names.rs`: per-test
 //!   names.
 
+mod cluster;
 mod managed;
 mod names;
 mod nats;
@@ -32,6 +35,7 @@ mod redis;
 mod s3;
 mod wait;
 
+pub use cluster::{ClusterServers, NatsCluster};
 pub use names::unique_prefix;
 pub use nats::Nats;
 pub use ports::{free_port, free_ports};
