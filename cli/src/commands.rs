@@ -108,9 +108,7 @@ pub enum DlqCommand {
     /// through the normalizer again with the catalog and accounts as they are now: fix
     /// the mapping or register the account first. A dead letter leaves the stream only
     /// once its re-queue is acknowledged, so an interrupted replay can be run again. A
-    /// normalizer dead letter younger than the dead-letter stream's duplicate window
-    /// (nats.duplicate_window_secs) is held until it is older, so that failing again it
-    /// is dead-lettered again rather than dropped as a duplicate. See docs/replay.md.
+    /// replay that fails again is dead-lettered again. See docs/replay.md.
     Replay {
         #[command(flatten)]
         filter: FilterArgs,

@@ -77,12 +77,6 @@ impl DeadLetters {
         &self.js
     }
 
-    /// The dead-letter stream's duplicate window: a dead letter published again with
-    /// the same message id within it is dropped, even after the first was deleted.
-    pub fn duplicate_window(&self) -> Duration {
-        self.stream.cached_info().config.duplicate_window
-    }
-
     /// Every dead letter that matches, oldest first, at most `filter.limit`.
     pub async fn list(&self, filter: &Filter) -> anyhow::Result<Listing> {
         let mut out = Listing::default();

@@ -10,13 +10,9 @@
 //! the same `webhook-id`, which the receiver dedupes.
 //!
 //! # A replay that fails again is dead-lettered again
-//! The normalizer gives a dead letter an id derived from the event and the reason, and
-//! publishes it with that id as `Nats-Msg-Id`. Within the dead-letter stream's
-//! duplicate window after the first one, a second dead letter for the same event and
-//! reason would be dropped as a duplicate, even though the first was deleted by its
-//! replay: the event would be gone. So a normalizer dead letter younger than the window
-//! is replayed only once the window has passed (the wait is at most the window, two
-//! minutes by default, and shown in the outcome).
+//! Both stages give each failure its own dead-letter id (the normalizer's names the
+//! time of the failure, the dispatcher's the last attempt), so a second failure is never
+//! taken for a duplicate of the first.
 
 use std::future::IntoFuture;
 
@@ -62,7 +58,7 @@ pub async fn replay(
             summary.interrupted = true;
             break;
         }
-        let outcome = replay_one(dlq, &item, opts.dry_run, stop).await;
+        let outcome = replay_one(dlq, &item, opts.dry_run).await;
         progress.item(&outcome);
         summary.record(outcome);
     }
@@ -70,7 +66,7 @@ pub async fn replay(
     Ok(summary)
 }
 
-async fn replay_one(dlq: &DeadLetters, item: &Item, dry_run: bool, stop: &CancellationToken) -> Outcome {
+async fn replay_one(dlq: &DeadLetters, item: &Item, dry_run: bool) -> Outcome {
     let id = item.seq.to_string();
     let now = unix_millis(OffsetDateTime::now_utc());
     let r = match requeue(dlq.names(), &item.letter, item.seq, now) {
@@ -86,21 +82,7 @@ async fn replay_one(dlq: &DeadLetters, item: &Item, dry_run: bool, stop: &Cancel
         );
     }
     let target = Some(r.subject.clone());
-    let mut note = None;
-    if item.letter.stage == "normalizer" {
-        let ready = item.stored_at + dlq.duplicate_window();
-        let wait = ready - OffsetDateTime::now_utc();
-        if wait.is_positive() {
-            tokio::select! {
-                _ = stop.cancelled() => return outcome(id, "skipped", target, Some("interrupted".into())),
-                _ = tokio::time::sleep(wait.unsigned_abs()) => {}
-            }
-            note = Some(format!(
-                "waited {:.1} s for the dead-letter duplicate window",
-                wait.as_seconds_f64()
-            ));
-        }
-    }
+    let note: Option<String> = None;
     let acked = match dlq
         .jetstream()
         .publish_with_headers(r.subject, r.headers, r.payload)

@@ -16,7 +16,11 @@ pub async fn publish(
     detail: String,
     env: &RawEnvelope,
 ) -> Result<(), String> {
-    let id = format!("normalizer:{reason}:{}", env.idempotency_key());
+    // Unique per failure: a replayed event that fails the same way again is
+    // dead-lettered again (a repeated id would be dropped by the duplicate window while
+    // the first dead letter is already deleted by its replay).
+    let failed_ms = switchyard_plumbing::timefmt::unix_millis(time::OffsetDateTime::now_utc());
+    let id = format!("normalizer:{reason}:{}:{failed_ms}", env.idempotency_key());
     let dl = DeadLetter {
         id: id.clone(),
         stage: "normalizer".into(),
