@@ -21,6 +21,13 @@ pub mod client;
 pub mod cpu;
 pub mod dispatcher;
 pub mod drain;
+pub mod e2e;
+pub mod e2e_load;
+pub mod e2e_mix;
+pub mod e2e_receiver;
+pub mod e2e_report;
+pub mod faults;
+pub mod faults_disk;
 pub mod evaluate;
 pub mod ingress;
 pub mod inspect;
@@ -62,6 +69,15 @@ pub enum Command {
     /// Let the dispatcher drain a backlog of unified events to a fast local receiver:
     /// CPU per delivery, deliveries/s, and what a hanging endpoint costs a healthy one.
     Dispatcher(dispatcher::Args),
+    /// The whole pipeline under a realistic provider mix, measured at the tenants'
+    /// endpoints: delivered/s, ack and end-to-end latency, CPU and memory per process,
+    /// lost and duplicate deliveries; `--ramp` finds the highest rate held, `--backlog`
+    /// measures memory with the endpoints down.
+    E2e(e2e::Args),
+    /// Fault injection under load on the release binaries: kill -9 of each binary,
+    /// server outages, failing and hanging endpoints, a full disk; each scenario ends
+    /// with accepted, delivered, lost (must be 0) and duplicate deliveries.
+    Faults(faults::Args),
 }
 
 /// The load every mode sends.
@@ -199,6 +215,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingress(a) => a.output.json,
         Command::Normalizer(a) => a.output.json,
         Command::Dispatcher(a) => a.output.json,
+        Command::E2e(a) => a.output.json,
+        Command::Faults(a) => a.output.json,
     };
     let (report, table) = tokio::select! {
         r = run_mode(&cli.command) => r?,
@@ -229,6 +247,14 @@ async fn run_mode(command: &Command) -> anyhow::Result<(serde_json::Value, Strin
         Command::Dispatcher(args) => {
             let r = dispatcher::run(args).await?;
             (serde_json::to_value(&r)?, dispatcher::human(&r))
+        }
+        Command::E2e(args) => {
+            let r = e2e::run(args).await?;
+            (serde_json::to_value(&r)?, e2e::human(&r))
+        }
+        Command::Faults(args) => {
+            let r = faults::run(args).await?;
+            (serde_json::to_value(&r)?, faults::human(&r))
         }
     })
 }
