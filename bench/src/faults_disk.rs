@@ -13,8 +13,9 @@ use anyhow::{bail, Context};
 use crate::cpu;
 use crate::e2e::Rig;
 
-/// Headroom of the tmpfs above what the folder holds when it is mounted, MiB.
-const HEADROOM_MIB: u64 = 256;
+/// Headroom of the tmpfs above what the folder holds when it is mounted, MiB: room for
+/// the volumes SeaweedFS grows for a new bucket (several of `volumeSizeLimitMB` = 64).
+const HEADROOM_MIB: u64 = 1_024;
 
 pub struct Tmpfs {
     data: PathBuf,

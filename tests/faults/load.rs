@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
+use switchyard_plumbing::config::Config;
 use switchyard_plumbing::ids;
-use switchyard_tests::{wait_until, Servers};
+use switchyard_tests::{wait_until, ClusterServers, Servers};
 
 use crate::pipeline::{config_for, Pipeline};
 
@@ -104,14 +105,35 @@ struct Answer {
     event_id: String,
 }
 
-/// Runs one scenario: `fault` is called at [`FAULT_AT`] with the servers and the
-/// endpoints, and returns when the fault is over.
+/// Runs one scenario on servers of its own: `fault` is called at [`FAULT_AT`] with the
+/// servers and the endpoints, and returns when the fault is over.
 pub async fn scenario<F>(tag: &str, fault: F) -> Outcome
 where
     F: for<'a> FnOnce(&'a mut Servers, &'a Endpoints) -> futures::future::BoxFuture<'a, ()>,
 {
     let mut servers = Servers::start().await.expect("servers start");
-    let mut config = config_for(&servers.nats, &servers.redis, &servers.s3, tag);
+    let config = config_for(&servers.nats, &servers.redis, &servers.s3, tag);
+    run(&mut servers, config, tag, fault).await
+}
+
+/// The same on a three-node NATS cluster with every stream at replication 3.
+pub async fn scenario_on_a_cluster<F>(tag: &str, fault: F) -> Outcome
+where
+    F: for<'a> FnOnce(&'a mut ClusterServers, &'a Endpoints) -> futures::future::BoxFuture<'a, ()>,
+{
+    let mut servers = ClusterServers::start().await.expect("servers start");
+    // `config_for` wants a single server for the URL; the cluster's replaces it.
+    let single = switchyard_tests::shared().await;
+    let mut config = config_for(&single.nats, &servers.redis, &servers.s3, tag);
+    config.nats.url = servers.nats.url();
+    config.nats.replicas = 3;
+    run(&mut servers, config, tag, fault).await
+}
+
+async fn run<S, F>(servers: &mut S, mut config: Config, tag: &str, fault: F) -> Outcome
+where
+    F: for<'a> FnOnce(&'a mut S, &'a Endpoints) -> futures::future::BoxFuture<'a, ()>,
+{
     // Retries keep coming for about 40 s, so a 6 s outage is ridden out.
     config.dispatcher.retry_schedule_ms = vec![
         300, 600, 1_000, 2_000, 3_000, 3_000, 5_000, 5_000, 5_000, 5_000, 5_000, 5_000,
@@ -153,7 +175,7 @@ where
     };
     tokio::time::sleep_until((start + FAULT_AT).into()).await;
     let fault_start = Instant::now();
-    fault(&mut servers, &endpoints).await;
+    fault(servers, &endpoints).await;
     let fault_end = Instant::now();
     let _ = load.await;
 
@@ -207,7 +229,6 @@ where
         .filter(|t| **t >= fault_start && **t < fault_end)
         .count() as u64;
     p.stop().await;
-    drop(servers);
     o
 }
 
