@@ -17,6 +17,11 @@ test:
 	# The alert rules: valid, and their unit tests pass (deploy/prometheus/).
 	promtool check rules deploy/prometheus/alerts.yml
 	promtool test rules deploy/prometheus/tests/*.yml
+	# The Kubernetes overlays render (also checked by tests/it/deploy_files.rs).
+	@if command -v kubectl >/dev/null; then \
+		for o in deploy/kubernetes/overlays/*/; do kubectl kustomize "$$o" >/dev/null || exit 1; done; \
+		echo "kubectl kustomize: every overlay renders"; \
+	else echo "kubectl not installed: Kubernetes overlays not rendered"; fi
 	cargo test --workspace
 	# The JSONata conformance summary (docs/jsonata.md), printed.
 	cargo test -q -p switchyard-connectors --test jsonata_conformance -- --nocapture

@@ -4,6 +4,7 @@ mod admin_api;
 mod batches;
 mod cluster;
 mod delivery;
+mod deploy_files;
 mod durability;
 mod handshakes;
 mod harness;

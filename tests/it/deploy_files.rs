@@ -1,0 +1,138 @@
+//! The files shipped in `deploy/` hold together with the binaries: the sample
+//! configurations load and the production sample names every key there is; the S3
+//! lifecycle rule expires the claim-checks after 7 days; and, where `kubectl` is
+//! installed, every Kubernetes overlay renders with probes, disruption budgets and
+//! service links off for each Deployment. (`deploy/prometheus/` is checked by promtool
+//! in `make test`, and by `metrics_names.rs` against the binaries.)
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use switchyard_plumbing::config::Config;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// `(section, key)` of every `key = value` line; `commented` also counts `# key = value`
+/// (keys a sample leaves to the environment, such as secrets). Sections come from
+/// uncommented `[section]` headers only.
+fn keys(toml: &str, commented: bool) -> BTreeSet<(String, String)> {
+    let mut section = String::new();
+    let mut out = BTreeSet::new();
+    for line in toml.lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_string();
+            continue;
+        }
+        let line = match line.strip_prefix("# ") {
+            Some(rest) if commented => rest,
+            Some(_) => continue,
+            None => line,
+        };
+        let Some((key, _)) = line.split_once(" = ") else {
+            continue;
+        };
+        if !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            out.insert((section.clone(), key.to_string()));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_production_sample_configuration_loads_and_names_every_key() {
+    let sample = read("deploy/systemd/switchyard.toml");
+    // Connector secrets come from the environment in production; the test has none.
+    let loadable = sample.replace("\"env:HUBSPOT_CLIENT_SECRET\"", "\"a-test-secret\"");
+    let config = Config::from_toml(&loadable).unwrap_or_else(|e| panic!("deploy/systemd/switchyard.toml: {e}"));
+    assert_eq!(config.nats.replicas, 3);
+
+    let defaults = keys(switchyard_plumbing::config::DEFAULTS, false);
+    assert!(defaults.len() > 40, "too few keys read from the defaults: {defaults:?}");
+    let documented = keys(&sample, true);
+    let missing: Vec<String> = defaults
+        .difference(&documented)
+        .map(|(s, k)| if s.is_empty() { k.clone() } else { format!("{s}.{k}") })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "deploy/systemd/switchyard.toml does not document these keys of plumbing/config.default.toml \
+         (add each with its default, unit and effect): {missing:?}"
+    );
+}
+
+#[test]
+fn the_kubernetes_configuration_loads() {
+    let text = read("deploy/kubernetes/base/switchyard.toml");
+    let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("deploy/kubernetes/base/switchyard.toml: {e}"));
+    assert_eq!(config.nats.replicas, 3);
+    assert_eq!(config.catalog, Path::new("/etc/switchyard/catalog"));
+}
+
+#[test]
+fn the_s3_lifecycle_rule_expires_claim_checks_after_seven_days() {
+    let rule: serde_json::Value = serde_json::from_str(&read("deploy/s3/lifecycle.json")).unwrap();
+    let rules = rule["Rules"].as_array().expect("Rules");
+    let raw = rules
+        .iter()
+        .find(|r| r["Filter"]["Prefix"] == "raw/")
+        .expect("a rule for the raw/ prefix the ingress writes");
+    assert_eq!(raw["Status"], "Enabled");
+    assert_eq!(raw["Expiration"]["Days"], 7);
+}
+
+/// Renders each overlay with `kubectl kustomize` (skipped, saying so, without kubectl)
+/// and checks what every Deployment must have.
+#[test]
+fn every_kubernetes_overlay_renders_with_probes_and_disruption_budgets() {
+    let overlays = repo().join("deploy/kubernetes/overlays");
+    let mut rendered = 0;
+    for entry in std::fs::read_dir(&overlays).unwrap().flatten() {
+        let out = match Command::new("kubectl").arg("kustomize").arg(entry.path()).output() {
+            Ok(out) => out,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!("kubectl not installed: the Kubernetes overlays were not rendered");
+                return;
+            }
+            Err(e) => panic!("running kubectl: {e}"),
+        };
+        let name = entry.file_name().to_string_lossy().into_owned();
+        assert!(
+            out.status.success(),
+            "kubectl kustomize {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let yaml = String::from_utf8(out.stdout).unwrap();
+        let count = |s: &str| yaml.lines().filter(|l| l.trim() == s).count();
+        // Top-level kinds only (an HPA's scaleTargetRef says `kind: Deployment` too).
+        let deployments = yaml.lines().filter(|l| *l == "kind: Deployment").count();
+        assert_eq!(deployments, 3, "{name}");
+        for must in [
+            "kind: PodDisruptionBudget",
+            "path: /readyz",
+            "path: /healthz",
+            "enableServiceLinks: false",
+            "readOnlyRootFilesystem: true",
+            "runAsNonRoot: true",
+        ] {
+            assert_eq!(count(must), 3, "{name}: `{must}` once per Deployment");
+        }
+        assert!(
+            yaml.contains("name: switchyard-secrets"),
+            "{name}: secrets from the Secret"
+        );
+        rendered += 1;
+    }
+    assert!(rendered >= 2, "expected the staging and production overlays");
+}
