@@ -141,9 +141,9 @@ impl Rig {
     /// Starts everything; `dispatcher_extra` goes into the `[dispatcher]` table.
     pub async fn start(
         paths: &PathArgs,
-        tenants: usize,
-        endpoints_per_tenant: usize,
+        (tenants, endpoints_per_tenant): (usize, usize),
         dispatcher_extra: &str,
+        nats_cluster: bool,
     ) -> anyhow::Result<Self> {
         let http = client::new(8);
         let catalog = paths.catalog();
@@ -157,6 +157,7 @@ impl Rig {
         let full = FullOptions {
             dispatcher_extra: dispatcher_extra.into(),
             ingress_extra: String::new(),
+            nats_cluster,
         };
         let secret = format!("bench_{}", stack::hex(&stack::random_bytes::<16>()?));
         let fixtures = catalog.parent().unwrap_or(&catalog).join("fixtures");
@@ -314,7 +315,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let extra = format!(
         "retry_schedule_ms = {schedule:?}\nretry_jitter = 0.1\nrequest_timeout_ms = 5000\nretry_delay_ms = 1000\n"
     );
-    let mut rig = Rig::start(&args.paths, args.tenants, args.endpoints_per_tenant, &extra).await?;
+    let mut rig = Rig::start(&args.paths, (args.tenants, args.endpoints_per_tenant), &extra, false).await?;
     let outcome = measure(&mut rig, args).await;
     let mut notes = rig.stack.notes.clone();
     notes.extend(rig.stack.failures());

@@ -149,16 +149,10 @@ fn skipped(name: &str, why: String) -> Outcome {
 }
 
 async fn scenario(args: &Args, name: &str) -> anyhow::Result<Outcome> {
-    if name == "nats-cluster-node" {
-        return Ok(skipped(
-            name,
-            "needs the three-node NATS harness of issue 7 (tests/src/cluster.rs), not in this checkout yet".into(),
-        ));
-    }
     // Short retries: a failed delivery comes back within seconds.
     let extra = "retry_schedule_ms = [500, 1000, 2000, 3000, 5000, 5000, 5000, 10000, 10000, 10000, 30000, 30000, 30000, 30000]\n\
                  retry_jitter = 0.1\nrequest_timeout_ms = 3000\nretry_delay_ms = 1000\n";
-    let mut rig = Rig::start(&args.paths, 2, 2, extra).await?;
+    let mut rig = Rig::start(&args.paths, (2, 2), extra, name == "nats-cluster-node").await?;
     let result = inject(&mut rig, args, name).await;
     let failures = rig.stack.failures();
     let _ = rig.stack.stop(args.output.keep).await;
@@ -240,6 +234,18 @@ async fn inject(rig: &mut Rig, args: &Args, name: &str) -> anyhow::Result<Outcom
                 } else {
                     "holds every request without answering (the dispatcher times out at 3 s)"
                 }
+            )
+        }
+        "nats-cluster-node" => {
+            let cluster = rig.stack.cluster.as_mut().context("no NATS cluster")?;
+            let node = crate::faults_disk::raw_stream_leader(&cluster.node_url(0)).await?;
+            cluster.stop_node(node).await?;
+            tokio::time::sleep(args.outage).await;
+            let cluster = rig.stack.cluster.as_mut().context("no NATS cluster")?;
+            cluster.start_node_again(node).await?;
+            format!(
+                "three-node NATS cluster, streams at R3: node-{node}, leader of the raw stream, stopped at {t:.0} s \
+                 for {o:.0} s, then started again"
             )
         }
         "disk-full" => {

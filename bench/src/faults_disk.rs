@@ -1,4 +1,5 @@
-//! The disk-full scenario's disk: SeaweedFS's data folder moved onto a small tmpfs
+//! Helpers of the fault scenarios that reach outside the stack. The disk-full
+//! scenario's disk: SeaweedFS's data folder moved onto a small tmpfs
 //! (stopped, contents copied, tmpfs mounted over the folder, started again), then
 //! filled to the last byte with a filler file, then freed by removing it.
 //!
@@ -108,4 +109,28 @@ impl Tmpfs {
     pub async fn remove(self) {
         let _ = sh("unmounting the tmpfs", &format!("umount -l {}", quote(&self.data))).await;
     }
+}
+
+/// The cluster node (`node-<i>`) leading the raw stream (the cluster holds the
+/// bench's streams only).
+pub async fn raw_stream_leader(url: &str) -> anyhow::Result<usize> {
+    use futures::TryStreamExt;
+    let client = async_nats::connect(url)
+        .await
+        .context("connecting to the NATS cluster")?;
+    let js = async_nats::jetstream::new(client);
+    let names: Vec<String> = js.stream_names().try_collect().await.context("listing streams")?;
+    let raw = names
+        .iter()
+        .find(|n| n.ends_with("_RAW"))
+        .with_context(|| format!("no raw stream among {names:?}"))?;
+    let info = js.get_stream(raw).await?.info().await?.clone();
+    let leader = info
+        .cluster
+        .and_then(|c| c.leader)
+        .context("the raw stream has no leader")?;
+    leader
+        .strip_prefix("node-")
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("leader {leader:?} is not one of the harness's nodes"))
 }

@@ -15,7 +15,7 @@ use anyhow::{bail, Context};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::json;
-use switchyard_tests::{free_ports, Launch, ServerProcess, Servers};
+use switchyard_tests::{free_ports, Launch, NatsCluster, ServerProcess, Servers};
 
 use crate::client::{self, Client};
 use crate::cpu::{self, Watched};
@@ -488,6 +488,9 @@ pub struct FullOptions {
     pub dispatcher_extra: String,
     /// Lines added to the generated `[ingress]` table.
     pub ingress_extra: String,
+    /// Run on a three-node NATS cluster (the harness's [`NatsCluster`]) with every
+    /// stream at replication 3, instead of the single nats-server.
+    pub nats_cluster: bool,
 }
 
 /// The whole pipeline: the three servers and all three release binaries as child
@@ -497,6 +500,9 @@ pub struct FullStack {
     /// Declared before `servers`: dropped, so stopped, before the servers they use.
     binaries: [Option<Binary>; 3],
     pub servers: Option<Servers>,
+    /// With [`FullOptions::nats_cluster`]: the cluster the binaries use (the single
+    /// server in `servers` then runs idle).
+    pub cluster: Option<NatsCluster>,
     /// Configuration, logs and the binaries' working folders.
     dir: tempfile::TempDir,
     config: PathBuf,
@@ -537,6 +543,16 @@ impl FullStack {
         }
         eprintln!("bench: starting nats-server, redis-server and SeaweedFS");
         let servers = Servers::start().await.context("starting the servers")?;
+        let cluster = if full.nats_cluster {
+            eprintln!("bench: starting a three-node NATS cluster");
+            Some(NatsCluster::start().await.context("starting the NATS cluster")?)
+        } else {
+            None
+        };
+        let (nats_url, replicas) = match &cluster {
+            Some(c) => (c.url(), 3),
+            None => (servers.nats.url(), 1),
+        };
         let dir = tempfile::Builder::new()
             .prefix("swy-bench-")
             .tempdir()
@@ -554,6 +570,7 @@ catalog = {catalog}
 
 [nats]
 url = "{nats}"
+replicas = {replicas}
 
 [redis]
 url = "{redis}"
@@ -589,7 +606,7 @@ allow_cidrs = ["127.0.0.0/8"]
 {dispatcher_extra}
 "#,
             catalog = toml_string(&opts.catalog.display().to_string()),
-            nats = servers.nats.url(),
+            nats = nats_url,
             redis = servers.redis.url(),
             s3 = servers.s3.endpoint(),
             key = B64.encode(random_bytes::<32>()?),
@@ -601,8 +618,9 @@ allow_cidrs = ["127.0.0.0/8"]
         std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
         let mut stack = Self {
             binaries: [None, None, None],
-            nats_url: servers.nats.url(),
+            nats_url,
             servers: Some(servers),
+            cluster,
             dir,
             config,
             bin_dir: opts.bin_dir.clone(),
@@ -718,9 +736,8 @@ allow_cidrs = ["127.0.0.0/8"]
         for role in [Role::Ingress, Role::Normalizer, Role::Dispatcher] {
             self.stop_binary(role).await;
         }
-        if let Some(servers) = self.servers.take() {
-            let _ = tokio::task::spawn_blocking(move || drop(servers)).await;
-        }
+        let (servers, cluster) = (self.servers.take(), self.cluster.take());
+        let _ = tokio::task::spawn_blocking(move || drop((servers, cluster))).await;
         keep.then(|| self.dir.keep())
     }
 }
