@@ -12,7 +12,6 @@
 //!   every process is sampled; the endpoints come back and every event must arrive.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +25,7 @@ use tokio::time::Instant;
 use crate::cpu::{self, Watched};
 use crate::e2e_load::{self, Tracker};
 use crate::e2e_mix::{self, Mix};
-use crate::e2e_receiver::{Behaviour, Receiver};
+use crate::e2e_receiver::Receiver;
 use crate::e2e_report::{self as rep, Phase};
 use crate::report::Aim;
 use crate::stack::{self, FullOptions, FullStack};
@@ -100,30 +99,9 @@ pub struct Report {
     /// Ramp: the highest rate (req/s) whose step kept p99 under 1 s, lost nothing and
     /// accepted what was offered.
     pub ramp_highest_held: Option<f64>,
-    pub backlog: Option<Backlog>,
+    pub backlog: Option<crate::e2e_backlog::Backlog>,
     pub aims: Vec<Aim>,
     pub notes: Vec<String>,
-}
-
-/// Memory under backlog.
-#[derive(Debug, Clone, Serialize)]
-pub struct Backlog {
-    pub events_accepted: u64,
-    pub fill_secs: f64,
-    pub recovery_secs: f64,
-    /// RSS (MiB) of each process sampled every second while filling: at a quarter, a
-    /// half, three quarters and the end of the fill, and the maximum while filling and
-    /// while recovering.
-    pub rss: Vec<RssCurve>,
-    pub matched: rep::Matched,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RssCurve {
-    pub label: String,
-    pub at_quarters_mib: [f64; 4],
-    pub max_fill_mib: f64,
-    pub max_recovery_mib: f64,
 }
 
 /// A stack, its receiver, and the mix, registered and ready for load.
@@ -337,7 +315,7 @@ async fn measure(rig: &mut Rig, args: &Args) -> anyhow::Result<Report> {
     let mut ramp_highest_held = None;
     let mut backlog = None;
     if args.backlog {
-        backlog = Some(run_backlog(rig, args, &watched).await?);
+        backlog = Some(crate::e2e_backlog::run(rig, args, &watched).await?);
     } else if args.ramp {
         let mut rate = args.rate;
         for step in 0..args.ramp_steps {
@@ -479,97 +457,6 @@ async fn phase(rig: &mut Rig, args: &Args, rate: f64, watched: &[Watched]) -> an
     })
 }
 
-/// Memory under backlog: endpoints refuse while `--backlog` events are accepted.
-async fn run_backlog(rig: &mut Rig, args: &Args, watched: &[Watched]) -> anyhow::Result<Backlog> {
-    let target = args.backlog_events;
-    // HubSpot batches make about 1.4 events per request; send at most 2 per event.
-    let count = target * 2;
-    rig.receiver.set_all(Behaviour::Refuse);
-    let from = rig.receiver.count();
-    eprintln!(
-        "bench: backlog: endpoints refuse; accepting {target} events at {} req/s",
-        args.rate
-    );
-    let (tracker, task, start) = rig
-        .load(
-            args.rate,
-            count,
-            0,
-            (args.max_in_flight, args.timeout),
-            args.duplicate_share,
-        )
-        .await?;
-    let mut samples: Vec<(f64, Vec<f64>)> = Vec::new();
-    let rss_now = || -> Vec<f64> {
-        watched
-            .iter()
-            .map(|w| rep::rss_mib(w.pid).map_or(0.0, |r| r.0))
-            .collect()
-    };
-    let fill_deadline = start + Duration::from_secs_f64(count as f64 / args.rate) + args.timeout;
-    loop {
-        let n = tracker.accepted_events();
-        samples.push((n as f64 / target as f64, rss_now()));
-        if n >= target {
-            tracker.stop.store(true, Ordering::Relaxed);
-            break;
-        }
-        if Instant::now() >= fill_deadline {
-            tracker.stop.store(true, Ordering::Relaxed);
-            eprintln!("bench: backlog: the fill did not reach {target} events");
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    tokio::time::timeout(args.timeout + Duration::from_secs(5), task)
-        .await
-        .context("the load generator did not finish")??;
-    let fill_secs = start.elapsed().as_secs_f64();
-    let accepted = tracker.take_accepted();
-    let pairs = accepted.len() * args.endpoints_per_tenant;
-    eprintln!(
-        "bench: backlog: {} events accepted; endpoints back, draining",
-        accepted.len()
-    );
-    rig.receiver.set_all(Behaviour::Up);
-    let recovery_start = Instant::now();
-    let mut max_recovery = vec![0.0f64; watched.len()];
-    let end = recovery_start + args.drain_within.max(Duration::from_secs(1_800));
-    while rig.receiver.count().saturating_sub(from) < pairs && Instant::now() < end {
-        for (m, v) in max_recovery.iter_mut().zip(rss_now()) {
-            *m = m.max(v);
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    let recovery_secs = recovery_start.elapsed().as_secs_f64();
-    let arrivals = rig.receiver.arrivals_since(from);
-    let matched = rep::matched(&accepted, &arrivals, args.endpoints_per_tenant);
-    let at = |q: f64, i: usize| {
-        samples
-            .iter()
-            .find(|(f, _)| *f >= q)
-            .or(samples.last())
-            .map_or(0.0, |(_, v)| v[i])
-    };
-    let rss = watched
-        .iter()
-        .enumerate()
-        .map(|(i, w)| RssCurve {
-            label: w.label.clone(),
-            at_quarters_mib: [at(0.25, i), at(0.5, i), at(0.75, i), at(1.0, i)],
-            max_fill_mib: samples.iter().map(|(_, v)| v[i]).fold(0.0, f64::max),
-            max_recovery_mib: max_recovery[i],
-        })
-        .collect();
-    Ok(Backlog {
-        events_accepted: accepted.len() as u64,
-        fill_secs,
-        recovery_secs,
-        rss,
-        matched,
-    })
-}
-
 /// The report as a table.
 pub fn human(r: &Report) -> String {
     use std::fmt::Write;
@@ -595,7 +482,7 @@ pub fn human(r: &Report) -> String {
         let m = &b.matched;
         let _ = writeln!(
             out,
-            "backlog: {} events accepted in {:.0} s with the endpoints down; all delivered {:.0} s after they came back? \
+            "backlog: {} events accepted in {:.0} s with the endpoints down; drained {:.0} s after they came back: \
              delivered {} of {}, LOST {}, duplicate deliveries {}",
             b.events_accepted, b.fill_secs, b.recovery_secs, m.delivered, m.deliveries_expected, m.lost, m.duplicate_deliveries
         );
@@ -613,7 +500,9 @@ pub fn human(r: &Report) -> String {
             );
         }
     }
-    rep::aims_table(&mut out, &r.aims);
+    if !r.aims.is_empty() {
+        rep::aims_table(&mut out, &r.aims);
+    }
     for n in &r.notes {
         let _ = writeln!(out, "note: {n}");
     }

@@ -22,6 +22,7 @@ pub mod cpu;
 pub mod dispatcher;
 pub mod drain;
 pub mod e2e;
+pub mod e2e_backlog;
 pub mod e2e_load;
 pub mod e2e_mix;
 pub mod e2e_receiver;
