@@ -2,8 +2,9 @@
 //! configurations load and the production sample names every key there is; the S3
 //! lifecycle rule expires the claim-checks after 7 days; and, where `kubectl` is
 //! installed, every Kubernetes overlay renders with probes, disruption budgets and
-//! service links off for each Deployment. (`deploy/prometheus/` is checked by promtool
-//! in `make test`, and by `metrics_names.rs` against the binaries.)
+//! service links off for each Deployment; every alert's runbook link names a section of
+//! docs/operations.md. (`deploy/prometheus/` is checked by promtool in `make test`, and
+//! by `metrics_names.rs` against the binaries.)
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -135,4 +136,47 @@ fn every_kubernetes_overlay_renders_with_probes_and_disruption_budgets() {
         rendered += 1;
     }
     assert!(rendered >= 2, "expected the staging and production overlays");
+}
+
+/// Every `runbook:` link of the alert rules names a heading of docs/operations.md.
+#[test]
+fn every_alert_links_to_a_section_of_the_operations_guide() {
+    let guide = read("docs/operations.md");
+    let anchors: BTreeSet<String> = guide
+        .lines()
+        .filter_map(|l| l.strip_prefix("### ").or_else(|| l.strip_prefix("## ")))
+        .map(github_anchor)
+        .collect();
+    let rules = read("deploy/prometheus/alerts.yml");
+    let mut links = 0;
+    for line in rules.lines() {
+        let Some(link) = line.trim().strip_prefix("runbook: docs/operations.md#") else {
+            continue;
+        };
+        assert!(
+            anchors.contains(link),
+            "alerts.yml links to #{link}, which docs/operations.md lacks"
+        );
+        links += 1;
+    }
+    assert!(links >= 15, "only {links} runbook links found");
+    // The guide's own links between its sections.
+    for part in guide.split("](#").skip(1) {
+        let link = part.split(')').next().unwrap_or_default();
+        assert!(
+            anchors.contains(link),
+            "docs/operations.md links to #{link}, which it lacks"
+        );
+    }
+}
+
+/// The anchor GitHub gives a heading: lowercase, punctuation dropped, spaces to `-`.
+fn github_anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
 }
