@@ -1,16 +1,19 @@
 //! One mapping's evaluation alone, ours against the reference: the expression compiled
 //! once and evaluated many times over one parsed payload, in this process through
-//! [`switchyard_connectors::mapping`] (the normalizer's own path: the input handed over,
-//! evaluated on the module's evaluation threads with the production limits, the result
-//! converted back), then in jsonata-js on Node (`bench/jsonata-js/eval.js`, a child
-//! process) over the same two files. Both report CPU time per evaluation.
+//! [`switchyard_connectors::mapping`] (the normalizer's own path: the body parsed once
+//! straight into the engine's values, [`Input::parse`], then evaluated where the caller
+//! runs with the production limits, or on an evaluation thread if the expression needs
+//! a deadline, and the result converted back to JSON), then in jsonata-js on Node
+//! (`bench/jsonata-js/eval.js`, a child process, over `JSON.parse` of the same payload)
+//! over the same two files. Both report CPU time per evaluation; parsing is reported
+//! apart.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde::Serialize;
-use switchyard_connectors::mapping::{Limits, Mapping};
+use switchyard_connectors::mapping::{Input, Limits, Mapping};
 
 use crate::cpu;
 
@@ -33,12 +36,13 @@ pub struct Evaluation {
 pub struct Ours {
     #[serde(flatten)]
     pub evaluation: Evaluation,
-    /// `serde_json::from_slice` of the payload file's bytes, per body.
+    /// [`Input::parse`] of the payload file's bytes (what the normalizer does to each
+    /// body it maps), per body.
     pub parse_us_per_body: f64,
     /// The CPU clock's resolution relative to the measured CPU time.
     pub cpu_resolution_share: f64,
     /// Busy CPUs of the whole machine while ours was timed: above about 1.0, another
-    /// process competed, and each hand-over to an evaluation thread may wait for a CPU.
+    /// process competed for the CPU.
     pub machine_busy_cores: Option<f64>,
 }
 
@@ -54,7 +58,7 @@ pub enum Reference {
 /// `payload`, timing the last `iterations`. Blocking (run it off the async workers).
 pub fn ours(expression: &str, payload: &[u8], iterations: u64, warmup: u64) -> anyhow::Result<Ours> {
     let mapping = Mapping::compile(expression).map_err(|e| anyhow::anyhow!("the bench expression: {e}"))?;
-    let input: serde_json::Value = serde_json::from_slice(payload).context("the bench payload is not JSON")?;
+    let input = Input::parse(payload).context("the bench payload is not JSON")?;
     let limits = Limits::default();
     for _ in 0..warmup {
         evaluate_once(&mapping, &input, limits)?;
@@ -73,8 +77,8 @@ pub fn ours(expression: &str, payload: &[u8], iterations: u64, warmup: u64) -> a
 
     let p0 = ticks()?;
     for _ in 0..n {
-        let v: serde_json::Value = serde_json::from_slice(payload)?;
-        std::hint::black_box(v);
+        let input = Input::parse(payload)?;
+        std::hint::black_box(input);
     }
     let parse_secs = ticks()?.saturating_sub(p0) as f64 / hz;
     Ok(Ours {
@@ -90,8 +94,8 @@ pub fn ours(expression: &str, payload: &[u8], iterations: u64, warmup: u64) -> a
     })
 }
 
-fn evaluate_once(mapping: &Mapping, input: &serde_json::Value, limits: Limits) -> anyhow::Result<()> {
-    match mapping.evaluate(input, limits) {
+fn evaluate_once(mapping: &Mapping, input: &Input<'_>, limits: Limits) -> anyhow::Result<()> {
+    match mapping.evaluate_input(input, limits) {
         Ok(Some(v)) => {
             std::hint::black_box(v);
             Ok(())

@@ -13,7 +13,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::catalog::{err, nth_line_containing, valid_unified_type, CatalogError, Connector};
-use crate::mapping::{Limits, Mapping, MappingError};
+use crate::mapping::{Input, Limits, Mapping, MappingError};
 use crate::model::{MappingCases, UnmappedPolicy};
 use crate::unified::UnifiedModels;
 
@@ -94,19 +94,59 @@ pub fn event_of(
 
 /// Map one provider event of type `provider_type`.
 pub fn apply(connector: &Connector, provider_type: &str, event: &Value, limits: Limits) -> Result<Outcome, ApplyError> {
+    apply_input(connector, provider_type, &Input::new(event), limits, || {
+        Ok(event.clone())
+    })
+}
+
+/// [`event_of`] then [`apply`], as the normalizer runs them: a JSON body that is itself
+/// the event, and has mappings to try, is parsed once, straight into the engine's values
+/// (the provider event as JSON is built only if it is passed through). The outcome is
+/// the same as the two steps'.
+pub fn map_body(
+    connector: &Connector,
+    provider_type: &str,
+    body: &[u8],
+    content_type: &str,
+    item: Option<u32>,
+    limits: Limits,
+) -> Result<Outcome, ApplyError> {
+    let has_mappings = connector
+        .mappings
+        .get(provider_type)
+        .is_some_and(|cases| !cases.is_empty());
+    if item.is_some() || crate::body::is_form(content_type) || !has_mappings {
+        let event = event_of(connector, body, content_type, item)?;
+        return apply(connector, provider_type, &event, limits);
+    }
+    let input = Input::parse(body).map_err(|_| ApplyError::MalformedBody)?;
+    apply_input(connector, provider_type, &input, limits, || {
+        event_of(connector, body, content_type, item)
+    })
+}
+
+/// The mappings of `provider_type` tried in order on `input`; `event` is the provider
+/// event as JSON, asked for only when it is passed through.
+fn apply_input(
+    connector: &Connector,
+    provider_type: &str,
+    input: &Input<'_>,
+    limits: Limits,
+    event: impl FnOnce() -> Result<Value, ApplyError>,
+) -> Result<Outcome, ApplyError> {
     let failed = |source| ApplyError::Mapping {
         provider_type: provider_type.to_string(),
         source,
     };
     for case in connector.mappings.get(provider_type).into_iter().flatten() {
         if let Some(when) = &case.when {
-            if when.evaluate(event, limits).map_err(failed)? != Some(Value::Bool(true)) {
+            if when.evaluate_input(input, limits).map_err(failed)? != Some(Value::Bool(true)) {
                 continue;
             }
         }
         let data = case
             .data
-            .evaluate(event, limits)
+            .evaluate_input(input, limits)
             .map_err(failed)?
             .ok_or_else(|| ApplyError::Empty(provider_type.to_string()))?;
         return Ok(Outcome::Mapped {
@@ -118,7 +158,7 @@ pub fn apply(connector: &Connector, provider_type: &str, event: &Value, limits: 
         UnmappedPolicy::Drop => Outcome::Dropped,
         UnmappedPolicy::PassThrough => Outcome::Mapped {
             unified_type: pass_through_type(&connector.name, provider_type),
-            data: event.clone(),
+            data: event()?,
         },
     })
 }

@@ -7,22 +7,31 @@
 //! - time and depth ([`Limits`]): the engine checks both between its steps;
 //! - sizes ([`Bounds`]): the length of any sequence it builds, and the nesting and size
 //!   of the input and the result ([`convert`]);
-//! - a deadline: evaluations run on threads of their own ([`runner`]), and the caller
-//!   stops waiting at twice the time limit (plus 100 ms), even if one step of the engine
-//!   cannot be interrupted;
+//! - a deadline, for the expressions that need one. The engine checks its limits between
+//!   steps, and most of its steps cost about what their inputs cost to build, so an
+//!   expression made of those alone stops near its time limit and is evaluated on the
+//!   calling thread (no hand-over, no copy of the input). An expression that calls one
+//!   of the builtins whose single step can run far longer than its inputs
+//!   ([`UNBOUNDED_STEPS`]: `$pad` to a billion characters, `$replace`, `$eval`…) is
+//!   evaluated on a thread of its own ([`runner`]), and the caller stops waiting at twice
+//!   the time limit (plus 100 ms) whatever that step does;
 //! - a panic inside the engine is caught and returned as an error.
+//!
+//! The engine's recursion cannot overflow the calling thread's stack: it moves to a
+//! fresh segment on the heap when the stack runs low, and our own walks over values stop
+//! at [`MAX_NESTING`].
 //!
 //! Each of these ends as a [`MappingError`], so one event is dead-lettered with the
 //! reason and the worker carries on.
 //!
-//! A compiled expression is not `Sync`, so each evaluation thread keeps its own compiled
-//! copy, made on first use and keyed by the mapping's unique id; the text was already
-//! checked to compile when the catalog loaded.
+//! A compiled expression is not `Sync`, so each thread that evaluates keeps its own
+//! compiled copy, made on first use and keyed by the mapping's unique id; the text was
+//! already checked to compile when the catalog loaded.
 
 mod convert;
 mod runner;
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,11 +47,74 @@ pub use convert::MAX_NESTING;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Builtins one call of which may run far longer than building its arguments took, so the
+/// engine's time limit, checked between steps, does not bound it: padding and replacing
+/// build strings of any length from short ones, splitting and matching make an item per
+/// character, sorting and deduplicating are worse than linear, `$eval` runs any text.
+/// An expression that names one runs on a thread of its own, under a deadline.
+pub const UNBOUNDED_STEPS: &[&str] = &["pad", "replace", "split", "match", "sort", "distinct", "eval"];
+
 /// A JSONata expression that is known to compile.
 #[derive(Debug, Clone)]
 pub struct Mapping {
     id: u64,
     source: Arc<str>,
+    /// Names none of [`UNBOUNDED_STEPS`]: evaluated on the calling thread.
+    steps_bounded: bool,
+}
+
+/// One input made ready for evaluation: converted to the engine's values once, on first
+/// use, however many expressions then read it (a mapping's `when` and its `data`), or
+/// parsed straight into them ([`Input::parse`]). Not `Send`, like the engine's values.
+pub struct Input<'a> {
+    /// The input as JSON, when the caller has it.
+    json: Option<&'a Value>,
+    engine: OnceCell<Result<JValue, MappingError>>,
+}
+
+impl<'a> Input<'a> {
+    /// Borrows `json`.
+    pub fn new(json: &'a Value) -> Self {
+        Self {
+            json: Some(json),
+            engine: OnceCell::new(),
+        }
+    }
+
+    /// The engine's copy, or why the input cannot be evaluated.
+    fn engine(&self) -> Result<&JValue, MappingError> {
+        self.engine
+            .get_or_init(|| convert::to_engine(self.json.unwrap_or(&Value::Null), "input"))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The input as JSON, borrowed or rebuilt from the engine's copy.
+    fn json(&self) -> Result<std::borrow::Cow<'_, Value>, MappingError> {
+        match self.json {
+            Some(v) => Ok(std::borrow::Cow::Borrowed(v)),
+            None => convert::to_json(self.engine()?, usize::MAX).map(std::borrow::Cow::Owned),
+        }
+    }
+}
+
+impl Input<'static> {
+    /// JSON text parsed straight into the engine's values, with no `serde_json::Value`
+    /// between: the same parser, so it accepts what `serde_json::from_slice` accepts, and
+    /// holds what [`Input::new`] of that value would. An input nested deeper than
+    /// [`MAX_NESTING`] parses, and fails to evaluate, as it would there.
+    pub fn parse(text: &[u8]) -> Result<Self, serde_json::Error> {
+        let value: JValue = serde_json::from_slice(text)?;
+        let engine = if convert::engine_nesting_within(&value, MAX_NESTING) {
+            Ok(value)
+        } else {
+            Err(MappingError::TooDeep("input"))
+        };
+        Ok(Self {
+            json: None,
+            engine: OnceCell::from(engine),
+        })
+    }
 }
 
 /// Time and depth limits on one evaluation (configured: `normalizer.mapping_*`).
@@ -142,7 +214,14 @@ impl Mapping {
         Ok(Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             source: source.into(),
+            steps_bounded: !names_any(source, UNBOUNDED_STEPS),
         })
+    }
+
+    /// Whether the expression is evaluated on the calling thread (it names none of
+    /// [`UNBOUNDED_STEPS`]) rather than on an evaluation thread under a deadline.
+    pub fn runs_on_caller(&self) -> bool {
+        self.steps_bounded
     }
 
     pub fn source(&self) -> &str {
@@ -151,7 +230,17 @@ impl Mapping {
 
     /// Evaluate against `input`. An undefined result is `Ok(None)`.
     pub fn evaluate(&self, input: &Value, limits: Limits) -> Result<Option<Value>, MappingError> {
-        self.evaluate_with(Some(input), &Map::new(), limits, Bounds::default())
+        self.evaluate_input(&Input::new(input), limits)
+    }
+
+    /// [`Mapping::evaluate`] against an input that other expressions may read too: it is
+    /// converted for the engine once.
+    pub fn evaluate_input(&self, input: &Input<'_>, limits: Limits) -> Result<Option<Value>, MappingError> {
+        if self.steps_bounded {
+            let data = input.engine()?;
+            return guard(|| self.evaluate_here(data, &Map::new(), limits, Bounds::default()));
+        }
+        self.evaluate_with(Some(input.json()?.as_ref()), &Map::new(), limits, Bounds::default())
     }
 
     /// Evaluate against `input` (`None` is JSONata's undefined input) with `bindings`
@@ -165,6 +254,13 @@ impl Mapping {
         limits: Limits,
         bounds: Bounds,
     ) -> Result<Option<Value>, MappingError> {
+        if self.steps_bounded {
+            let data = match input {
+                Some(v) => convert::to_engine(v, "input")?,
+                None => JValue::Undefined,
+            };
+            return guard(|| self.evaluate_here(&data, bindings, limits, bounds));
+        }
         if input.is_some_and(|v| !convert::nesting_within(v, MAX_NESTING)) {
             return Err(MappingError::TooDeep("input"));
         }
@@ -174,14 +270,20 @@ impl Mapping {
         let job = (self.clone(), input.cloned(), bindings.clone());
         runner::run(limits.deadline(), move || {
             let (mapping, input, bindings) = job;
-            guard(|| mapping.evaluate_here(input, &bindings, limits, bounds))
+            guard(|| {
+                let data = match &input {
+                    Some(v) => convert::to_engine(v, "input")?,
+                    None => JValue::Undefined,
+                };
+                mapping.evaluate_here(&data, &bindings, limits, bounds)
+            })
         })
     }
 
     /// The evaluation itself, on the calling thread.
     fn evaluate_here(
         &self,
-        input: Option<Value>,
+        data: &JValue,
         bindings: &Map<String, Value>,
         limits: Limits,
         bounds: Bounds,
@@ -192,7 +294,6 @@ impl Mapping {
             max_sequence_length: Some(bounds.max_sequence),
             ..EvaluatorOptions::default()
         };
-        let data = input.map_or(JValue::Undefined, JValue::from);
         let out = COMPILED.with(|cell| {
             let mut map = cell.borrow_mut();
             if map.len() > 4096 {
@@ -206,13 +307,13 @@ impl Mapping {
                 }
             };
             if bindings.is_empty() {
-                expr.evaluate_with_options(&data, options)
+                expr.evaluate_with_options(data, options)
             } else {
                 let mut context = Context::new();
                 for (name, value) in bindings {
-                    context.bind(name.clone(), JValue::from(value.clone()));
+                    context.bind(name.clone(), convert::to_engine(value, "binding")?);
                 }
-                Evaluator::with_options(context, options).evaluate(expr.ast(), &data)
+                Evaluator::with_options(context, options).evaluate(expr.ast(), data)
             }
             .map_err(|e| MappingError::Evaluate(e.to_string()))
         })?;
@@ -221,6 +322,18 @@ impl Mapping {
             v => convert::to_json(&v, bounds.max_result_bytes).map(Some),
         }
     }
+}
+
+/// Whether `source` names any of `builtins` as a variable (`$pad`, however called or
+/// passed). Reads the text, strings and comments included, so it may say yes for an
+/// expression that only mentions the name; never no for one that uses it.
+fn names_any(source: &str, builtins: &[&str]) -> bool {
+    source.split('$').skip(1).any(|rest| {
+        let end = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        builtins.contains(&&rest[..end])
+    })
 }
 
 fn guard<T>(f: impl FnOnce() -> Result<T, MappingError>) -> Result<T, MappingError> {
@@ -293,6 +406,38 @@ mod tests {
             .evaluate(&json!({}), Limits::default());
         assert_eq!(err.unwrap_err().code(), Some("T2002"));
         assert_eq!(Mapping::compile("(").unwrap_err().code(), Some("S0207"));
+    }
+
+    #[test]
+    fn only_expressions_naming_an_unbounded_builtin_leave_the_calling_thread() {
+        let on_caller = |src: &str| Mapping::compile(src).unwrap().runs_on_caller();
+        assert!(on_caller(
+            r#"{"id": data.object.id, "at": $fromMillis(created * 1000)}"#
+        ));
+        assert!(on_caller("($padding := 1; $padding)"));
+        assert!(!on_caller(r#"$pad("", 200000000)"#));
+        assert!(!on_caller(r#"($f := $replace; $f("a", "a", "b"))"#));
+        assert!(!on_caller(r#"$map(["a"], $eval)"#));
+        // Read from the text: a mention in a string counts too (never the reverse).
+        assert!(!on_caller(r#""$split""#));
+    }
+
+    #[test]
+    fn parsed_input_evaluates_as_the_json_value_does() {
+        let text = br#"{"n": 2000, "half": 2.5, "list": [1, "a", null, true, [2]], "o": {"k": "v"}}"#;
+        let value: Value = serde_json::from_slice(text).unwrap();
+        for src in ["$", "$keys(o)", "list[1]", "$string($)", r#"$replace(o.k, "v", "w")"#] {
+            let m = Mapping::compile(src).unwrap();
+            let parsed = m.evaluate_input(&Input::parse(text).unwrap(), Limits::default());
+            assert_eq!(parsed, m.evaluate(&value, Limits::default()), "{src}");
+        }
+        let deep = format!("{}1{}", "[".repeat(MAX_NESTING + 1), "]".repeat(MAX_NESTING + 1));
+        let input = Input::parse(deep.as_bytes()).unwrap();
+        for src in ["$", "$pad(\"\", 1)"] {
+            let r = Mapping::compile(src).unwrap().evaluate_input(&input, Limits::default());
+            assert_eq!(r, Err(MappingError::TooDeep("input")), "{src}");
+        }
+        assert!(Input::parse(b"{").is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! One raw event to its unified event: the connectors crate picks the event out of the
-//! body and applies the connector's mapping ([`switchyard_connectors::apply`], the same
-//! code `switchyard connectors map` and the fixtures run); this wraps the result in the
+//! body and applies the connector's mapping ([`switchyard_connectors::apply::map_body`],
+//! the same steps `switchyard connectors map` and the fixtures run); this wraps the result in the
 //! unified envelope. Pure: no I/O.
 
 use switchyard_connectors::apply::{self, Outcome};
@@ -36,8 +36,8 @@ impl From<apply::ApplyError> for Failure {
 }
 
 pub fn normalize(connector: &Connector, env: &RawEnvelope, body: &[u8], limits: Limits) -> Result<Mapped, Failure> {
-    let event = apply::event_of(connector, body, &env.content_type, env.item)?;
-    let (unified_type, data) = match apply::apply(connector, &env.event_type, &event, limits)? {
+    let outcome = apply::map_body(connector, &env.event_type, body, &env.content_type, env.item, limits)?;
+    let (unified_type, data) = match outcome {
         Outcome::Mapped { unified_type, data } => (unified_type, data),
         Outcome::Dropped => return Ok(Mapped::Dropped),
     };

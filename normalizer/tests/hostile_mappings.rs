@@ -3,9 +3,10 @@
 //! within a bound of the time limit, and the process must live on. One test runs them
 //! in turn, so the elapsed times are the cases' own.
 //!
-//! The bound on time is not a speed target: the engine stops at its time limit, and the
-//! caller stops waiting at [`Limits::deadline`] whatever the engine does; the bound
-//! leaves room for a slow, shared machine.
+//! The bound on time is not a speed target: the engine stops at its time limit (at the
+//! end of a step), and for an expression calling a builtin whose one step may run on
+//! (`$pad`…) the caller stops waiting at [`Limits::deadline`] whatever the engine does;
+//! the bound leaves room for a slow, shared machine.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -1,7 +1,9 @@
 //! Values across the engine's boundary: how deep an input may nest, and the engine's
 //! result as JSON within a nesting and size budget.
 
-use jsonata_core::value::JValue;
+use std::rc::Rc;
+
+use jsonata_core::value::{JArray, JMap, JValue};
 use serde_json::Value;
 
 use super::MappingError;
@@ -29,6 +31,67 @@ pub(super) fn nesting_within(v: &Value, max: usize) -> bool {
         pending.extend(children.map(|c| (c, depth + 1)));
     }
     true
+}
+
+/// [`nesting_within`] for the engine's values (of JSON input: functions hold nothing).
+pub(super) fn engine_nesting_within(v: &JValue, max: usize) -> bool {
+    let mut pending = vec![(v, 0usize)];
+    while let Some((v, depth)) = pending.pop() {
+        let children: Box<dyn Iterator<Item = &JValue>> = match v {
+            JValue::Array(items) => Box::new(items.iter()),
+            JValue::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        if depth == max {
+            return false;
+        }
+        pending.extend(children.map(|c| (c, depth + 1)));
+    }
+    true
+}
+
+/// `v` as the engine's value, refusing input nested deeper than [`MAX_NESTING`]: one
+/// walk checks and converts, borrowing `v` (nothing of it is cloned but its strings).
+pub(super) fn to_engine(v: &Value, what: &'static str) -> Result<JValue, MappingError> {
+    to_engine_at(v, 0, what)
+}
+
+fn to_engine_at(v: &Value, depth: usize, what: &'static str) -> Result<JValue, MappingError> {
+    let nested = || {
+        if depth == MAX_NESTING {
+            Err(MappingError::TooDeep(what))
+        } else {
+            Ok(depth + 1)
+        }
+    };
+    Ok(match v {
+        Value::Null => JValue::Null,
+        Value::Bool(b) => JValue::Bool(*b),
+        Value::Number(n) => JValue::Number(n.as_f64().unwrap_or(0.0)),
+        Value::String(s) => JValue::String(s.as_str().into()),
+        Value::Array(items) => {
+            let depth = nested()?;
+            // As the engine's own conversion: an array holding no array is "flat",
+            // which spares its path steps a scan.
+            let mut flat = true;
+            let items = items
+                .iter()
+                .map(|item| {
+                    flat &= !item.is_array();
+                    to_engine_at(item, depth, what)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            JValue::Array(JArray::new_flat(items, flat))
+        }
+        Value::Object(map) => {
+            let depth = nested()?;
+            let map = map
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), to_engine_at(v, depth, what)?)))
+                .collect::<Result<JMap, MappingError>>()?;
+            JValue::Object(Rc::new(map))
+        }
+    })
 }
 
 /// The engine's value as JSON, refusing results nested deeper than [`MAX_NESTING`] or
@@ -142,6 +205,22 @@ mod tests {
         while let Value::Array(mut items) = deep {
             deep = items.pop().unwrap_or(Value::Null);
         }
+    }
+
+    #[test]
+    fn input_converts_as_the_engine_converts_and_refuses_deep_nesting() {
+        let v = json!({"n": 2000, "half": 2.5, "list": [1, "a", null, true, [2]], "o": {"k": {}}});
+        assert_eq!(to_engine(&v, "input"), Ok(JValue::from(v.clone())));
+        assert!(to_engine(&nested(MAX_NESTING), "input").is_ok());
+        assert!(engine_nesting_within(&JValue::from(nested(MAX_NESTING)), MAX_NESTING));
+        assert!(!engine_nesting_within(
+            &JValue::from(nested(MAX_NESTING + 1)),
+            MAX_NESTING
+        ));
+        assert_eq!(
+            to_engine(&nested(MAX_NESTING + 1), "input"),
+            Err(MappingError::TooDeep("input"))
+        );
     }
 
     #[test]
