@@ -20,7 +20,9 @@ use switchyard_plumbing::claimcheck::ClaimCheckError;
 use switchyard_plumbing::envelope::{RawEnvelope, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
 use switchyard_plumbing::names::Names;
 use switchyard_plumbing::registry::RegistryCache;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::claims::ClaimReader;
 use crate::deadletter;
@@ -62,20 +64,32 @@ impl Worker {
             .await
             .map_err(|e| e.to_string())?;
         let mut messages = Box::pin(messages.take_until(shutdown.cancelled_owned()));
-        messages
-            .as_mut()
-            .for_each_concurrent(concurrency, |m| {
-                let me = self.clone();
-                async move {
-                    match m {
-                        Ok(msg) => me.handle(msg).await,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "Pulling raw envelopes failed; the consumer retries.");
-                        }
-                    }
+        // Each message is its own task, so the runtime's threads share the work; the
+        // semaphore bounds how many are in hand at once (a permit is taken before the
+        // next message is pulled off the stream).
+        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+        let tasks = TaskTracker::new();
+        loop {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            match messages.next().await {
+                Some(Ok(msg)) => {
+                    let me = self.clone();
+                    tasks.spawn(async move {
+                        me.handle(msg).await;
+                        drop(permit);
+                    });
                 }
-            })
-            .await;
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "Pulling raw envelopes failed; the consumer retries.");
+                }
+                None => break,
+            }
+        }
+        // Started messages finish: their outcome is made durable and acked.
+        tasks.close();
+        tasks.wait().await;
         // Shutting down: what was fetched but not started goes back at once (nak), so
         // another normalizer takes it now rather than after the ack wait.
         let mut fetched = messages.as_mut().get_pin_mut();
