@@ -3,7 +3,8 @@
 //! lifecycle rule expires the claim-checks after 7 days; and, where `kubectl` is
 //! installed, every Kubernetes overlay renders with probes, disruption budgets and
 //! service links off for each Deployment; every alert's runbook link names a section of
-//! docs/operations.md. (`deploy/prometheus/` is checked by promtool in `make test`, and
+//! docs/operations.md; every dashboard query is valid PromQL (with promtool installed).
+//! (`deploy/prometheus/` is checked by promtool in `make test`, and
 //! by `metrics_names.rs` against the binaries.)
 
 use std::collections::BTreeSet;
@@ -179,4 +180,46 @@ fn github_anchor(heading: &str) -> String {
         .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
         .map(|c| if c == ' ' { '-' } else { c })
         .collect()
+}
+
+/// Every query of the Grafana dashboard is valid PromQL: each becomes a recording rule
+/// (template variables replaced by `.*`) that `promtool check rules` parses. Skipped,
+/// saying so, without promtool (`deploy/local/install-deps` installs it).
+#[test]
+fn the_dashboard_queries_are_valid_promql() {
+    let dashboard: serde_json::Value = serde_json::from_str(&read("deploy/grafana/switchyard.json")).unwrap();
+    let mut exprs = Vec::new();
+    crate::metrics_names::collect_exprs(&dashboard, &mut exprs);
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    let mut n = 0;
+    for e in exprs
+        .iter()
+        .filter(|e| !e.starts_with("label_values(") && e.as_str() != "prometheus")
+    {
+        let promql = e.replace("$connector", ".*").replace("$tenant", ".*");
+        // A JSON string is a valid YAML double-quoted scalar.
+        rules.push_str(&format!(
+            "      - record: dashboard_query_{n}\n        expr: {}\n",
+            serde_json::json!(promql)
+        ));
+        n += 1;
+    }
+    assert!(n > 20, "only {n} dashboard queries found");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dashboard.yml");
+    std::fs::write(&file, rules).unwrap();
+    let out = match Command::new("promtool").arg("check").arg("rules").arg(&file).output() {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("promtool not installed: the dashboard's queries were not checked");
+            return;
+        }
+        Err(e) => panic!("running promtool: {e}"),
+    };
+    assert!(
+        out.status.success(),
+        "a dashboard query is not valid PromQL:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

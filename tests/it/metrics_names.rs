@@ -117,7 +117,7 @@ fn explain(name: &str, exported: &BTreeSet<String>) -> String {
 }
 
 /// Every `expr` string in the dashboard (panels, nested rows, template variables' `query`).
-fn collect_exprs(v: &Value, out: &mut Vec<String>) {
+pub(crate) fn collect_exprs(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
             for (k, v) in m {
