@@ -3,9 +3,10 @@
 //! lifecycle rule expires the claim-checks after 7 days; and, where `kubectl` is
 //! installed, every Kubernetes overlay renders with probes, disruption budgets and
 //! service links off for each Deployment; every alert's runbook link names a section of
-//! docs/operations.md; every dashboard query is valid PromQL (with promtool installed).
-//! (`deploy/prometheus/` is checked by promtool in `make test`, and
-//! by `metrics_names.rs` against the binaries.)
+//! docs/operations.md; every dashboard query is valid PromQL (with promtool installed);
+//! the systemd units verify and are hardened (with systemd-analyze installed).
+//! (`deploy/prometheus/` is checked by promtool in `make test`, and by
+//! `metrics_names.rs` against the binaries.)
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -222,4 +223,55 @@ fn the_dashboard_queries_are_valid_promql() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The systemd units are valid (`systemd-analyze verify`) and hardened: an exposure of
+/// at most 2.0 in `systemd-analyze security` (0 is the most locked down, 10 the least).
+/// The binaries' path is swapped for /bin/true, which verify needs to exist. Skipped,
+/// saying so, without systemd-analyze.
+#[test]
+fn the_systemd_units_verify_and_are_hardened() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut units = 0;
+    for entry in std::fs::read_dir(repo().join("deploy/systemd")).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".service") {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        for must in [
+            "EnvironmentFile=",
+            "Restart=on-failure",
+            "NoNewPrivileges=yes",
+            "DynamicUser=yes",
+        ] {
+            assert!(text.contains(must), "{name}: no {must}");
+        }
+        let bin = format!("/usr/local/bin/{}", name.trim_end_matches(".service"));
+        assert!(text.contains(&format!("ExecStart={bin} ")), "{name} runs {bin}");
+        let copy = dir.path().join(&name);
+        std::fs::write(&copy, text.replace(&bin, "/bin/true")).unwrap();
+        let verify = match Command::new("systemd-analyze").arg("verify").arg(&copy).output() {
+            Ok(out) => out,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!("systemd-analyze not installed: the systemd units were not verified");
+                return;
+            }
+            Err(e) => panic!("running systemd-analyze: {e}"),
+        };
+        let said = String::from_utf8_lossy(&verify.stderr);
+        assert!(verify.status.success() && said.trim().is_empty(), "{name}: {said}");
+        let security = Command::new("systemd-analyze")
+            .args(["security", "--offline=yes", "--threshold=20"])
+            .arg(&copy)
+            .output()
+            .unwrap();
+        assert!(
+            security.status.success(),
+            "{name}: exposure over 2.0:\n{}",
+            String::from_utf8_lossy(&security.stdout)
+        );
+        units += 1;
+    }
+    assert_eq!(units, 3, "one unit per binary");
 }
