@@ -440,6 +440,8 @@ async fn phase(rig: &mut Rig, args: &Args, rate: f64, watched: &[Watched]) -> an
         .collect();
     let processes = rep::costs(&window, matched.events_accepted_in_window, &peaks);
     let sent = tracker.summary();
+    let watched_cores: f64 = processes.iter().filter_map(|p| p.cores).sum();
+    let streams = crate::inspect::streams(&rig.stack.nats_url).await.unwrap_or_default();
     Ok(Phase {
         rate,
         duration_secs: secs,
@@ -450,6 +452,8 @@ async fn phase(rig: &mut Rig, args: &Args, rate: f64, watched: &[Watched]) -> an
         cpu_secs_per_1000_all: rep::sum_per_1000(&processes, true),
         cpu_secs_per_1000_without_bench: rep::sum_per_1000(&processes, false),
         receiver_rejections: rig.receiver.rejections(),
+        other_busy_cores: window.machine_busy_cores.map(|b| (b - watched_cores).max(0.0)),
+        streams,
         processes,
         cpu: window,
         matched,
@@ -484,7 +488,13 @@ pub fn human(r: &Report) -> String {
             out,
             "backlog: {} events accepted in {:.0} s with the endpoints down; drained {:.0} s after they came back: \
              delivered {} of {}, LOST {}, duplicate deliveries {}",
-            b.events_accepted, b.fill_secs, b.recovery_secs, m.delivered, m.deliveries_expected, m.lost, m.duplicate_deliveries
+            b.events_accepted,
+            b.fill_secs,
+            b.recovery_secs,
+            m.delivered,
+            m.deliveries_expected,
+            m.lost,
+            m.duplicate_deliveries
         );
         let _ = writeln!(
             out,

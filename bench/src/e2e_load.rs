@@ -25,6 +25,7 @@ pub struct Accepted {
     /// When the 200 carrying it was read (the first one, for a retried event).
     pub at: std::time::Instant,
     pub tenant: u16,
+    pub connector: &'static str,
     /// Its request was due inside the measured window.
     pub measured: bool,
 }
@@ -192,6 +193,7 @@ pub async fn run(
                         s.accepted.entry(id.as_str().into()).or_insert(Accepted {
                             at: done_std,
                             tenant: r.tenant as u16,
+                            connector: r.connector,
                             measured,
                         });
                     }

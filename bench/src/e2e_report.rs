@@ -36,6 +36,8 @@ pub struct Matched {
     pub end_to_end: Option<Latency>,
     /// Arrivals that came before the generator had read the 200 (counted as 0 ms).
     pub arrived_before_the_200: u64,
+    /// Up to ten lost pairs, `connector webhook-id → endpoint`, to look for in the logs.
+    pub lost_sample: Vec<String>,
 }
 
 /// Matches `arrivals` to `accepted`; `endpoints_per_tenant` endpoints per tenant,
@@ -68,10 +70,15 @@ pub fn matched(accepted: &HashMap<Box<str>, Accepted>, arrivals: &[Arrival], end
     }
     let eps = endpoints_per_tenant as u16;
     let mut lost = 0;
+    let mut lost_sample = Vec::new();
     for (id, acc) in accepted {
         for k in 0..eps {
-            if !seen.contains_key(&(&**id, acc.tenant * eps + k)) {
+            let endpoint = acc.tenant * eps + k;
+            if !seen.contains_key(&(&**id, endpoint)) {
                 lost += 1;
+                if lost_sample.len() < 10 {
+                    lost_sample.push(format!("{} {id} → endpoint {endpoint}", acc.connector));
+                }
             }
         }
     }
@@ -85,6 +92,7 @@ pub fn matched(accepted: &HashMap<Box<str>, Accepted>, arrivals: &[Arrival], end
         delivered_without_a_200: unexpected,
         end_to_end: Latency::of(&mut e2e_us),
         arrived_before_the_200: early,
+        lost_sample,
     }
 }
 
@@ -120,6 +128,11 @@ pub struct Phase {
     /// process (generator and receiver).
     pub cpu_secs_per_1000_all: Option<f64>,
     pub cpu_secs_per_1000_without_bench: Option<f64>,
+    /// Busy cores of the machine over the window not used by the processes above
+    /// (other work on a shared machine).
+    pub other_busy_cores: Option<f64>,
+    /// JetStream's streams after the drain (dead letters would show here).
+    pub streams: Vec<crate::inspect::StreamState>,
 }
 
 pub fn costs(window: &Window, events: u64, peaks: &HashMap<u32, f64>) -> Vec<ProcessCost> {
@@ -229,7 +242,17 @@ pub fn phase_table(out: &mut String, p: &Phase) {
         opt(p.cpu_secs_per_1000_all, 3),
         opt(p.cpu_secs_per_1000_without_bench, 3)
     );
-    let _ = writeln!(out, "  machine busy {} cores", opt(p.cpu.machine_busy_cores, 2));
+    let _ = writeln!(
+        out,
+        "  machine busy {} cores, of which {} by other processes than these",
+        opt(p.cpu.machine_busy_cores, 2),
+        opt(p.other_busy_cores, 2)
+    );
+    let streams: Vec<String> = p.streams.iter().map(|s| format!("{} {}", s.name, s.messages)).collect();
+    let _ = writeln!(out, "  JetStream after the drain: {}", streams.join(", "));
+    for l in &m.lost_sample {
+        let _ = writeln!(out, "  lost: {l}");
+    }
 }
 
 pub fn aims_table(out: &mut String, aims: &[Aim]) {
@@ -262,6 +285,7 @@ mod tests {
         let acc = |tenant| Accepted {
             at: t0,
             tenant,
+            connector: "stripe",
             measured: true,
         };
         let accepted: HashMap<Box<str>, Accepted> = [("a".into(), acc(0)), ("b".into(), acc(1))].into();

@@ -82,6 +82,8 @@ pub struct Outcome {
     pub drained_secs: f64,
     /// Binaries that died on their own.
     pub failures: Vec<String>,
+    /// Up to ten lost deliveries, to look for in the logs (`--keep`).
+    pub lost_sample: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -145,6 +147,7 @@ fn skipped(name: &str, why: String) -> Outcome {
         bad_signatures: 0,
         drained_secs: 0.0,
         failures: Vec::new(),
+        lost_sample: Vec::new(),
     }
 }
 
@@ -291,6 +294,7 @@ async fn inject(rig: &mut Rig, args: &Args, name: &str) -> anyhow::Result<Outcom
         bad_signatures: rig.receiver.rejections().bad_signatures,
         drained_secs,
         failures: Vec::new(),
+        lost_sample: m.lost_sample,
     })
 }
 
@@ -346,6 +350,9 @@ pub fn human(r: &Report) -> String {
                 "  {} events delivered whose request got no 200 (cut off or refused after being made durable)",
                 s.delivered_without_a_200
             );
+        }
+        for l in &s.lost_sample {
+            let _ = writeln!(out, "  lost: {l}");
         }
         for f in &s.failures {
             let _ = writeln!(out, "  binary failure: {f}");
