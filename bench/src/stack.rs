@@ -536,6 +536,16 @@ impl FullStack {
             if opts.from_workspace {
                 notes.extend(stale_note(&bin));
             }
+            // The target folder is shared: say which build was measured.
+            if let Ok(built) = std::fs::metadata(&bin).and_then(|m| m.modified()) {
+                let at = time::OffsetDateTime::from(built);
+                notes.push(format!(
+                    "{} was built at {}",
+                    bin.display(),
+                    at.format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
+                ));
+            }
         }
         notes.extend(env_notes());
         for n in &notes {
