@@ -13,6 +13,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use aws_sdk_s3::config::endpoint::{DefaultResolver, Endpoint, EndpointFuture, Params, ResolveEndpoint};
+use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
     StalledStreamProtectionConfig,
@@ -137,6 +139,10 @@ pub fn read_segment(key: &str, segment: &Bytes) -> Result<Vec<Record>, ClaimChec
 #[derive(Clone, Debug)]
 pub struct ClaimCheckStore {
     client: aws_sdk_s3::Client,
+    /// The same configuration without retries, for the ingress's segment PUTs: a failed
+    /// PUT is answered 503 at once and the provider retries, which is cheaper than the
+    /// SDK cloning every request in case it has to try again.
+    writer: aws_sdk_s3::Client,
     bucket: String,
     timeout: Duration,
 }
@@ -155,12 +161,15 @@ impl ClaimCheckStore {
             // The stalled-stream monitor polls a timer beside every body it sends or
             // reads; every call here already has a whole-operation deadline instead.
             .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+            // Only a connect timeout here: every call already runs under
+            // `with_deadline`, so an SDK operation timeout would be a second timer per call.
             .timeout_config(
                 aws_sdk_s3::config::timeout::TimeoutConfig::builder()
-                    .operation_timeout(timeout)
                     .connect_timeout(Duration::from_secs(2))
                     .build(),
-            );
+            )
+            // The endpoint depends on the bucket and the configuration, never on the key.
+            .endpoint_resolver(KeylessEndpointCache::default());
         if !cfg.endpoint.is_empty() {
             b = b.endpoint_url(&cfg.endpoint);
         }
@@ -178,8 +187,11 @@ impl ClaimCheckStore {
                 "switchyard-config",
             ));
         }
+        let config = b.build();
+        let writer = config.to_builder().retry_config(RetryConfig::disabled()).build();
         Self {
-            client: aws_sdk_s3::Client::from_conf(b.build()),
+            client: aws_sdk_s3::Client::from_conf(config),
+            writer: aws_sdk_s3::Client::from_conf(writer),
             bucket: cfg.bucket.clone(),
             timeout,
         }
@@ -238,7 +250,7 @@ impl ClaimCheckStore {
     ) -> Result<(), ClaimCheckError> {
         self.with_deadline(async {
             let mut put = self
-                .client
+                .writer
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
@@ -335,6 +347,58 @@ impl ClaimCheckStore {
             Err(_) => Err(ClaimCheckError::Timeout(self.timeout)),
         }
     }
+}
+
+/// The SDK's own endpoint resolver, remembering its last answer whatever the object key.
+///
+/// The SDK resolves the endpoint twice per call (once for the URL, once for the auth
+/// scheme) by walking S3's whole rule set. Its resolver caches one answer, but keyed on
+/// every parameter, the object key included, and every segment has a new key; none of
+/// S3's rules reads the key, so here it is left out of the comparison.
+#[derive(Debug, Default)]
+struct KeylessEndpointCache {
+    inner: DefaultResolver,
+    last: std::sync::Mutex<Option<(Params, Endpoint)>>,
+}
+
+impl ResolveEndpoint for KeylessEndpointCache {
+    fn resolve_endpoint<'a>(&'a self, params: &'a Params) -> EndpointFuture<'a> {
+        let mut last = self.last.lock().expect("endpoint cache lock");
+        if let Some((p, endpoint)) = last.as_ref() {
+            if same_but_key(p, params) {
+                return EndpointFuture::ready(Ok(endpoint.clone()));
+            }
+        }
+        // The default resolver answers at once (its future is always ready).
+        match futures::FutureExt::now_or_never(self.inner.resolve_endpoint(params)) {
+            Some(Ok(endpoint)) => {
+                *last = Some((params.clone(), endpoint.clone()));
+                EndpointFuture::ready(Ok(endpoint))
+            }
+            Some(Err(e)) => EndpointFuture::ready(Err(e)),
+            None => self.inner.resolve_endpoint(params),
+        }
+    }
+}
+
+/// Every endpoint parameter but the object key is the same.
+fn same_but_key(a: &Params, b: &Params) -> bool {
+    a.bucket() == b.bucket()
+        && a.region() == b.region()
+        && a.use_fips() == b.use_fips()
+        && a.use_dual_stack() == b.use_dual_stack()
+        && a.endpoint() == b.endpoint()
+        && a.force_path_style() == b.force_path_style()
+        && a.accelerate() == b.accelerate()
+        && a.use_global_endpoint() == b.use_global_endpoint()
+        && a.use_object_lambda_endpoint() == b.use_object_lambda_endpoint()
+        && a.prefix() == b.prefix()
+        && a.copy_source() == b.copy_source()
+        && a.disable_access_points() == b.disable_access_points()
+        && a.disable_multi_region_access_points() == b.disable_multi_region_access_points()
+        && a.use_arn_region() == b.use_arn_region()
+        && a.use_s3_express_control_endpoint() == b.use_s3_express_control_endpoint()
+        && a.disable_s3_express_session_auth() == b.disable_s3_express_session_auth()
 }
 
 /// The key of a new segment.
