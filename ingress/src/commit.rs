@@ -7,23 +7,29 @@
 //!
 //! # Group commit
 //! One S3 PUT costs more CPU than everything else the ingress does for a webhook, so
-//! requests are committed in groups. The committer collects requests for up to
-//! `linger_ms` (or until a group is full), then for the whole group:
-//! 1. asks Redis which events were seen before (one pipelined round trip); those are
-//!    duplicates, answered 2xx and never published again;
+//! requests are committed in groups. For each group:
+//! 1. asks Redis which events were seen before ([`dedupe`], one pipelined round trip
+//!    that also records the keys of earlier groups); those are duplicates, answered 2xx
+//!    and never published again;
 //! 2. writes the remaining bodies as one segment object ([`claimcheck`]);
-//! 3. publishes one envelope per event with `Nats-Msg-Id` = the idempotency key, and
-//!    waits for every PubAck (JetStream's duplicate window catches two concurrent
-//!    copies that both got past step 1);
-//! 4. records the idempotency keys in Redis, only now, so a failure half way leaves no
-//!    key and the provider's retry gets through;
-//! 5. answers every request of the group.
+//! 3. publishes one envelope per event with `Nats-Msg-Id` = the idempotency key, all of
+//!    them before waiting, then waits for every PubAck (JetStream's duplicate window
+//!    catches two concurrent copies that both got past step 1);
+//! 4. answers every request of the group;
+//! 5. hands the idempotency keys to [`dedupe`], only now, so a failure half way leaves
+//!    no key and the provider's retry gets through.
 //!
-//! Groups run concurrently up to `max_concurrent_flushes`. Redis is an optimisation
-//! here: when it is down, steps 1 and 4 are skipped and JetStream still dedupes.
+//! # When a group closes
+//! A group opens with its first request and closes `linger_ms` later, or sooner when
+//! it is full (`max_batch_events`, `max_batch_bytes`). Groups are written concurrently,
+//! up to `max_concurrent_flushes`; while every slot is taken, the group past its linger
+//! keeps growing until one frees (then it is written at once), so under load groups
+//! grow instead of the number of S3 PUTs.
+//!
+//! Redis is an optimisation here: when it is down, dedupe is skipped and JetStream
+//! still dedupes.
 
 use std::future::IntoFuture;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,9 +44,10 @@ use switchyard_plumbing::config::IngressConfig;
 use switchyard_plumbing::envelope::{ClaimRef, RawEnvelope};
 use switchyard_plumbing::names::Names;
 use switchyard_plumbing::telemetry::Readiness;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio_util::task::TaskTracker;
 
+use crate::dedupe::Dedupe;
 use crate::metrics::Metrics;
 
 /// A verified request waiting to become durable.
@@ -83,27 +90,12 @@ pub struct Deps {
     pub metrics: Metrics,
     pub readiness: Readiness,
     pub instance: String,
-    /// While Redis is failing, it is left alone for a while instead of costing every
-    /// group a timeout; JetStream's duplicate window dedupes meanwhile.
-    pub redis_pause: Arc<RedisPause>,
 }
 
-/// When Redis last failed; Redis is skipped until [`REDIS_PAUSE`] after that.
-#[derive(Default)]
-pub struct RedisPause(std::sync::Mutex<Option<Instant>>);
-
-const REDIS_PAUSE: Duration = Duration::from_secs(1);
-
-impl RedisPause {
-    fn paused(&self) -> bool {
-        self.0
-            .lock()
-            .expect("redis pause lock")
-            .is_some_and(|t| t.elapsed() < REDIS_PAUSE)
-    }
-    fn failed(&self) {
-        *self.0.lock().expect("redis pause lock") = Some(Instant::now());
-    }
+/// What every group's flush shares.
+struct Shared {
+    deps: Deps,
+    dedupe: Dedupe,
 }
 
 /// The handle requests submit to.
@@ -117,14 +109,23 @@ impl Committer {
     /// finishes the groups in flight; `tracker` lets the caller wait for that.
     pub fn start(deps: Deps, cfg: &IngressConfig, tracker: &TaskTracker) -> Self {
         let (tx, rx) = mpsc::channel(cfg.max_in_flight.max(1));
+        let max_flushes = cfg.max_concurrent_flushes.max(1);
         let settings = Settings {
             linger: Duration::from_millis(cfg.linger_ms),
             max_events: cfg.max_batch_events.max(1),
             max_bytes: cfg.max_batch_bytes.max(1),
-            dedupe_ttl: cfg.dedupe_ttl_secs,
-            flushes: Arc::new(Semaphore::new(cfg.max_concurrent_flushes.max(1))),
+            max_flushes,
+            flushes: Arc::new(Semaphore::new(max_flushes)),
+            flushed: Arc::new(Notify::new()),
         };
-        tracker.spawn(collect(rx, Arc::new(deps), settings, tracker.clone()));
+        let dedupe = Dedupe::new(
+            deps.redis.clone(),
+            deps.names.clone(),
+            deps.readiness.clone(),
+            cfg.dedupe_ttl_secs,
+        );
+        let shared = Arc::new(Shared { deps, dedupe });
+        tracker.spawn(collect(rx, shared, settings, tracker.clone()));
         Self { tx }
     }
 
@@ -143,17 +144,24 @@ struct Settings {
     linger: Duration,
     max_events: usize,
     max_bytes: usize,
-    dedupe_ttl: u64,
+    max_flushes: usize,
     /// Bounds the groups being written at once (S3 PUT + publish).
     flushes: Arc<Semaphore>,
+    /// Told whenever a group's flush ends, so a group waiting for it can close.
+    flushed: Arc<Notify>,
 }
 
-async fn collect(mut rx: mpsc::Receiver<Submission>, deps: Arc<Deps>, s: Settings, tracker: TaskTracker) {
-    let seq = AtomicU64::new(0);
-    while let Some(first) = rx.recv().await {
+/// Forms groups (see "When a group closes" above) and starts a flush task for each.
+async fn collect(mut rx: mpsc::Receiver<Submission>, shared: Arc<Shared>, s: Settings, tracker: TaskTracker) {
+    let mut seq = 0u64;
+    let mut open = true;
+    while open {
+        let Some(first) = rx.recv().await else { break };
+        shared.dedupe.group_forming();
+        let deadline = tokio::time::Instant::now() + s.linger;
+        let mut expired = false;
         let mut bytes = first.webhook.body().len();
         let mut group = vec![first];
-        let deadline = tokio::time::Instant::now() + s.linger;
         while group.len() < s.max_events && bytes < s.max_bytes {
             tokio::select! {
                 biased;
@@ -162,20 +170,36 @@ async fn collect(mut rx: mpsc::Receiver<Submission>, deps: Arc<Deps>, s: Setting
                         bytes += sub.webhook.body().len();
                         group.push(sub);
                     }
-                    None => break,
+                    None => {
+                        open = false;
+                        break;
+                    }
                 },
-                _ = tokio::time::sleep_until(deadline) => break,
+                _ = tokio::time::sleep_until(deadline), if !expired => expired = true,
+                _ = s.flushed.notified(), if expired => {}
+            }
+            // Past its linger, a group closes as soon as a slot is free to write it.
+            if expired && s.flushes.available_permits() > 0 {
+                break;
             }
         }
+        // Only a full group can find every slot taken; it waits for one.
         let permit = s.flushes.clone().acquire_owned().await.expect("semaphore never closed");
-        let n = seq.fetch_add(1, Ordering::Relaxed);
-        let deps = deps.clone();
-        let ttl = s.dedupe_ttl;
+        let waiting = shared.dedupe.group_closed();
+        let shared = shared.clone();
+        let flushed = s.flushed.clone();
+        let n = seq;
+        seq += 1;
         tracker.spawn(async move {
-            flush(&deps, group, n, ttl).await;
+            flush(&shared, group, waiting, n).await;
             drop(permit);
+            flushed.notify_one();
         });
     }
+    // No group will come to carry the keys still waiting.
+    let finish = s.flushes.acquire_many(s.max_flushes as u32).await;
+    shared.dedupe.finish().await;
+    drop(finish);
 }
 
 struct Pending {
@@ -184,12 +208,14 @@ struct Pending {
     seen: Vec<bool>,
 }
 
-async fn flush(deps: &Deps, group: Vec<Submission>, seq: u64, dedupe_ttl: u64) {
+async fn flush(shared: &Shared, group: Vec<Submission>, waiting: Vec<String>, seq: u64) {
+    let deps = &shared.deps;
     deps.metrics.batch_events.observe(group.len() as f64);
     if deps.nats.connection_state() != async_nats::connection::State::Connected {
         // Fail fast: nothing can be acknowledged without NATS.
         deps.readiness.set("nats", false);
-        return answer_all(group, Outcome::Unavailable("nats_unavailable"));
+        answer_all(group, Outcome::Unavailable("nats_unavailable"));
+        return shared.dedupe.remember(waiting).await;
     }
 
     // 1. Which events were seen before?
@@ -197,9 +223,9 @@ async fn flush(deps: &Deps, group: Vec<Submission>, seq: u64, dedupe_ttl: u64) {
         .iter()
         .flat_map(|s| s.events.iter().map(|e| idem_key(s, e)))
         .collect();
-    let seen = seen_before(deps, &keys).await;
+    let seen = shared.dedupe.seen_before(waiting, &keys).await;
     let mut at = 0;
-    let mut pending: Vec<Pending> = group
+    let pending: Vec<Pending> = group
         .into_iter()
         .map(|sub| {
             let n = sub.events.len();
@@ -339,42 +365,35 @@ async fn flush(deps: &Deps, group: Vec<Submission>, seq: u64, dedupe_ttl: u64) {
     deps.metrics.publish_seconds.observe(started.elapsed().as_secs_f64());
     deps.readiness.set("nats", !publish_failed.iter().any(|f| *f));
 
-    // 4. Remember the keys of what is now durable.
-    let durable_keys: Vec<String> = pending
-        .iter()
-        .zip(&publish_failed)
-        .filter(|(_, failed)| !**failed)
-        .flat_map(|(p, _)| {
-            p.sub
-                .events
-                .iter()
-                .zip(&p.seen)
-                .filter(|(_, seen)| !**seen)
-                .map(|(e, _)| idem_key(&p.sub, e))
-        })
-        .collect();
-    remember(deps, &durable_keys, dedupe_ttl).await;
-
-    // 5. Answer.
-    for (i, p) in pending.drain(..).enumerate() {
-        let connector = p.sub.connector.clone();
+    // 4. Answer: 2xx only where the segment is in S3 and every PubAck came back.
+    let mut durable_keys = Vec::new();
+    for (i, p) in pending.into_iter().enumerate() {
         let outcome = if publish_failed[i] {
             Outcome::Unavailable("nats_unavailable")
         } else {
             let dups = p.seen.iter().filter(|s| **s).count() + duplicates_by_js[i];
             let fresh = p.sub.events.len() - dups;
-            deps.metrics
-                .events
-                .with_label_values(&[&connector])
-                .inc_by(fresh as u64);
+            let connector = p.sub.connector.as_str();
+            deps.metrics.events.with_label_values(&[connector]).inc_by(fresh as u64);
             deps.metrics
                 .duplicates
-                .with_label_values(&[&connector])
+                .with_label_values(&[connector])
                 .inc_by(dups as u64);
+            durable_keys.extend(
+                p.sub
+                    .events
+                    .iter()
+                    .zip(&p.seen)
+                    .filter(|(_, seen)| !**seen)
+                    .map(|(e, _)| idem_key(&p.sub, e)),
+            );
             Outcome::Durable { duplicates: dups }
         };
         let _ = p.sub.reply.send(outcome);
     }
+
+    // 5. Remember the keys of what is now durable.
+    shared.dedupe.remember(durable_keys).await;
 }
 
 fn answer_all(group: Vec<Submission>, outcome: Outcome) {
@@ -386,58 +405,4 @@ fn answer_all(group: Vec<Submission>, outcome: Outcome) {
 fn idem_key(s: &Submission, r: &Routed) -> String {
     let account = switchyard_plumbing::ids::account_part(&r.account_id, r.event.account.as_deref());
     switchyard_plumbing::ids::idempotency_key(&s.connector, &account, &r.event.id)
-}
-
-fn redis_key(deps: &Deps, idem: &str) -> String {
-    deps.names.redis_key(&format!("seen:{idem}"))
-}
-
-/// Per key: whether Redis remembers it. Without Redis, nothing is known as seen.
-async fn seen_before(deps: &Deps, keys: &[String]) -> Vec<bool> {
-    let Some(redis) = deps.redis.as_ref().filter(|_| !deps.redis_pause.paused()) else {
-        return vec![false; keys.len()];
-    };
-    let mut pipe = redis::pipe();
-    for k in keys {
-        pipe.exists(redis_key(deps, k));
-    }
-    let mut conn = redis.clone();
-    match tokio::time::timeout(Duration::from_millis(500), pipe.query_async::<Vec<bool>>(&mut conn)).await {
-        Ok(Ok(v)) if v.len() == keys.len() => {
-            deps.readiness.set("redis", true);
-            v
-        }
-        _ => {
-            deps.readiness.set("redis", false);
-            deps.redis_pause.failed();
-            vec![false; keys.len()]
-        }
-    }
-}
-
-async fn remember(deps: &Deps, keys: &[String], ttl: u64) {
-    let Some(redis) = deps.redis.as_ref().filter(|_| !deps.redis_pause.paused()) else {
-        return;
-    };
-    if keys.is_empty() {
-        return;
-    }
-    let mut pipe = redis::pipe();
-    for k in keys {
-        pipe.cmd("SET")
-            .arg(redis_key(deps, k))
-            .arg(1)
-            .arg("NX")
-            .arg("EX")
-            .arg(ttl)
-            .ignore();
-    }
-    let mut conn = redis.clone();
-    match tokio::time::timeout(Duration::from_millis(500), pipe.query_async::<()>(&mut conn)).await {
-        Ok(Ok(())) => deps.readiness.set("redis", true),
-        _ => {
-            deps.readiness.set("redis", false);
-            deps.redis_pause.failed();
-        }
-    }
 }

@@ -2,10 +2,12 @@
 //!
 //! It verifies each webhook as its connector file declares ([`receive`]), stores the raw
 //! body as a claim-check in S3 and publishes an envelope to JetStream in groups
-//! ([`commit`]), and answers 2xx only once both are durable. Bad requests get a short
-//! JSON error ([`reject`]); everything is counted ([`metrics`]).
+//! ([`commit`], with Redis dedupe in `dedupe`), and answers 2xx only once both are
+//! durable. Bad requests get a short JSON error ([`reject`]); everything is counted
+//! ([`metrics`]).
 
 pub mod commit;
+mod dedupe;
 pub mod metrics;
 pub mod receive;
 pub mod reject;
@@ -134,7 +136,6 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
             metrics: metrics.clone(),
             readiness: readiness.clone(),
             instance: instance_id(),
-            redis_pause: Arc::default(),
         },
         &config.ingress,
         &flushes,
