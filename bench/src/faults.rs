@@ -263,7 +263,9 @@ async fn inject(rig: &mut Rig, args: &Args, name: &str) -> anyhow::Result<Outcom
         }
         _ => bail!("unknown scenario {name}"),
     };
-    tokio::time::timeout(timeout + Duration::from_secs(5), task)
+    // The load ends `timeout` after its last request is due, at the latest.
+    let load_ends = start + args.duration + timeout + Duration::from_secs(5);
+    tokio::time::timeout_at(load_ends, task)
         .await
         .context("the load generator did not finish")??;
     let load_end = Instant::now();
