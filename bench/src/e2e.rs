@@ -78,7 +78,7 @@ pub struct Args {
     /// come back and every event must arrive.
     #[arg(long)]
     pub backlog: bool,
-    /// Events accepted with the endpoints down. The figure is 1000000 (about 40
+    /// Events accepted with the endpoints down. The figure is 1000000 (about 35
     /// minutes of filling at 300 req/s on two cores); the default takes about 2.
     #[arg(long, default_value_t = 50_000)]
     pub backlog_events: usize,
