@@ -1,8 +1,9 @@
-//! Evaluations run on threads of their own, so the caller waits no longer than a
-//! deadline. The engine checks its time limit between steps, but one step (a `$pad` to
-//! a billion characters, a `$replace` of a long string by a long string) runs to its
-//! end; past the deadline the caller gets [`MappingError::Abandoned`] and carries on,
-//! and the thread finishes the step, sees its time limit, and returns to the pool.
+//! Evaluations of expressions that call a builtin of unbounded step
+//! ([`super::UNBOUNDED_STEPS`]) run on threads of their own, so the caller waits no
+//! longer than a deadline. The engine checks its time limit between steps, but one step
+//! (a `$pad` to a billion characters, a `$replace` of a long string by a long string)
+//! runs to its end; past the deadline the caller gets [`MappingError::Abandoned`] and
+//! carries on, and the thread finishes the step, sees its time limit, and returns to the pool.
 //!
 //! Threads are made as callers need them and kept; each has a large stack, so the
 //! engine's own recursion never comes near its end. At most [`MAX_ABANDONED`]
