@@ -158,7 +158,13 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
 
     eprintln!("bench: starting nats-server, redis-server and SeaweedFS");
     let servers = Servers::start().await.context("starting the servers")?;
-    let dir = tempfile::Builder::new().prefix("swy-bench-dispatcher-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("swy-bench-dispatcher-")
+        .disable_cleanup(args.output.keep)
+        .tempdir()?;
+    if args.output.keep {
+        notes.push(format!("configuration and logs kept in {}", dir.path().display()));
+    }
     let counts = Arc::new(Counts::default());
     let receiver = serve_receiver(counts.clone()).await?;
     let p = free_ports(2);
@@ -251,6 +257,9 @@ allow_cidrs = ["127.0.0.0/8"]
     ] {
         eprintln!("bench: publishing {} unified events for {tenant}", args.events);
         body_bytes = publish_backlog(&js, tenant, args.events, &data).await?;
+        let counter = if tenant == "bench-a" { &counts.a } else { &counts.b };
+        // Read before the start: the dispatcher delivers before it reports ready.
+        let before_count = counter.load(Ordering::Relaxed);
         let mut d = start().await?;
         let watched = [
             Watched {
@@ -266,14 +275,31 @@ allow_cidrs = ["127.0.0.0/8"]
                 pid: redis_pid,
             },
         ];
-        let counter = if tenant == "bench-a" { &counts.a } else { &counts.b };
-        let before_count = counter.load(Ordering::Relaxed);
         let hang_before = counts.hang.load(Ordering::Relaxed);
         let a = cpu::snapshot(&watched, None);
+        let at_ready = counter.load(Ordering::Relaxed);
+        eprintln!(
+            "bench: {label}: {} delivered before the dispatcher reported ready",
+            at_ready - before_count
+        );
         let started = Instant::now();
         let target = before_count + args.events as u64;
         while counter.load(Ordering::Relaxed) < target {
             if started.elapsed() > args.drain_within {
+                if let Ok((_, m)) = client::get(
+                    &http,
+                    &format!("http://127.0.0.1:{ops_port}/metrics"),
+                    Duration::from_secs(5),
+                )
+                .await
+                {
+                    for line in String::from_utf8_lossy(&m)
+                        .lines()
+                        .filter(|l| l.starts_with("switchyard_dispatcher"))
+                    {
+                        eprintln!("bench: {line}");
+                    }
+                }
                 d.stop().await;
                 bail!(
                     "{label}: only {} of {} delivered within {:?}",
@@ -289,7 +315,8 @@ allow_cidrs = ["127.0.0.0/8"]
         }
         let b = cpu::snapshot(&watched, None);
         let w = cpu::window(&a, &b, &watched, cpu::ticks_per_second());
-        let n = args.events as f64;
+        // Measured from ready: what was delivered before is not in the window.
+        let n = (target - at_ready).max(1) as f64;
         let per = |i: usize| w.processes[i].cpu_secs.map(|s| s * 1e6 / n);
         drains.push(Drain {
             label,

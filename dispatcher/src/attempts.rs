@@ -10,6 +10,7 @@
 //! records, newest first, each trimmed to [`KEPT_PER_KEY`] and expiring a retention
 //! after its last write; readers also drop records older than the retention.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -101,17 +102,29 @@ async fn write_batches(
         if n == 0 {
             return;
         }
-        let mut pipe = redis::pipe();
+        // One LPUSH per key with all of the batch's records for it, then one trim and
+        // one expiry per key: a busy endpoint costs three commands per batch, not per
+        // attempt.
+        let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
         for r in batch.drain(..) {
             let json = serde_json::to_string(&r).expect("an attempt record serializes");
-            for key in [endpoint_key(&names, &r.endpoint_id), event_key(&names, &r.event_id)] {
-                pipe.lpush(&key, &json)
-                    .ignore()
-                    .ltrim(&key, 0, KEPT_PER_KEY - 1)
-                    .ignore()
-                    .expire(&key, ttl)
-                    .ignore();
-            }
+            by_key
+                .entry(event_key(&names, &r.event_id))
+                .or_default()
+                .push(json.clone());
+            by_key
+                .entry(endpoint_key(&names, &r.endpoint_id))
+                .or_default()
+                .push(json);
+        }
+        let mut pipe = redis::pipe();
+        for (key, records) in &by_key {
+            pipe.lpush(key, records)
+                .ignore()
+                .ltrim(key, 0, KEPT_PER_KEY - 1)
+                .ignore()
+                .expire(key, ttl)
+                .ignore();
         }
         let written = tokio::time::timeout(Duration::from_secs(2), pipe.query_async::<()>(&mut redis)).await;
         if !matches!(written, Ok(Ok(()))) {

@@ -20,14 +20,8 @@ fn main() -> anyhow::Result<()> {
     // One thread by default: a webhook's hops (connection → committer → S3, NATS, Redis
     // clients → answer) then never wake a parked thread, which costs more CPU than the
     // work itself at these rates (`ingress.worker_threads`).
-    let runtime = match config.ingress.worker_threads {
-        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build(),
-    }
-    .context("cannot start the async runtime")?;
+    let runtime = switchyard_plumbing::shutdown::runtime(config.ingress.worker_threads)
+        .context("cannot start the async runtime")?;
     runtime.block_on(serve(config))
 }
 

@@ -217,6 +217,7 @@ pub struct DispatcherConfig {
     pub rotation_grace_hours: u64,
     pub attempts_retention_hours: u64,
     pub allow_cidrs: Vec<String>,
+    pub worker_threads: usize,
 }
 
 /// A secret value from configuration: `Debug` never shows it.
@@ -297,6 +298,11 @@ impl Config {
         if self.ingress.worker_threads == 0 {
             return Err(ConfigError::Invalid(
                 "ingress.worker_threads = 0 is not valid: use 1 or more".into(),
+            ));
+        }
+        if self.dispatcher.worker_threads == 0 {
+            return Err(ConfigError::Invalid(
+                "dispatcher.worker_threads = 0 is not valid: use 1 or more".into(),
             ));
         }
         for (name, settings) in &self.connectors {

@@ -35,3 +35,16 @@ async fn wait_for_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// The async runtime of a binary: one thread (`current_thread`: a task's hops never
+/// wake another thread, the cheapest in CPU) or tokio's multi-threaded runtime with
+/// `worker_threads` workers, for rates one core cannot carry.
+pub fn runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    match worker_threads {
+        0 | 1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
+}

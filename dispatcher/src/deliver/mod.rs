@@ -73,8 +73,10 @@ pub enum EngineError {
     Publish(String),
 }
 
-/// How long a delivery waits for a place in its endpoint's lane before it is deferred.
-const LANE_WAIT: Duration = Duration::from_millis(20);
+/// How long a delivery waits for a place in a stalled lane (nothing finished lately:
+/// the endpoint hangs) before it is deferred; a moving lane is waited for longer
+/// ([`lanes`]).
+const LANE_WAIT: Duration = Duration::ZERO;
 /// A deferred delivery is tried again after about this long.
 const DEFER_FOR: Duration = Duration::from_secs(1);
 
