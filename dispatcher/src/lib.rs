@@ -11,6 +11,7 @@ pub mod filter;
 pub mod metrics;
 pub mod sign;
 pub mod ssrf;
+pub mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +95,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     let prometheus = prometheus::Registry::new();
     let metrics = Metrics::new(&prometheus);
     let readiness = Readiness::new(&[("nats", true), ("redis", true)]);
+    readiness.export(&prometheus, "dispatcher");
     readiness.set("nats", true);
     readiness.set("redis", true);
     let background = CancellationToken::new();
@@ -106,14 +108,20 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
         background.clone(),
     ));
     tokio::spawn(cache.clone().listen(nats.clone(), background.clone()));
-    tokio::spawn(watch(
-        nats.clone(),
-        consumer.clone(),
-        retry_consumer.clone(),
-        metrics.clone(),
-        readiness.clone(),
-        background.clone(),
-    ));
+    tokio::spawn(
+        watch::Watch {
+            nats: nats.clone(),
+            js: js.clone(),
+            consumer: consumer.clone(),
+            retries: retry_consumer.clone(),
+            store: store.clone(),
+            redis: redis.clone(),
+            names: names.clone(),
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+        }
+        .run(background.clone()),
+    );
 
     let destinations = ssrf::DestinationPolicy::new(&dcfg.allow_cidrs)?;
     let admin = Arc::new(admin::Admin {
@@ -199,30 +207,4 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     let _ = tokio::time::timeout(Duration::from_secs(5), nats.flush()).await;
     tracing::info!("Dispatcher stopped.");
     result.and(retried.map_err(StartError::Consumer))
-}
-
-async fn watch(
-    nats: async_nats::Client,
-    mut consumer: async_nats::jetstream::consumer::PullConsumer,
-    mut retries: async_nats::jetstream::consumer::PullConsumer,
-    metrics: Metrics,
-    readiness: Readiness,
-    stop: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        readiness.set("nats", switchyard_plumbing::nats::is_connected(&nats));
-        if let Ok(info) = consumer.info().await {
-            metrics.consumer_pending.set(info.num_pending as i64);
-        }
-        if let Ok(info) = retries.info().await {
-            metrics
-                .retries_pending
-                .set((info.num_pending + info.num_ack_pending as u64) as i64);
-        }
-    }
 }

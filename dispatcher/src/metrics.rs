@@ -4,7 +4,7 @@
 //! `sum by (tenant) (rate(switchyard_dispatcher_attempts_total{outcome="success"}[5m]))
 //! / sum by (tenant) (rate(switchyard_dispatcher_attempts_total[5m]))`.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use switchyard_plumbing::telemetry::LATENCY_BUCKETS;
 
 #[derive(Clone)]
@@ -29,6 +29,10 @@ pub struct Metrics {
     pub endpoints_disabled: IntCounterVec,
     /// Attempt records that could not be written to the attempts log.
     pub attempt_log_dropped: IntCounter,
+    /// Dead letters waiting in the stream, by `stage` (normalizer, dispatcher).
+    pub dead_letters_pending: IntGaugeVec,
+    /// Endpoints disabled right now, by `tenant` (tenants with none are not listed).
+    pub endpoints_disabled_now: IntGaugeVec,
 }
 
 fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -87,6 +91,22 @@ impl Metrics {
                 "Attempt records not written to the attempts log (Redis slow or down).",
             )
             .expect("valid metric"),
+            dead_letters_pending: IntGaugeVec::new(
+                Opts::new(
+                    "switchyard_dead_letters_pending_messages",
+                    "Dead letters waiting for an operator, by stage.",
+                ),
+                &["stage"],
+            )
+            .expect("valid metric"),
+            endpoints_disabled_now: IntGaugeVec::new(
+                Opts::new(
+                    "switchyard_dispatcher_endpoints_disabled",
+                    "Endpoints disabled right now, by tenant.",
+                ),
+                &["tenant"],
+            )
+            .expect("valid metric"),
         };
         for c in [
             Box::new(m.attempts.clone()) as Box<dyn prometheus::core::Collector>,
@@ -99,6 +119,8 @@ impl Metrics {
             Box::new(m.dead_letters.clone()),
             Box::new(m.endpoints_disabled.clone()),
             Box::new(m.attempt_log_dropped.clone()),
+            Box::new(m.dead_letters_pending.clone()),
+            Box::new(m.endpoints_disabled_now.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }

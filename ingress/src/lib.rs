@@ -109,6 +109,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let prometheus = prometheus::Registry::new();
     let metrics = Metrics::new(&prometheus);
     let readiness = Readiness::new(&[("nats", true), ("s3", true), ("redis", false)]);
+    readiness.export(&prometheus, "ingress");
     readiness.set("nats", true);
     readiness.set("s3", true);
     readiness.set("redis", true);

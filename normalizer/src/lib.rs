@@ -64,6 +64,7 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
     let prometheus = prometheus::Registry::new();
     let metrics = Metrics::new(&prometheus);
     let readiness = Readiness::new(&[("nats", true)]);
+    readiness.export(&prometheus, "normalizer");
     readiness.set("nats", true);
     let background = CancellationToken::new();
     let live = catalog.clone();

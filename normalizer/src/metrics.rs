@@ -14,6 +14,9 @@ pub struct Metrics {
     pub mapping_seconds: Histogram,
     /// Provider event time → normalized, by `connector` (where the provider gives a time).
     pub ingestion_lag_seconds: HistogramVec,
+    /// Received at the ingress → normalized: the pipeline's own lag, without the
+    /// provider's delay.
+    pub queue_lag_seconds: HistogramVec,
     /// Messages of the raw stream not yet delivered to a normalizer.
     pub consumer_pending: IntGauge,
     /// Claim-check objects fetched from S3 (a segment serves many events).
@@ -61,6 +64,15 @@ impl Metrics {
                 &["connector"],
             )
             .expect("valid metric"),
+            queue_lag_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "switchyard_normalizer_queue_lag_seconds",
+                    "Received at the ingress to normalized.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["connector"],
+            )
+            .expect("valid metric"),
             consumer_pending: IntGauge::new(
                 "switchyard_normalizer_consumer_pending_messages",
                 "Raw envelopes waiting for a normalizer.",
@@ -81,6 +93,7 @@ impl Metrics {
             Box::new(m.dropped.clone()),
             Box::new(m.mapping_seconds.clone()),
             Box::new(m.ingestion_lag_seconds.clone()),
+            Box::new(m.queue_lag_seconds.clone()),
             Box::new(m.consumer_pending.clone()),
             Box::new(m.claim_fetches.clone()),
         ] {

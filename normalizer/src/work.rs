@@ -209,8 +209,13 @@ impl Worker {
             .normalized
             .with_label_values(&[&connector.name, &event.event_type])
             .inc();
+        let now_ms = switchyard_plumbing::timefmt::unix_millis(time::OffsetDateTime::now_utc());
+        self.metrics
+            .queue_lag_seconds
+            .with_label_values(&[&connector.name])
+            .observe((now_ms - env.received_ms).max(0) as f64 / 1000.0);
         if let Some(occurred) = env.occurred_at.as_deref().and_then(parse_rfc3339_ms) {
-            let lag = (switchyard_plumbing::timefmt::unix_millis(time::OffsetDateTime::now_utc()) - occurred).max(0);
+            let lag = (now_ms - occurred).max(0);
             self.metrics
                 .ingestion_lag_seconds
                 .with_label_values(&[&connector.name])

@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -49,6 +49,8 @@ struct Check {
 pub struct Readiness {
     checks: Arc<Vec<Check>>,
     draining: Arc<AtomicBool>,
+    /// `switchyard_<component>_dependency_up{dependency}`, once [`Readiness::export`]ed.
+    gauge: Arc<OnceLock<prometheus::IntGaugeVec>>,
 }
 
 impl Readiness {
@@ -65,6 +67,27 @@ impl Readiness {
                     .collect(),
             ),
             draining: Arc::new(AtomicBool::new(false)),
+            gauge: Arc::default(),
+        }
+    }
+
+    /// Export the states as `switchyard_<component>_dependency_up{dependency}` (1 up,
+    /// 0 down), so an outage alerts by the dependency's name.
+    pub fn export(&self, registry: &Registry, component: &str) {
+        let gauge = prometheus::IntGaugeVec::new(
+            prometheus::Opts::new(
+                format!("switchyard_{component}_dependency_up"),
+                "Whether a dependency answered its last check (1) or not (0), as /readyz sees it.",
+            ),
+            &["dependency"],
+        )
+        .expect("valid metric");
+        if registry.register(Box::new(gauge.clone())).is_ok() {
+            for c in self.checks.iter() {
+                let up = c.state.load(Ordering::Relaxed) == DepState::Up as u8;
+                gauge.with_label_values(&[c.name]).set(up as i64);
+            }
+            let _ = self.gauge.set(gauge);
         }
     }
 
@@ -72,6 +95,9 @@ impl Readiness {
         if let Some(c) = self.checks.iter().find(|c| c.name == name) {
             let s = if up { DepState::Up } else { DepState::Down };
             c.state.store(s as u8, Ordering::Relaxed);
+            if let Some(g) = self.gauge.get() {
+                g.with_label_values(&[c.name]).set(up as i64);
+            }
         }
     }
 

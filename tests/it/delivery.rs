@@ -393,6 +393,22 @@ async fn exhausted_retries_are_dead_lettered_with_every_attempt() {
     }
     assert_eq!(dl.event.as_ref().unwrap()["id"], id.as_str());
 
+    // The dead letter shows on the dispatcher's gauge of what waits for an operator.
+    let metrics_url = format!("http://{}/metrics", p.dispatcher_ops);
+    wait_until(
+        "the dead-letters gauge to count it",
+        Duration::from_secs(20),
+        || async {
+            let text = p.http.get(&metrics_url).send().await.unwrap().text().await.unwrap();
+            text.lines().any(|l| {
+                l.starts_with("switchyard_dead_letters_pending_messages{stage=\"dispatcher\"}")
+                    && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) >= Some(1.0)
+            })
+        },
+    )
+    .await
+    .unwrap();
+
     // The admin API shows the attempts.
     let (status, body) = p.admin(Method::GET, &format!("/v1/events/{id}/attempts"), None).await;
     if status.is_success() {
