@@ -20,6 +20,9 @@ use crate::pipeline::{config_for, Pipeline};
 /// Requests per second, and for how long.
 const RATE: u64 = 20;
 const LOAD: Duration = Duration::from_secs(14);
+/// Load goes on at least this long after the fault ends, and never past `LOAD_AT_MOST`.
+const AFTER: Duration = Duration::from_secs(3);
+const LOAD_AT_MOST: Duration = Duration::from_secs(60);
 /// When the fault starts, from the start of the load.
 const FAULT_AT: Duration = Duration::from_secs(3);
 /// Longest wait for every accepted event to reach both endpoints after the load.
@@ -154,12 +157,21 @@ where
 
     let answers: Arc<Mutex<Vec<Answer>>> = Arc::default();
     let start = Instant::now();
+    // When the fault ended: the load goes on at least AFTER past it (a slow restart on a
+    // busy machine must still leave requests to show the recovery), within LOAD_AT_MOST.
+    let fault_ended: Arc<Mutex<Option<Instant>>> = Arc::default();
     let load = {
         let (http, ingress, answers, tag) = (p.http.clone(), p.ingress, answers.clone(), tag.to_string());
+        let fault_ended = fault_ended.clone();
         tokio::spawn(async move {
             let mut tasks = Vec::new();
-            for i in 0..RATE * LOAD.as_secs() {
+            for i in 0..RATE * LOAD_AT_MOST.as_secs() {
                 let due = start + Duration::from_millis(i * 1_000 / RATE);
+                let ended = *fault_ended.lock().unwrap();
+                let enough = due >= start + LOAD && ended.is_some_and(|e| due >= e + AFTER);
+                if enough {
+                    break;
+                }
                 tokio::time::sleep_until(due.into()).await;
                 tasks.push(tokio::spawn(post(
                     http.clone(),
@@ -177,6 +189,7 @@ where
     let fault_start = Instant::now();
     fault(servers, &endpoints).await;
     let fault_end = Instant::now();
+    *fault_ended.lock().unwrap() = Some(fault_end);
     let _ = load.await;
 
     let answers = std::mem::take(&mut *answers.lock().unwrap());
