@@ -181,6 +181,13 @@ pub enum MappingError {
 }
 
 impl MappingError {
+    /// Whether the evaluation was stopped by its time limit (`D1012`, or abandoned by
+    /// the caller): unlike every other failure, a busy or starved CPU can cause it, so
+    /// the same event may well map on another try.
+    pub fn is_time_limit(&self) -> bool {
+        matches!(self, Self::Abandoned(_)) || self.code() == Some("D1012")
+    }
+
     /// The JSONata error code (`T2002`, `D1012`, `S0201`…) when the engine gave one.
     pub fn code(&self) -> Option<&str> {
         let msg = match self {

@@ -107,6 +107,7 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
             timeout_ms: ncfg.mapping_timeout_ms,
             max_depth: ncfg.mapping_max_depth,
         },
+        timeout_attempts: ncfg.mapping_timeout_attempts.max(1),
     });
     tracing::info!(
         connectors = catalog.current().len(),

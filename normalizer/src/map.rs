@@ -24,12 +24,15 @@ pub struct Failure {
     /// A closed set: `malformed_body`, `missing_item`, `mapping_error`, `mapping_empty`.
     pub reason: &'static str,
     pub detail: String,
+    /// The mapping's time limit stopped it: retried before it is dead-lettered.
+    pub time_limit: bool,
 }
 
 impl From<apply::ApplyError> for Failure {
     fn from(e: apply::ApplyError) -> Self {
         Self {
             reason: e.reason(),
+            time_limit: e.is_time_limit(),
             detail: e.to_string(),
         }
     }

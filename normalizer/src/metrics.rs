@@ -21,6 +21,8 @@ pub struct Metrics {
     pub consumer_pending: IntGauge,
     /// Claim-check objects fetched from S3 (a segment serves many events).
     pub claim_fetches: IntCounterVec,
+    /// Events whose mapping its time limit stopped, offered again, by `connector`.
+    pub time_limit_retries: IntCounterVec,
 }
 
 impl Metrics {
@@ -86,6 +88,14 @@ impl Metrics {
                 &["outcome"],
             )
             .expect("valid metric"),
+            time_limit_retries: IntCounterVec::new(
+                Opts::new(
+                    "switchyard_normalizer_time_limit_retries_total",
+                    "Events whose mapping hit its time limit, offered again before any dead letter.",
+                ),
+                &["connector"],
+            )
+            .expect("valid metric"),
         };
         for c in [
             Box::new(m.normalized.clone()) as Box<dyn prometheus::core::Collector>,
@@ -96,6 +106,7 @@ impl Metrics {
             Box::new(m.queue_lag_seconds.clone()),
             Box::new(m.consumer_pending.clone()),
             Box::new(m.claim_fetches.clone()),
+            Box::new(m.time_limit_retries.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }

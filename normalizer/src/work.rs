@@ -41,6 +41,8 @@ pub struct Worker {
     pub claims: ClaimReader,
     pub metrics: Metrics,
     pub limits: Limits,
+    /// Tries of an event stopped by the mapping's time limit before its dead letter.
+    pub timeout_attempts: u32,
 }
 
 enum Step {
@@ -174,6 +176,21 @@ impl Worker {
                 return Step::Ack;
             }
             Err(f) if f.reason == "engine_busy" => return Step::Retry(f.detail),
+            Err(f) if f.time_limit => {
+                let attempt = msg.info().map(|i| i.delivered.max(1) as u64).unwrap_or(1);
+                if attempt < u64::from(self.timeout_attempts) {
+                    self.metrics
+                        .time_limit_retries
+                        .with_label_values(&[&connector.name])
+                        .inc();
+                    return Step::Retry(format!(
+                        "{} (attempt {attempt} of {}; tried again in case a busy CPU stopped it)",
+                        f.detail, self.timeout_attempts
+                    ));
+                }
+                let detail = format!("{} (on each of {attempt} attempts)", f.detail);
+                return self.dead_letter(&env, f.reason, detail).await;
+            }
             Err(f) => return self.dead_letter(&env, f.reason, f.detail).await,
         };
         // A mapping that produces the wrong shape is the connector author's bug: the

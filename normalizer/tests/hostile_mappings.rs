@@ -166,6 +166,8 @@ type = { json = "type" }"#,
         assert_eq!(f.reason, *reason, "{provider_type}: {f:?}");
         assert!(details.iter().any(|d| f.detail.contains(d)), "{provider_type}: {f:?}");
         assert!(took < bound, "{provider_type} took {took:?} (bound {bound:?})");
+        // Only the time limit is tried again before the dead letter.
+        assert_eq!(f.time_limit, f.detail.contains("D1012"), "{provider_type}: {f:?}");
         report.push(format!("{provider_type}: {} ({}) in {took:?}", f.reason, f.detail));
     }
 

@@ -196,6 +196,8 @@ pub struct NormalizerConfig {
     pub claim_cache_bytes: usize,
     pub mapping_timeout_ms: u64,
     pub mapping_max_depth: usize,
+    /// Tries of an event whose mapping its time limit stopped, before the dead letter.
+    pub mapping_timeout_attempts: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -76,6 +76,22 @@ allow_cidrs = ["127.0.0.0/8", "::1/128"]
 }
 
 impl Pipeline {
+    /// The value of one series (`name{labels}` as exposed) on the `/metrics` of the
+    /// listener at `at`; `None` while it is not exposed.
+    pub async fn metric(&self, at: SocketAddr, series: &str) -> Option<f64> {
+        let text = self
+            .http
+            .get(format!("http://{at}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         let shutdown = CancellationToken::new();
         let ingress_l = TcpListener::bind("127.0.0.1:0").await?;

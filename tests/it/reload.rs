@@ -41,19 +41,9 @@ fn copy_catalog(to: &Path) -> std::path::PathBuf {
 }
 
 async fn reloads_rejected(p: &Pipeline) -> u64 {
-    let text = p
-        .http
-        .get(format!("http://{}/metrics", p.ingress))
-        .send()
+    p.metric(p.ingress, "switchyard_catalog_reloads_total{outcome=\"rejected\"}")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with("switchyard_catalog_reloads_total{outcome=\"rejected\"}"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0.0) as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -443,3 +443,40 @@ async fn replay_raw_re_drives_a_connectors_events_from_s3_through_the_fixed_mapp
     assert!(fresh.iter().all(|id| !expected.contains(id)), "{fresh:?}");
     p.stop().await;
 }
+
+/// A mapping that never ends: stopped by its time limit on every try.
+const ACME_ENDLESS: &str =
+    "[mappings.\"widget.made\"]\ntype = \"acme.widget.made\"\ndata = '($f := function($x) { $f($x + 1) }; $f(0))'\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_out_of_time_is_tried_again_before_its_dead_letter() {
+    let servers = shared().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config: Config = config_for(&servers.nats, &servers.redis, &servers.s3, "time-limit");
+    config.catalog = catalog_with_acme(tmp.path(), ACME_ENDLESS);
+    config.normalizer.mapping_timeout_ms = 50;
+    config.normalizer.mapping_timeout_attempts = 3;
+    let p = Pipeline::start(config.clone()).await.unwrap();
+    let receiver = Receiver::start().await;
+    p.register("tenant_t", "acme_t", "acme", "acme-token", &receiver.url, &["*"])
+        .await;
+    acme_event(&p, "acme_t", "slow-1").await;
+
+    // Two more tries, 2 s apart, then the dead letter names every attempt.
+    let dlq = DeadLetters::open(&config).await.unwrap();
+    let letters = dead_letters(&dlq, &by_reason("mapping_error"), 1).await;
+    let detail = &letters[0].letter.detail;
+    assert!(
+        detail.contains("D1012") && detail.contains("on each of 3 attempts"),
+        "{detail}"
+    );
+    let retries = p
+        .metric(
+            p.normalizer_ops,
+            "switchyard_normalizer_time_limit_retries_total{connector=\"acme\"}",
+        )
+        .await;
+    assert_eq!(retries, Some(2.0));
+    assert!(receiver.all().is_empty());
+    p.stop().await;
+}
