@@ -6,6 +6,12 @@ use anyhow::Context;
 use clap::Parser;
 use switchyard_plumbing::config::Config;
 
+/// mimalloc rather than glibc's malloc: every event builds and drops many small values
+/// (parsed JSON, the engine's values, the unified event), and glibc's allocator took
+/// about a fifth of the normalizer's CPU (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(version, about = "Turn raw provider events into unified events.")]
 struct Args {
@@ -14,10 +20,17 @@ struct Args {
     config: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Config::load(args.config.as_deref())?;
+    // One thread by default (`normalizer.worker_threads`): fetching, mapping and
+    // publishing an event then never wake a parked thread.
+    let runtime = switchyard_plumbing::shutdown::runtime(config.normalizer.worker_threads)
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     switchyard_plumbing::telemetry::init_logging(&config.telemetry);
     let addr = config.normalizer.ops_listen;
     let ops = tokio::net::TcpListener::bind(addr)

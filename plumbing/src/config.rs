@@ -198,6 +198,7 @@ pub struct NormalizerConfig {
     pub mapping_max_depth: usize,
     /// Tries of an event whose mapping its time limit stopped, before the dead letter.
     pub mapping_timeout_attempts: u32,
+    pub worker_threads: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -300,6 +301,11 @@ impl Config {
         if self.ingress.worker_threads == 0 {
             return Err(ConfigError::Invalid(
                 "ingress.worker_threads = 0 is not valid: use 1 or more".into(),
+            ));
+        }
+        if self.normalizer.worker_threads == 0 {
+            return Err(ConfigError::Invalid(
+                "normalizer.worker_threads = 0 is not valid: use 1 or more".into(),
             ));
         }
         if self.dispatcher.worker_threads == 0 {

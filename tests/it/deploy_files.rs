@@ -4,7 +4,9 @@
 //! installed, every Kubernetes overlay renders with probes, disruption budgets and
 //! service links off for each Deployment; every alert's runbook link names a section of
 //! docs/operations.md; every dashboard query is valid PromQL (with promtool installed);
-//! the systemd units verify and are hardened (with systemd-analyze installed).
+//! the systemd units verify and are hardened (with systemd-analyze installed); the
+//! Dockerfile's stages and what its distroless, non-root runtime image must carry hold
+//! together (without building it).
 //! (`deploy/prometheus/` is checked by promtool in `make test`, and by
 //! `metrics_names.rs` against the binaries.)
 
@@ -274,4 +276,74 @@ fn the_systemd_units_verify_and_are_hardened() {
         units += 1;
     }
     assert_eq!(units, 3, "one unit per binary");
+}
+
+/// The Dockerfile's shape, and what its runtime stage must provide, checked without a
+/// container engine (none may be installed, and its base images are on registries a CI
+/// machine may not reach): two stages; the runtime stage is distroless `cc` as a
+/// non-root user; every binary built is copied out, and is one of the workspace's; the
+/// catalog and models it copies exist. And the binaries need no shared library beyond
+/// what `cc` images carry (glibc's libc, libm, the loader, libgcc_s): checked on this
+/// test's own executable, which links the same crates as the binaries.
+#[test]
+fn the_dockerfile_copies_every_binary_into_a_distroless_non_root_image() {
+    let text = read("Dockerfile");
+    let stages: Vec<&str> = text.lines().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(stages.len(), 2, "a build stage and a runtime stage: {stages:?}");
+    assert!(stages[0].contains(" AS build"), "{}", stages[0]);
+    assert!(stages[1].contains("distroless/cc-debian12:nonroot"), "{}", stages[1]);
+    let runtime = &text[text.find(stages[1]).unwrap()..];
+    assert!(
+        runtime.contains("\nUSER nonroot:nonroot\n"),
+        "the runtime stage runs as nonroot"
+    );
+    for copied in ["connectors/catalog", "connectors/unified"] {
+        assert!(runtime.contains(&format!("COPY {copied} ")), "copies {copied}");
+        assert!(repo().join(copied).is_dir(), "{copied} exists");
+    }
+    let cmd = runtime.lines().find(|l| l.starts_with("CMD ")).expect("a CMD");
+    assert!(cmd.contains("/usr/local/bin/switchyard-ingress"), "{cmd}");
+
+    // `-p <package>` of the cargo build, and `target/release/<bin>` of the copy.
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let packages: BTreeSet<&str> = words
+        .windows(2)
+        .filter(|w| w[0] == "-p" && w[1].starts_with("switchyard"))
+        .map(|w| w[1])
+        .collect();
+    let copied: BTreeSet<&str> = words.iter().filter_map(|w| w.strip_prefix("target/release/")).collect();
+    for package in &packages {
+        let manifest = read(&format!("{}/Cargo.toml", package.trim_start_matches("switchyard-")));
+        assert!(
+            manifest.contains(&format!("name = \"{package}\"")),
+            "{package} is a workspace package"
+        );
+    }
+    let expected: BTreeSet<&str> = [
+        "switchyard-ingress",
+        "switchyard-normalizer",
+        "switchyard-dispatcher",
+        "switchyard",
+    ]
+    .into();
+    assert_eq!(copied, expected, "every binary is copied out of the build stage");
+    assert_eq!(packages.len(), 4, "{packages:?}");
+
+    let exe = std::env::current_exe().unwrap();
+    let ldd = match Command::new("ldd").arg(&exe).output() {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Err(_) => {
+            eprintln!("ldd not installed: the shared libraries were not checked");
+            return;
+        }
+    };
+    let provided = ["linux-vdso", "libc.so", "libm.so", "libgcc_s.so", "ld-linux"];
+    for line in ldd.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        assert!(
+            provided
+                .iter()
+                .any(|p| line.starts_with(p) || line.starts_with(&format!("/lib64/{p}"))),
+            "needs a library distroless/cc does not have: {line}"
+        );
+    }
 }
