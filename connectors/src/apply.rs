@@ -54,13 +54,13 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
-    /// A closed set, used as the dead-letter reason and metric label; `engine_busy` is
-    /// transient (the caller retries the event later rather than dead-lettering it).
     /// Whether a mapping's time limit stopped it (see [`MappingError::is_time_limit`]).
     pub fn is_time_limit(&self) -> bool {
         matches!(self, Self::Mapping { source, .. } if source.is_time_limit())
     }
 
+    /// A closed set, used as the dead-letter reason and metric label; `engine_busy` is
+    /// transient (the caller retries the event later rather than dead-lettering it).
     pub fn reason(&self) -> &'static str {
         match self {
             Self::MalformedBody => "malformed_body",
