@@ -11,6 +11,7 @@
 //! Keys sort by time: `raw/<YYYY-MM-DD>/<HH>/<unix ms>-<instance>-<seq>.swy`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_s3::config::endpoint::{DefaultResolver, Endpoint, EndpointFuture, Params, ResolveEndpoint};
@@ -24,11 +25,13 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::claimcheck_direct::DirectS3;
 use crate::config::S3Config;
 use crate::envelope::ClaimRef;
 
 const MAGIC: &[u8; 4] = b"SWY1";
 const PREFIX_LEN: usize = 12;
+const SEGMENT_CONTENT_TYPE: &str = "application/vnd.switchyard.segment";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClaimCheckError {
@@ -143,6 +146,9 @@ pub struct ClaimCheckStore {
     /// PUT is answered 503 at once and the provider retries, which is cheaper than the
     /// SDK cloning every request in case it has to try again.
     writer: aws_sdk_s3::Client,
+    /// Segment PUTs and GETs without the SDK's per-call cost; `None` when the
+    /// configuration is one it cannot serve, and the SDK does those calls too.
+    direct: Option<Arc<DirectS3>>,
     bucket: String,
     timeout: Duration,
 }
@@ -173,25 +179,34 @@ impl ClaimCheckStore {
         if !cfg.endpoint.is_empty() {
             b = b.endpoint_url(&cfg.endpoint);
         }
-        if cfg.access_key_id.is_empty() {
+        let credentials = if cfg.access_key_id.is_empty() {
             let shared = aws_config::defaults(BehaviorVersion::latest()).load().await;
-            if let Some(p) = shared.credentials_provider() {
-                b = b.credentials_provider(p);
-            }
+            let provider = shared.credentials_provider();
+            b.set_credentials_provider(provider.clone());
+            provider.map(Err)
         } else {
-            b = b.credentials_provider(Credentials::new(
+            let fixed = Credentials::new(
                 cfg.access_key_id.clone(),
                 cfg.secret_access_key.expose().to_string(),
                 None,
                 None,
                 "switchyard-config",
-            ));
-        }
+            );
+            b = b.credentials_provider(fixed.clone());
+            Some(Ok(fixed))
+        };
+        let direct = credentials.and_then(|c| {
+            DirectS3::new(&cfg.endpoint, &cfg.region, &cfg.bucket, cfg.path_style, c)
+                .inspect_err(|e| tracing::warn!(error = %e, "S3 calls go through the SDK only."))
+                .ok()
+                .map(Arc::new)
+        });
         let config = b.build();
         let writer = config.to_builder().retry_config(RetryConfig::disabled()).build();
         Self {
             client: aws_sdk_s3::Client::from_conf(config),
             writer: aws_sdk_s3::Client::from_conf(writer),
+            direct,
             bucket: cfg.bucket.clone(),
             timeout,
         }
@@ -248,13 +263,18 @@ impl ClaimCheckStore {
         body: Bytes,
         metadata: Vec<(&'static str, String)>,
     ) -> Result<(), ClaimCheckError> {
+        if let Some(direct) = &self.direct {
+            return self
+                .with_deadline(direct.put(key, body, SEGMENT_CONTENT_TYPE, &metadata))
+                .await;
+        }
         self.with_deadline(async {
             let mut put = self
                 .writer
                 .put_object()
                 .bucket(&self.bucket)
                 .key(key)
-                .content_type("application/vnd.switchyard.segment");
+                .content_type(SEGMENT_CONTENT_TYPE);
             for (name, value) in metadata {
                 put = put.metadata(name, value);
             }
@@ -313,6 +333,9 @@ impl ClaimCheckStore {
     }
 
     async fn get_inner(&self, key: &str, range: Option<String>) -> Result<Bytes, ClaimCheckError> {
+        if let Some(direct) = &self.direct {
+            return self.with_deadline(direct.get(key, range)).await;
+        }
         self.with_deadline(async {
             let out = self
                 .client

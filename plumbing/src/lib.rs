@@ -17,6 +17,7 @@
 //! - [`reload`]: when to reload the connector catalog without a restart (SIGHUP, poll).
 
 pub mod claimcheck;
+mod claimcheck_direct;
 pub mod claimcheck_read;
 pub mod config;
 pub mod delivery;

@@ -2,6 +2,7 @@
 
 mod admin_api;
 mod batches;
+mod claim_store;
 mod cluster;
 mod delivery;
 mod deploy_files;

@@ -32,7 +32,7 @@ mod nats;
 mod ports;
 mod process;
 mod redis;
-mod s3;
+pub mod s3;
 mod wait;
 
 pub use cluster::{ClusterServers, NatsCluster};

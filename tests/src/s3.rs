@@ -1,6 +1,9 @@
 //! A real S3 API — SeaweedFS's all-in-one `weed server -s3` — on free ports
 //! with a temporary data directory, for the claim-check store that holds
-//! webhook bodies. It accepts anonymous requests, so any credentials do.
+//! webhook bodies. It checks every request's SigV4 signature, as AWS does: the
+//! key `local` with the secret `local` (what `plumbing/config.default.toml`
+//! configures) may do anything; anonymous requests may only touch the bucket
+//! the readiness probe writes.
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
@@ -19,6 +22,9 @@ const READY_WITHIN: Duration = Duration::from_secs(60);
 /// Bucket and object the readiness probe writes.
 const PROBE_BUCKET: &str = "/swy-harness-probe";
 const PROBE_OBJECT: &str = "/swy-harness-probe/probe";
+/// The access key and secret the gateway accepts (the default configuration's).
+pub const ACCESS_KEY_ID: &str = "local";
+pub const SECRET_ACCESS_KEY: &str = "local";
 
 /// A running SeaweedFS with its S3 gateway. Dropping it kills the server and
 /// deletes its data.
@@ -46,6 +52,9 @@ impl S3 {
         let server = Managed::start("s3", |dir| {
             let data = dir.join("data");
             std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+            let identities = dir.join("s3-identities.json");
+            std::fs::write(&identities, identities_json())
+                .with_context(|| format!("writing {}", identities.display()))?;
             let p = free_ports(8);
             let flag = |name: &str, value: &dyn std::fmt::Display| -> OsString { format!("-{name}={value}").into() };
             let args = vec![
@@ -64,6 +73,7 @@ impl S3 {
                 "-s3".into(),
                 flag("s3.port", &p[6]),
                 flag("s3.port.grpc", &p[7]),
+                flag("s3.config", &identities.display()),
                 flag("s3.port.iceberg", &0),
                 flag("s3.port.lance", &0),
                 flag("master.telemetry", &false),
@@ -121,6 +131,26 @@ impl S3 {
     pub async fn start_again(&mut self) -> anyhow::Result<()> {
         self.server.start_again().await
     }
+}
+
+/// SeaweedFS's identities file: our key may do everything, anonymous requests
+/// only what the readiness probe does.
+fn identities_json() -> String {
+    let probe = PROBE_BUCKET.trim_start_matches('/');
+    serde_json::json!({
+        "identities": [
+            {
+                "name": "switchyard",
+                "credentials": [{"accessKey": ACCESS_KEY_ID, "secretKey": SECRET_ACCESS_KEY}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"]
+            },
+            {
+                "name": "anonymous",
+                "actions": [format!("Admin:{probe}"), format!("Read:{probe}"), format!("Write:{probe}"), "List".to_string()]
+            }
+        ]
+    })
+    .to_string()
 }
 
 /// Ready when `GET /` answers 200 and a small object can be stored.
