@@ -10,8 +10,9 @@
 //!
 //! Addressing follows the configuration: path style (`<endpoint>/<bucket>/<key>`, what
 //! SeaweedFS, MinIO and most S3-compatible servers want) or virtual-hosted
-//! (`<bucket>.<host>/<key>`, AWS's default). Credentials are the configured keys or the
-//! AWS default chain's, kept until five minutes before they expire.
+//! (`<bucket>.<host>/<key>`, AWS's default; path style still for a bucket name with dots).
+//! Credentials are the configured keys or the AWS default chain's, kept until five
+//! minutes before they expire.
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
@@ -67,7 +68,9 @@ impl DirectS3 {
         let (scheme, host) = endpoint
             .split_once("://")
             .ok_or_else(|| format!("the S3 endpoint {endpoint:?} needs a scheme (http:// or https://)"))?;
-        let base = if path_style {
+        // A bucket name with dots cannot be a TLS host name under the wildcard
+        // certificate, so such buckets are addressed path-style, as the SDK does.
+        let base = if path_style || bucket.contains('.') {
             format!("{endpoint}/{}/", encode_key(bucket))
         } else {
             format!("{scheme}://{bucket}.{host}/")
@@ -272,6 +275,8 @@ mod tests {
         assert_eq!(path.base, "http://127.0.0.1:8333/swy/");
         let hosted = DirectS3::new("", "eu-west-1", "swy", false, creds()).unwrap();
         assert_eq!(hosted.base, "https://swy.s3.eu-west-1.amazonaws.com/");
+        let dotted = DirectS3::new("", "eu-west-1", "claims.example.com", false, creds()).unwrap();
+        assert_eq!(dotted.base, "https://s3.eu-west-1.amazonaws.com/claims.example.com/");
         assert!(DirectS3::new("127.0.0.1:8333", "us-east-1", "swy", true, creds()).is_err());
     }
 }
