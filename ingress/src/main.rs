@@ -6,6 +6,12 @@ use anyhow::Context;
 use clap::Parser;
 use switchyard_plumbing::config::Config;
 
+/// mimalloc rather than glibc's malloc: each webhook allocates and frees many small
+/// buffers (headers, envelopes, keys) and glibc's allocator, with its consolidation
+/// passes, took about a tenth of the ingress's CPU (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(version, about = "Receive, verify and durably store provider webhooks.")]
 struct Args {
