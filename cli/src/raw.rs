@@ -68,7 +68,7 @@ pub async fn replay_raw(
         let known: Vec<&str> = catalog.names().collect();
         bail!("unknown connector {:?} (known: {})", opts.connector, known.join(", "));
     };
-    let store = ClaimCheckStore::new(&config.s3).await;
+    let store = ClaimCheckStore::new(&config.s3).await?;
     let (since, until) = (unix_millis(opts.since), unix_millis(opts.until));
     let run = unix_millis(OffsetDateTime::now_utc());
 

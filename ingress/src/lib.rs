@@ -60,7 +60,7 @@ pub enum StartError {
     Seal(#[from] switchyard_plumbing::sealed::SealError),
     #[error(transparent)]
     Nats(#[from] switchyard_plumbing::nats::NatsError),
-    #[error("cannot reach S3 bucket: {0}")]
+    #[error("S3 claim-check store: {0}")]
     S3(#[from] switchyard_plumbing::claimcheck::ClaimCheckError),
     #[error(transparent)]
     Config(#[from] switchyard_plumbing::config::ConfigError),
@@ -93,7 +93,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let mut js = async_nats::jetstream::new(nats.clone());
     js.set_timeout(Duration::from_millis(config.nats.publish_timeout_ms));
     switchyard_plumbing::nats::ensure_streams(&js, &names, &config.nats).await?;
-    let store = ClaimCheckStore::new(&config.s3).await;
+    let store = ClaimCheckStore::new(&config.s3).await?;
     store.ensure_bucket().await?;
     let redis = registry::store::connect(&config.redis).await?;
     let registry = RegistryCache::new(

@@ -39,6 +39,8 @@ pub enum StartError {
     Seal(#[from] switchyard_plumbing::sealed::SealError),
     #[error("cannot reach Redis: {0}; is redis-server running at redis.url?")]
     Redis(#[from] switchyard_plumbing::registry::RegistryError),
+    #[error("S3 claim-check store: {0}")]
+    S3(#[from] switchyard_plumbing::claimcheck::ClaimCheckError),
     #[error("the raw-envelope consumer failed: {0}")]
     Consumer(String),
 }
@@ -95,7 +97,7 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
         Duration::from_secs(60),
     );
     tokio::spawn(registry.clone().listen(nats.clone(), background.clone()));
-    let store = ClaimCheckStore::new(&config.s3).await;
+    let store = ClaimCheckStore::new(&config.s3).await?;
     let worker = Arc::new(Worker {
         js,
         names,

@@ -14,14 +14,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_s3::config::endpoint::{DefaultResolver, Endpoint, EndpointFuture, Params, ResolveEndpoint};
-use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
     StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::error::SdkError;
-use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +38,8 @@ pub enum ClaimCheckError {
     NotFound(String),
     #[error("S3 request failed: {0}")]
     Unavailable(String),
+    #[error("S3 is not configured usably: {0}")]
+    Config(String),
     #[error("claim-check object {key} is not a valid segment at byte {offset}")]
     Corrupt { key: String, offset: usize },
 }
@@ -139,51 +138,50 @@ pub fn read_segment(key: &str, segment: &Bytes) -> Result<Vec<Record>, ClaimChec
 }
 
 /// The S3 side of the claim-check.
+///
+/// Segment PUTs and GETs, the calls on the hot path, go through [`DirectS3`]; the rare
+/// ones (bucket creation, readiness probes, listings for the replay tool) through
+/// aws-sdk-s3.
 #[derive(Clone, Debug)]
 pub struct ClaimCheckStore {
     client: aws_sdk_s3::Client,
-    /// The same configuration without retries, for the ingress's segment PUTs: a failed
-    /// PUT is answered 503 at once and the provider retries, which is cheaper than the
-    /// SDK cloning every request in case it has to try again.
-    writer: aws_sdk_s3::Client,
-    /// Segment PUTs and GETs without the SDK's per-call cost; `None` when the
-    /// configuration is one it cannot serve, and the SDK does those calls too.
-    direct: Option<Arc<DirectS3>>,
+    direct: Arc<DirectS3>,
     bucket: String,
     timeout: Duration,
 }
 
 impl ClaimCheckStore {
-    pub async fn new(cfg: &S3Config) -> Self {
+    /// Fails when no credentials can be found or `s3.endpoint` has no scheme; the
+    /// message says what to set.
+    pub async fn new(cfg: &S3Config) -> Result<Self, ClaimCheckError> {
         let timeout = Duration::from_millis(cfg.timeout_ms);
         let mut b = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(cfg.region.clone()))
             .force_path_style(cfg.path_style)
-            // Checksums only where S3 requires them: TLS already protects the bytes,
-            // and a trailing checksum costs CPU on every PUT.
+            // Checksums only where S3 requires them: TLS already protects the bytes.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            // The stalled-stream monitor polls a timer beside every body it sends or
-            // reads; every call here already has a whole-operation deadline instead.
+            // Every call already runs under `with_deadline`.
             .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-            // Only a connect timeout here: every call already runs under
-            // `with_deadline`, so an SDK operation timeout would be a second timer per call.
             .timeout_config(
                 aws_sdk_s3::config::timeout::TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(2))
                     .build(),
-            )
-            // The endpoint depends on the bucket and the configuration, never on the key.
-            .endpoint_resolver(KeylessEndpointCache::default());
+            );
         if !cfg.endpoint.is_empty() {
             b = b.endpoint_url(&cfg.endpoint);
         }
         let credentials = if cfg.access_key_id.is_empty() {
             let shared = aws_config::defaults(BehaviorVersion::latest()).load().await;
-            let provider = shared.credentials_provider();
-            b.set_credentials_provider(provider.clone());
-            provider.map(Err)
+            let provider = shared.credentials_provider().ok_or_else(|| {
+                ClaimCheckError::Config(format!(
+                    "no AWS credentials provider; {}",
+                    crate::claimcheck_direct::SET_CREDENTIALS
+                ))
+            })?;
+            b.set_credentials_provider(Some(provider.clone()));
+            Err(provider)
         } else {
             let fixed = Credentials::new(
                 cfg.access_key_id.clone(),
@@ -193,23 +191,16 @@ impl ClaimCheckStore {
                 "switchyard-config",
             );
             b = b.credentials_provider(fixed.clone());
-            Some(Ok(fixed))
+            Ok(fixed)
         };
-        let direct = credentials.and_then(|c| {
-            DirectS3::new(&cfg.endpoint, &cfg.region, &cfg.bucket, cfg.path_style, c)
-                .inspect_err(|e| tracing::warn!(error = %e, "S3 calls go through the SDK only."))
-                .ok()
-                .map(Arc::new)
-        });
-        let config = b.build();
-        let writer = config.to_builder().retry_config(RetryConfig::disabled()).build();
-        Self {
-            client: aws_sdk_s3::Client::from_conf(config),
-            writer: aws_sdk_s3::Client::from_conf(writer),
-            direct,
+        let direct = DirectS3::new(&cfg.endpoint, &cfg.region, &cfg.bucket, cfg.path_style, credentials)
+            .map_err(ClaimCheckError::Config)?;
+        Ok(Self {
+            client: aws_sdk_s3::Client::from_conf(b.build()),
+            direct: Arc::new(direct),
             bucket: cfg.bucket.clone(),
             timeout,
-        }
+        })
     }
 
     pub fn bucket(&self) -> &str {
@@ -263,33 +254,8 @@ impl ClaimCheckStore {
         body: Bytes,
         metadata: Vec<(&'static str, String)>,
     ) -> Result<(), ClaimCheckError> {
-        if let Some(direct) = &self.direct {
-            return self
-                .with_deadline(direct.put(key, body, SEGMENT_CONTENT_TYPE, &metadata))
-                .await;
-        }
-        self.with_deadline(async {
-            let mut put = self
-                .writer
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .content_type(SEGMENT_CONTENT_TYPE);
-            for (name, value) in metadata {
-                put = put.metadata(name, value);
-            }
-            put.body(ByteStream::from(body))
-                .customize()
-                // `UNSIGNED-PAYLOAD`: the request is still signed (who may write where),
-                // but neither side hashes the whole segment with SHA-256 for it; the
-                // connection (TLS off loopback) protects the bytes.
-                .disable_payload_signing()
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ClaimCheckError::Unavailable(describe(&e)))
-        })
-        .await
+        self.with_deadline(self.direct.put(key, body, SEGMENT_CONTENT_TYPE, &metadata))
+            .await
     }
 
     /// Keys under `prefix`, in order, at most `limit`.
@@ -333,32 +299,7 @@ impl ClaimCheckStore {
     }
 
     async fn get_inner(&self, key: &str, range: Option<String>) -> Result<Bytes, ClaimCheckError> {
-        if let Some(direct) = &self.direct {
-            return self.with_deadline(direct.get(key, range)).await;
-        }
-        self.with_deadline(async {
-            let out = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .set_range(range)
-                .send()
-                .await
-                .map_err(|e| match &e {
-                    SdkError::ServiceError(se) if se.err().is_no_such_key() => {
-                        ClaimCheckError::NotFound(key.to_string())
-                    }
-                    _ => ClaimCheckError::Unavailable(describe(&e)),
-                })?;
-            let data = out
-                .body
-                .collect()
-                .await
-                .map_err(|e| ClaimCheckError::Unavailable(e.to_string()))?;
-            Ok(data.into_bytes())
-        })
-        .await
+        self.with_deadline(self.direct.get(key, range)).await
     }
 
     async fn with_deadline<T>(
@@ -370,58 +311,6 @@ impl ClaimCheckStore {
             Err(_) => Err(ClaimCheckError::Timeout(self.timeout)),
         }
     }
-}
-
-/// The SDK's own endpoint resolver, remembering its last answer whatever the object key.
-///
-/// The SDK resolves the endpoint twice per call (once for the URL, once for the auth
-/// scheme) by walking S3's whole rule set. Its resolver caches one answer, but keyed on
-/// every parameter, the object key included, and every segment has a new key; none of
-/// S3's rules reads the key, so here it is left out of the comparison.
-#[derive(Debug, Default)]
-struct KeylessEndpointCache {
-    inner: DefaultResolver,
-    last: std::sync::Mutex<Option<(Params, Endpoint)>>,
-}
-
-impl ResolveEndpoint for KeylessEndpointCache {
-    fn resolve_endpoint<'a>(&'a self, params: &'a Params) -> EndpointFuture<'a> {
-        let mut last = self.last.lock().expect("endpoint cache lock");
-        if let Some((p, endpoint)) = last.as_ref() {
-            if same_but_key(p, params) {
-                return EndpointFuture::ready(Ok(endpoint.clone()));
-            }
-        }
-        // The default resolver answers at once (its future is always ready).
-        match futures::FutureExt::now_or_never(self.inner.resolve_endpoint(params)) {
-            Some(Ok(endpoint)) => {
-                *last = Some((params.clone(), endpoint.clone()));
-                EndpointFuture::ready(Ok(endpoint))
-            }
-            Some(Err(e)) => EndpointFuture::ready(Err(e)),
-            None => self.inner.resolve_endpoint(params),
-        }
-    }
-}
-
-/// Every endpoint parameter but the object key is the same.
-fn same_but_key(a: &Params, b: &Params) -> bool {
-    a.bucket() == b.bucket()
-        && a.region() == b.region()
-        && a.use_fips() == b.use_fips()
-        && a.use_dual_stack() == b.use_dual_stack()
-        && a.endpoint() == b.endpoint()
-        && a.force_path_style() == b.force_path_style()
-        && a.accelerate() == b.accelerate()
-        && a.use_global_endpoint() == b.use_global_endpoint()
-        && a.use_object_lambda_endpoint() == b.use_object_lambda_endpoint()
-        && a.prefix() == b.prefix()
-        && a.copy_source() == b.copy_source()
-        && a.disable_access_points() == b.disable_access_points()
-        && a.disable_multi_region_access_points() == b.disable_multi_region_access_points()
-        && a.use_arn_region() == b.use_arn_region()
-        && a.use_s3_express_control_endpoint() == b.use_s3_express_control_endpoint()
-        && a.disable_s3_express_session_auth() == b.disable_s3_express_session_auth()
 }
 
 /// The key of a new segment.

@@ -30,6 +30,10 @@ use crate::claimcheck::ClaimCheckError;
 
 /// Credentials from a provider are fetched again this long before they expire.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+/// What to do when no credentials are found, for the operator.
+pub(crate) const SET_CREDENTIALS: &str = "set s3.access_key_id and s3.secret_access_key \
+     (SWITCHYARD_S3__ACCESS_KEY_ID, SWITCHYARD_S3__SECRET_ACCESS_KEY), or give the process AWS credentials \
+     (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or an instance or pod role)";
 /// The most of an S3 error body quoted in an error.
 const QUOTED_ERROR_BYTES: usize = 300;
 
@@ -221,10 +225,9 @@ impl DirectS3 {
                         .is_none_or(|at| SystemTime::now() + REFRESH_BEFORE_EXPIRY < at)
                 });
                 if !fresh {
-                    let c = provider
-                        .provide_credentials()
-                        .await
-                        .map_err(|e| ClaimCheckError::Unavailable(format!("loading AWS credentials: {e}")))?;
+                    let c = provider.provide_credentials().await.map_err(|e| {
+                        ClaimCheckError::Unavailable(format!("loading AWS credentials: {e}; {SET_CREDENTIALS}"))
+                    })?;
                     *current = Some(c);
                 }
                 Ok(current.clone().expect("just set").into())

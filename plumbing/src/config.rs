@@ -321,6 +321,12 @@ impl Config {
                 "s3.bucket is empty: name the claim-check bucket".into(),
             ));
         }
+        let e = &self.s3.endpoint;
+        if !(e.is_empty() || e.starts_with("http://") || e.starts_with("https://")) {
+            return Err(ConfigError::Invalid(format!(
+                "s3.endpoint = {e:?} needs a scheme: write http://{e} or https://{e}, or leave it empty for AWS"
+            )));
+        }
         Ok(())
     }
 
@@ -372,6 +378,14 @@ mod tests {
         assert!(e.to_string().contains("connectors.x.secrets[0]"), "{e}");
         let e = Config::from_toml("[connectors.x]\nsecrets = [{ secret = \"s\", expires_at = \"soon\" }]").unwrap_err();
         assert!(e.to_string().contains("expires_at"), "{e}");
+    }
+
+    #[test]
+    fn an_s3_endpoint_without_a_scheme_is_refused_at_load() {
+        let e = Config::from_toml("[s3]\nendpoint = \"127.0.0.1:8333\"").unwrap_err();
+        assert!(e.to_string().contains("http://127.0.0.1:8333"), "{e}");
+        assert!(Config::from_toml("[s3]\nendpoint = \"http://127.0.0.1:8333\"").is_ok());
+        assert!(Config::from_toml("[s3]\nendpoint = \"\"").is_ok());
     }
 
     #[test]

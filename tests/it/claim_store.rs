@@ -25,7 +25,9 @@ pub fn config(endpoint: String, bucket: &str, secret: &str) -> S3Config {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_puts_and_gets_round_trip_and_a_wrong_secret_is_refused() {
     let servers = shared().await;
-    let store = ClaimCheckStore::new(&config(servers.s3.endpoint(), "claims-signed", SECRET_ACCESS_KEY)).await;
+    let store = ClaimCheckStore::new(&config(servers.s3.endpoint(), "claims-signed", SECRET_ACCESS_KEY))
+        .await
+        .expect("S3 configuration");
     store.ensure_bucket().await.expect("bucket");
 
     // A key with characters that must be escaped in the signed path.
@@ -47,7 +49,9 @@ async fn signed_puts_and_gets_round_trip_and_a_wrong_secret_is_refused() {
         Err(ClaimCheckError::NotFound(_))
     ));
 
-    let wrong = ClaimCheckStore::new(&config(servers.s3.endpoint(), "claims-signed", "not-the-secret")).await;
+    let wrong = ClaimCheckStore::new(&config(servers.s3.endpoint(), "claims-signed", "not-the-secret"))
+        .await
+        .expect("S3 configuration");
     match wrong.put("raw/refused.swy", Bytes::from_static(b"x")).await {
         Err(ClaimCheckError::Unavailable(text)) => assert!(text.contains("403"), "{text}"),
         other => panic!("a wrong secret must be refused, got {other:?}"),

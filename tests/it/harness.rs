@@ -55,7 +55,9 @@ async fn servers_start_stop_and_start_again() {
 
     // S3: an object survives a restart on the same ports and directory (signed
     // requests: the gateway refuses anonymous ones).
-    let store = ClaimCheckStore::new(&claim_store::config(servers.s3.endpoint(), &stream, SECRET_ACCESS_KEY)).await;
+    let store = ClaimCheckStore::new(&claim_store::config(servers.s3.endpoint(), &stream, SECRET_ACCESS_KEY))
+        .await
+        .unwrap();
     store.ensure_bucket().await.unwrap();
     store.put("kept", Bytes::from_static(b"body")).await.unwrap();
     servers.s3.stop().await.unwrap();

@@ -245,7 +245,7 @@ impl Pipeline {
     }
 
     pub async fn claim_store(&self) -> ClaimCheckStore {
-        ClaimCheckStore::new(&self.config.s3).await
+        ClaimCheckStore::new(&self.config.s3).await.expect("S3 configuration")
     }
 
     pub async fn jetstream(&self) -> async_nats::jetstream::Context {
