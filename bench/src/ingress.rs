@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use switchyard_connectors::Catalog;
 use tokio::time::Instant;
 
 use crate::inspect::{self, Internals};
@@ -39,18 +38,11 @@ pub struct Args {
 /// future is dropped, when the stack is dropped).
 pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let schedule = args.load.schedule()?;
-    let catalog_dir = args.paths.catalog();
-    let catalog = Catalog::load_dir(&catalog_dir)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| format!("loading the connector catalog {}", catalog_dir.display()))?;
-    let stripe = catalog
-        .get("stripe")
-        .context("the catalog has no stripe connector")?
-        .clone();
+    let stripe = args.paths.connector("stripe")?;
     let http = client::new(4);
     let opts = stack::Options {
         bin_dir: args.paths.bin_dir(),
-        catalog: catalog_dir,
+        catalog: args.paths.catalog(),
         from_workspace: args.paths.bin_dir.is_none(),
         connector: "stripe".into(),
         normalizer: false,

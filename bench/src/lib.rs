@@ -16,6 +16,7 @@
 //! - `stats.rs`: answers and latencies. `cpu.rs`: CPU time from `/proc`.
 //! - `inspect.rs`: the ingress's `/metrics` and JetStream's streams.
 //! - `report.rs`: the table and the JSON.
+//! - `floor.rs`: the `http-floor` mode (a do-nothing server under the same load).
 
 pub mod client;
 pub mod cpu;
@@ -30,6 +31,7 @@ pub mod e2e_report;
 pub mod evaluate;
 pub mod faults;
 pub mod faults_disk;
+pub mod floor;
 pub mod ingress;
 pub mod inspect;
 pub mod load;
@@ -79,6 +81,12 @@ pub enum Command {
     /// server outages, failing and hanging endpoints, a full disk; each scenario ends
     /// with accepted, delivered, lost (must be 0) and duplicate deliveries.
     Faults(faults::Args),
+    /// What answering the ingress's load costs a server that does nothing with it
+    /// (hyper, or bare tokio): the floor under `ingress`'s CPU per webhook.
+    HttpFloor(floor::Args),
+    /// The do-nothing server `http-floor` starts as its child.
+    #[command(hide = true)]
+    ServeFloor(floor::ServeArgs),
 }
 
 /// The load every mode sends.
@@ -171,6 +179,18 @@ impl PathArgs {
             .clone()
             .unwrap_or_else(|| workspace().join("connectors/catalog"))
     }
+
+    /// The catalog's connector `name`.
+    pub fn connector(&self, name: &str) -> anyhow::Result<std::sync::Arc<switchyard_connectors::Connector>> {
+        let dir = self.catalog();
+        let catalog = switchyard_connectors::Catalog::load_dir(&dir)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| format!("loading the connector catalog {}", dir.display()))?;
+        let connector = catalog
+            .get(name)
+            .with_context(|| format!("the catalog {} has no {name} connector", dir.display()))?;
+        Ok(connector.clone())
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -218,6 +238,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dispatcher(a) => a.output.json,
         Command::E2e(a) => a.output.json,
         Command::Faults(a) => a.output.json,
+        Command::HttpFloor(a) => a.json,
+        Command::ServeFloor(_) => bail!("serve-floor runs on its own runtime (see main.rs)"),
     };
     let (report, table) = tokio::select! {
         r = run_mode(&cli.command) => r?,
@@ -257,6 +279,11 @@ async fn run_mode(command: &Command) -> anyhow::Result<(serde_json::Value, Strin
             let r = faults::run(args).await?;
             (serde_json::to_value(&r)?, faults::human(&r))
         }
+        Command::HttpFloor(args) => {
+            let r = floor::run(args).await?;
+            (serde_json::to_value(&r)?, floor::human(&r))
+        }
+        Command::ServeFloor(_) => bail!("serve-floor runs on its own runtime (see main.rs)"),
     })
 }
 

@@ -6,6 +6,10 @@ use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
     let cli = switchyard_bench::Cli::parse();
+    if let switchyard_bench::Command::ServeFloor(args) = &cli.command {
+        // The do-nothing server runs on one thread, as the ingress does.
+        return switchyard_bench::floor::serve(args);
+    }
     // Two workers: the generator needs little, and the machine's CPUs are for the
     // system under test.
     let runtime = tokio::runtime::Builder::new_multi_thread()
