@@ -310,9 +310,15 @@ async fn flush(shared: &Shared, group: Vec<Submission>, waiting: Vec<String>, se
     let mut acks = Vec::new();
     let mut owners = Vec::new();
     let mut publish_failed = vec![false; pending.len()];
+    // `keys` holds one idempotency key per event, in the order walked here.
+    let mut k = 0;
     for (i, (p, claim)) in pending.iter().zip(&claims).enumerate() {
+        let first = k;
+        k += p.sub.events.len();
         let Some(claim) = claim else { continue };
-        for (r, seen) in p.sub.events.iter().zip(&p.seen) {
+        // A `Subject` clones by reference count.
+        let subject = async_nats::Subject::from(deps.names.raw_subject(&p.sub.connector));
+        for ((r, seen), key) in p.sub.events.iter().zip(&p.seen).zip(&keys[first..k]) {
             if *seen {
                 continue;
             }
@@ -334,12 +340,8 @@ async fn flush(shared: &Shared, group: Vec<Submission>, waiting: Vec<String>, se
             };
             let payload = Bytes::from(serde_json::to_vec(&env).expect("an envelope serializes"));
             let mut headers = async_nats::HeaderMap::new();
-            headers.insert(async_nats::header::NATS_MESSAGE_ID, idem_key(&p.sub, r).as_str());
-            match deps
-                .js
-                .publish_with_headers(deps.names.raw_subject(&p.sub.connector), headers, payload)
-                .await
-            {
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, key.as_str());
+            match deps.js.publish_with_headers(subject.clone(), headers, payload).await {
                 Ok(ack) => {
                     acks.push(ack.into_future());
                     owners.push(i);
@@ -367,7 +369,9 @@ async fn flush(shared: &Shared, group: Vec<Submission>, waiting: Vec<String>, se
 
     // 4. Answer: 2xx only where the segment is in S3 and every PubAck came back.
     let mut durable_keys = Vec::new();
+    let mut keys = keys.into_iter();
     for (i, p) in pending.into_iter().enumerate() {
+        let own_keys: Vec<String> = keys.by_ref().take(p.sub.events.len()).collect();
         let outcome = if publish_failed[i] {
             Outcome::Unavailable("nats_unavailable")
         } else {
@@ -380,12 +384,11 @@ async fn flush(shared: &Shared, group: Vec<Submission>, waiting: Vec<String>, se
                 .with_label_values(&[connector])
                 .inc_by(dups as u64);
             durable_keys.extend(
-                p.sub
-                    .events
-                    .iter()
+                own_keys
+                    .into_iter()
                     .zip(&p.seen)
                     .filter(|(_, seen)| !**seen)
-                    .map(|(e, _)| idem_key(&p.sub, e)),
+                    .map(|(key, _)| key),
             );
             Outcome::Durable { duplicates: dups }
         };
