@@ -107,12 +107,12 @@ async fn measure(
     eprintln!("bench: warm-up, {:?} at {} req/s", schedule.warmup, schedule.rate);
     tokio::time::sleep_until(start + schedule.warmup).await;
     // Scrapes stay outside the window so their CPU is not counted.
-    let metrics_before = inspect::scrape(http, &stack.ingress_url).await;
+    let metrics_before = inspect::scrape(http, &stack.ingress_ops_url).await;
     let before = cpu::snapshot(&watched, stack.ingress_pid());
     eprintln!("bench: measuring, {:?}", schedule.duration);
     tokio::time::sleep_until(start + schedule.warmup + schedule.duration).await;
     let after = cpu::snapshot(&watched, stack.ingress_pid());
-    let metrics_after = inspect::scrape(http, &stack.ingress_url).await;
+    let metrics_after = inspect::scrape(http, &stack.ingress_ops_url).await;
     eprintln!("bench: waiting for the last answers");
     // load::run ends within `timeout` + 1 s of the last due time, which is now.
     tokio::time::timeout(schedule.timeout + Duration::from_secs(5), generator)

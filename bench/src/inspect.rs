@@ -38,8 +38,8 @@ pub fn histogram(text: &str, name: &str) -> SumCount {
 }
 
 /// The ingress's `/metrics` text, or `None` if it could not be read.
-pub async fn scrape(http: &Client, ingress_url: &str) -> Option<String> {
-    match client::get(http, &format!("{ingress_url}/metrics"), Duration::from_secs(5)).await {
+pub async fn scrape(http: &Client, ingress_ops_url: &str) -> Option<String> {
+    match client::get(http, &format!("{ingress_ops_url}/metrics"), Duration::from_secs(5)).await {
         Ok((200, body)) => Some(String::from_utf8_lossy(&body).into_owned()),
         _ => None,
     }

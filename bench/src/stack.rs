@@ -57,6 +57,8 @@ pub struct Stack {
     pub nats_url: String,
     /// `http://127.0.0.1:<port>` of the ingress.
     pub ingress_url: String,
+    /// `http://127.0.0.1:<port>` of the ingress's ops listener (`/metrics`).
+    pub ingress_ops_url: String,
     /// The signing secret registered on [`ACCOUNT`].
     pub secret: String,
     config: PathBuf,
@@ -102,8 +104,9 @@ impl Stack {
             .prefix("swy-bench-")
             .tempdir()
             .context("creating a temporary folder")?;
-        let p = free_ports(4);
+        let p = free_ports(5);
         let (ingress_port, admin_port, dispatcher_ops, normalizer_ops) = (p[0], p[1], p[2], p[3]);
+        let ingress_ops = p[4];
         let token = hex(&random_bytes::<16>()?);
         let secret = format!("whsec_{}", hex(&random_bytes::<24>()?));
         let config = dir.path().join("switchyard.toml");
@@ -137,6 +140,7 @@ log_level = "info"
 
 [ingress]
 listen = "127.0.0.1:{ingress_port}"
+ops_listen = "127.0.0.1:{ingress_ops}"
 
 [normalizer]
 ops_listen = "127.0.0.1:{normalizer_ops}"
@@ -162,6 +166,7 @@ admin_token = "{token}"
             nats_url: servers.nats.url(),
             servers: Some(servers),
             ingress_url: format!("http://127.0.0.1:{ingress_port}"),
+            ingress_ops_url: format!("http://127.0.0.1:{ingress_ops}"),
             secret,
             notes,
             dir,
@@ -567,9 +572,9 @@ impl FullStack {
             .prefix("swy-bench-")
             .tempdir()
             .context("creating a temporary folder")?;
-        let p = free_ports(5);
+        let p = free_ports(6);
         let (ingress_port, admin_port) = (p[0], p[1]);
-        let ops = [0, p[2], p[3]];
+        let ops = [p[5], p[2], p[3]];
         let token = hex(&random_bytes::<16>()?);
         let config = dir.path().join("switchyard.toml");
         let text = format!(
@@ -602,6 +607,7 @@ log_level = "info"
 
 [ingress]
 listen = "127.0.0.1:{ingress_port}"
+ops_listen = "127.0.0.1:{ingress_ops}"
 {ingress_extra}
 
 [normalizer]
@@ -620,6 +626,7 @@ allow_cidrs = ["127.0.0.0/8"]
             redis = servers.redis.url(),
             s3 = servers.s3.endpoint(),
             key = B64.encode(random_bytes::<32>()?),
+            ingress_ops = ops[0],
             normalizer_ops = ops[1],
             dispatcher_ops = ops[2],
             ingress_extra = full.ingress_extra,
@@ -655,10 +662,7 @@ allow_cidrs = ["127.0.0.0/8"]
 
     /// `/metrics` base URL of a binary (`http://127.0.0.1:<port>`).
     pub fn ops_url(&self, role: Role) -> String {
-        match role {
-            Role::Ingress => self.ingress_url.clone(),
-            _ => format!("http://127.0.0.1:{}", self.ops[role as usize]),
-        }
+        format!("http://127.0.0.1:{}", self.ops[role as usize])
     }
 
     /// Starts `role`'s binary (again) and waits until it is ready; returns its pid.

@@ -6,6 +6,7 @@
 //! durable. Bad requests get a short JSON error ([`reject`]); everything is counted
 //! ([`metrics`]).
 
+pub mod called_url;
 pub mod commit;
 mod dedupe;
 pub mod metrics;
@@ -28,6 +29,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::called_url::CalledUrl;
 use crate::commit::{Committer, Deps};
 use crate::metrics::Metrics;
 
@@ -43,6 +45,15 @@ pub struct State {
     pub cfg: IngressConfig,
     /// Connector-level keys from configuration (`[connectors.<name>]`).
     pub connector_keys: HashMap<String, ConnectorKeys>,
+    /// Where the URL a provider signed comes from.
+    pub called_url: CalledUrl,
+}
+
+/// The ingress's two listeners: providers' webhooks, and `/healthz`, `/readyz`,
+/// `/metrics` for Prometheus and probes.
+pub struct Listeners {
+    pub public: TcpListener,
+    pub ops: TcpListener,
 }
 
 /// A connector's keys from configuration.
@@ -70,11 +81,14 @@ pub enum StartError {
     UnknownConnectorSettings(String),
     #[error("cannot reach Redis: {0}; is redis-server running at redis.url?")]
     Redis(#[from] switchyard_plumbing::registry::RegistryError),
+    #[error(transparent)]
+    CalledUrl(#[from] called_url::CalledUrlError),
 }
 
-/// Run the ingress on `listener` until `shutdown`, then drain: stop accepting, let the
+/// Run the ingress on `listeners` until `shutdown`, then drain: stop accepting, let the
 /// requests in flight become durable and be answered, and return.
-pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<(), StartError> {
+pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> Result<(), StartError> {
+    let called_url = CalledUrl::new(&config.ingress.public_url, &config.ingress.trusted_proxies)?;
     let catalog = Arc::new(LiveCatalog::load(&config.catalog)?);
     let mut connector_keys = HashMap::new();
     for (name, settings) in &config.connectors {
@@ -150,9 +164,17 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         readiness: readiness.clone(),
         cfg: config.ingress.clone(),
         connector_keys,
+        called_url,
     });
-    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), connectors = state.catalog.current().len(), "Ingress listening.");
-    server::serve(listener, state, shutdown, readiness).await;
+    let Listeners { public, ops } = listeners;
+    tokio::spawn(switchyard_plumbing::telemetry::serve_ops(
+        ops,
+        state.prometheus.clone(),
+        readiness.clone(),
+        background.clone(),
+    ));
+    tracing::info!(addr = %public.local_addr().map(|a| a.to_string()).unwrap_or_default(), connectors = state.catalog.current().len(), "Ingress listening.");
+    server::serve(public, state, shutdown, readiness).await;
     // Every handler is done and has dropped its committer handle; let the last groups
     // finish, then stop the background tasks.
     flushes.close();

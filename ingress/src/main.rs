@@ -33,11 +33,14 @@ fn main() -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     switchyard_plumbing::telemetry::init_logging(&config.telemetry);
-    let addr = config.ingress.listen;
-    let listener = tokio::net::TcpListener::bind(addr)
+    let (addr, ops) = (config.ingress.listen, config.ingress.ops_listen);
+    let public = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on ingress.listen = {addr}; is another process using it?"))?;
+    let ops = tokio::net::TcpListener::bind(ops)
+        .await
+        .with_context(|| format!("cannot listen on ingress.ops_listen = {ops}; is another process using it?"))?;
     let shutdown = switchyard_plumbing::shutdown::on_signal();
-    switchyard_ingress::run(config, listener, shutdown).await?;
+    switchyard_ingress::run(config, switchyard_ingress::Listeners { public, ops }, shutdown).await?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! route → connector and account → read the body (bounded) → verify the signature →
 //! extract the events → hand to the committer → answer when durable (or 503).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,7 @@ pub enum Target<'a> {
 pub async fn webhook(
     state: Arc<State>,
     req: Request<Incoming>,
+    peer: IpAddr,
     connector: &str,
     target: Target<'_>,
 ) -> Response<Full<Bytes>> {
@@ -43,8 +45,8 @@ pub async fn webhook(
     let label = known.as_ref().map(|c| c.name.as_str()).unwrap_or("unknown").to_string();
     let result = match known {
         Some(c) if !handshake::accepts_method(&c.handshakes, req.method().as_str()) => Err(Rejection::MethodNotAllowed),
-        Some(c) => receive(&state, req, c, target, started).await,
-        None => Err(Rejection::NotFound("unknown_connector", "no such connector")),
+        Some(c) => receive(&state, req, peer, c, target, started).await,
+        None => Err(Rejection::NotFound("unknown_connector")),
     };
     state.metrics.in_flight.dec();
     let response = match result {
@@ -124,6 +126,7 @@ enum Answer {
 async fn receive(
     state: &State,
     req: Request<Incoming>,
+    peer: IpAddr,
     connector: Arc<Connector>,
     target: Target<'_>,
     started: Instant,
@@ -131,12 +134,7 @@ async fn receive(
     let account = match target {
         Target::Account(id) => match state.registry.account(id).await {
             Ok(Some(a)) if a.connector == connector.name => Some(a),
-            Ok(_) => {
-                return Err(Rejection::NotFound(
-                    "unknown_account",
-                    "no such account for this connector",
-                ))
-            }
+            Ok(_) => return Err(Rejection::NotFound("unknown_account")),
             Err(e) => {
                 tracing::warn!(error = %e, "Account lookup failed and nothing is cached; answering 503.");
                 return Err(Rejection::Unavailable("registry_unavailable"));
@@ -144,10 +142,8 @@ async fn receive(
         },
         Target::Routed => {
             if connector.event.account.is_none() {
-                return Err(Rejection::NotFound(
-                    "no_routing_key",
-                    "this connector declares no routing key; use /v1/webhooks/{connector}/{account_id}",
-                ));
+                // Only `/v1/webhooks/{connector}/{account_id}` exists for this connector.
+                return Err(Rejection::NotFound("no_routing_key"));
             }
             None
         }
@@ -170,10 +166,7 @@ async fn receive(
         }
     };
     if account.is_none() && level.is_none() {
-        return Err(Rejection::NotFound(
-            "connector_not_configured",
-            "no connector-level secret is configured for this connector",
-        ));
+        return Err(Rejection::NotFound("connector_not_configured"));
     }
     let limit = connector.max_body_bytes.unwrap_or(state.cfg.max_body_bytes);
     let (parts, body) = req.into_parts();
@@ -205,22 +198,17 @@ async fn receive(
             return Err(Rejection::UnsupportedMediaType);
         }
     }
-    let body: Bytes = match Limited::new(body, limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+    let body_timeout = Duration::from_millis(state.cfg.body_read_timeout_ms.max(1));
+    let body: Bytes = match tokio::time::timeout(body_timeout, Limited::new(body, limit).collect()).await {
+        Err(_) => return Err(Rejection::BodyTimeout),
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             return Err(Rejection::TooLarge(limit))
         }
-        Err(_) => return Err(Rejection::BadBody),
+        Ok(Err(_)) => return Err(Rejection::BadBody),
     };
-    let host = parts
-        .headers
-        .get(hyper::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let url = format!(
-        "http://{host}{}",
-        parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
-    );
+    let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let url = state.called_url.url(peer, &parts.headers, path_and_query);
     let raw = RawWebhook {
         method: parts.method,
         url,

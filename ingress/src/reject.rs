@@ -1,6 +1,10 @@
 //! Every way a webhook request can be refused, mapped in one place to its HTTP status,
 //! its error code (response body and metric label) and its message. Messages are short
 //! and never carry internals, secrets or body content.
+//!
+//! Every 404 answers the same body: an unknown connector, an unknown account, an account
+//! of another connector and a connector without configured keys look alike from outside,
+//! so the answers reveal nothing about what exists. The metric label says which it was.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -10,8 +14,11 @@ use switchyard_connectors::signature::VerifyError;
 
 #[derive(Debug)]
 pub enum Rejection {
-    NotFound(&'static str, &'static str),
+    /// The reason is the metric label only; the body is the same for every 404.
+    NotFound(&'static str),
     MethodNotAllowed,
+    /// The body did not arrive within `ingress.body_read_timeout_ms`.
+    BodyTimeout,
     TooLarge(usize),
     BadSignature(VerifyError),
     Malformed(ExtractError),
@@ -26,8 +33,9 @@ pub enum Rejection {
 impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::NotFound(..) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
             Self::Malformed(_) | Self::BadRequest(..) | Self::BadBody => StatusCode::BAD_REQUEST,
@@ -38,8 +46,9 @@ impl Rejection {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::NotFound(code, _) => code,
+            Self::NotFound(reason) => reason,
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::BodyTimeout => "body_timeout",
             Self::TooLarge(_) => "body_too_large",
             Self::BadSignature(e) => e.code(),
             Self::Malformed(e) => e.code(),
@@ -52,8 +61,9 @@ impl Rejection {
 
     fn message(&self) -> String {
         match self {
-            Self::NotFound(_, msg) => (*msg).to_string(),
-            Self::MethodNotAllowed => "webhooks are POSTed".into(),
+            Self::NotFound(_) => "no webhook URL here; check the connector name and account id".into(),
+            Self::MethodNotAllowed => "this connector's webhooks are POSTed".into(),
+            Self::BodyTimeout => "the request body did not arrive in time".into(),
             Self::TooLarge(limit) => format!("the body is larger than {limit} bytes"),
             Self::BadSignature(e) => format!("signature rejected: {e}"),
             Self::Malformed(e) => e.to_string(),
@@ -65,7 +75,11 @@ impl Rejection {
     }
 
     pub fn into_response(self, retry_after_secs: u64) -> Response<Full<Bytes>> {
-        let body = serde_json::json!({ "error": self.message(), "code": self.code() }).to_string();
+        let code = match self {
+            Self::NotFound(_) => "not_found",
+            _ => self.code(),
+        };
+        let body = serde_json::json!({ "error": self.message(), "code": code }).to_string();
         let mut b = Response::builder()
             .status(self.status())
             .header("content-type", "application/json");

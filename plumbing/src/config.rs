@@ -174,7 +174,20 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 pub struct IngressConfig {
     pub listen: SocketAddr,
+    /// `/healthz`, `/readyz` and `/metrics`, off the public webhook listener.
+    pub ops_listen: SocketAddr,
     pub public_url: String,
+    /// Peers (CIDRs) whose `Forwarded` / `X-Forwarded-Proto` / `X-Forwarded-Host`
+    /// headers say which URL the provider called; from anyone else they are ignored.
+    pub trusted_proxies: Vec<String>,
+    /// A connection that has not sent a request's headers within this long is closed.
+    pub header_read_timeout_ms: u64,
+    /// A request whose body has not arrived within this long is answered 408.
+    pub body_read_timeout_ms: u64,
+    /// Open connections at most; past it a new connection is answered 503 and closed.
+    pub max_connections: usize,
+    /// How long requests in flight get to finish after a shutdown signal.
+    pub drain_grace_secs: u64,
     pub max_body_bytes: usize,
     pub linger_ms: u64,
     pub max_batch_events: usize,

@@ -174,15 +174,69 @@ fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
         .expect("static response parts are valid")
 }
 
-/// Serve the ops endpoints on their own listener until `shutdown` is cancelled
-/// (the normalizer and the dispatcher; the ingress answers them on its main listener).
+/// What an accept loop does when `accept` fails (most often: out of file descriptors).
+/// Retrying at once would spin a core and, logging each failure, fill the disk; instead
+/// it waits, 5 ms doubling to 1 s while failures continue, and logs at most once every
+/// 10 s with the number of failures since the last line.
+pub struct AcceptBackoff {
+    listener: &'static str,
+    delay: std::time::Duration,
+    failures_unlogged: u64,
+    last_log: Option<std::time::Instant>,
+}
+
+impl AcceptBackoff {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(5);
+    const MAX: std::time::Duration = std::time::Duration::from_secs(1);
+    const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    pub fn new(listener: &'static str) -> Self {
+        Self {
+            listener,
+            delay: Self::FIRST,
+            failures_unlogged: 0,
+            last_log: None,
+        }
+    }
+
+    /// A connection was accepted: the next failure waits the shortest time again.
+    pub fn succeeded(&mut self) {
+        self.delay = Self::FIRST;
+    }
+
+    /// `accept` failed: maybe log, then wait before the caller accepts again.
+    pub async fn failed(&mut self, error: &std::io::Error) {
+        self.failures_unlogged += 1;
+        if self.last_log.is_none_or(|t| t.elapsed() >= Self::LOG_EVERY) {
+            tracing::warn!(
+                listener = self.listener,
+                %error,
+                failures = self.failures_unlogged,
+                "Accepting connections fails (out of file descriptors? raise LimitNOFILE / ulimit -n, or lower max_connections); backing off."
+            );
+            self.failures_unlogged = 0;
+            self.last_log = Some(std::time::Instant::now());
+        }
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(Self::MAX);
+    }
+}
+
+/// Serve the ops endpoints on their own listener until `shutdown` is cancelled.
 pub async fn serve_ops(listener: TcpListener, registry: Registry, readiness: Readiness, shutdown: CancellationToken) {
+    let mut backoff = AcceptBackoff::new("ops");
     loop {
         let (stream, _) = tokio::select! {
             _ = shutdown.cancelled() => return,
             r = listener.accept() => match r {
-                Ok(s) => s,
-                Err(_) => continue,
+                Ok(s) => {
+                    backoff.succeeded();
+                    s
+                }
+                Err(e) => {
+                    backoff.failed(&e).await;
+                    continue;
+                }
             },
         };
         let registry = registry.clone();

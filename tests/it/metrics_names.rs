@@ -71,7 +71,7 @@ async fn every_metric_in_the_alert_rules_and_the_dashboard_is_exported() {
     send_traffic(&p).await;
 
     let targets = [
-        format!("http://{}/metrics", p.ingress),
+        format!("http://{}/metrics", p.ingress_ops),
         format!("http://{}/metrics", p.normalizer_ops),
         format!("http://{}/metrics", p.dispatcher_ops),
     ];

@@ -26,7 +26,8 @@ pub struct Pipeline {
     pub config: Config,
     pub ingress: SocketAddr,
     pub admin: SocketAddr,
-    /// The normalizer's and the dispatcher's ops listeners (`/metrics`, `/readyz`).
+    /// Each binary's ops listener (`/metrics`, `/readyz`).
+    pub ingress_ops: SocketAddr,
     pub normalizer_ops: SocketAddr,
     pub dispatcher_ops: SocketAddr,
     pub shutdown: CancellationToken,
@@ -119,8 +120,11 @@ impl Pipeline {
             }
         }));
         let (c, s) = (config.clone(), shutdown.clone());
+        let ops = TcpListener::bind("127.0.0.1:0").await?;
+        let ingress_ops = ops.local_addr()?;
+        let listeners = switchyard_ingress::Listeners { public: ingress_l, ops };
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = switchyard_ingress::run(c, ingress_l, s).await {
+            if let Err(e) = switchyard_ingress::run(c, listeners, s).await {
                 panic!("ingress failed: {e:#}");
             }
         }));
@@ -129,6 +133,7 @@ impl Pipeline {
             config,
             ingress,
             admin,
+            ingress_ops,
             normalizer_ops,
             dispatcher_ops,
             shutdown,

@@ -41,7 +41,7 @@ fn copy_catalog(to: &Path) -> std::path::PathBuf {
 }
 
 async fn reloads_rejected(p: &Pipeline) -> u64 {
-    p.metric(p.ingress, "switchyard_catalog_reloads_total{outcome=\"rejected\"}")
+    p.metric(p.ingress_ops, "switchyard_catalog_reloads_total{outcome=\"rejected\"}")
         .await
         .unwrap_or(0.0) as u64
 }

@@ -23,7 +23,51 @@ struct Cached<T> {
     invalidated: bool,
 }
 
-type Map<T> = Mutex<HashMap<String, Cached<T>>>;
+/// Bytes one map may hold (keys plus a fixed cost per entry). Accounts and endpoints are
+/// few and small next to this; only a flood of unknown ids could reach it.
+const MAX_MAP_BYTES: usize = 8 << 20;
+/// What an entry costs besides its key: the slot, the value's `Arc`, the timestamps.
+const ENTRY_OVERHEAD: usize = 96;
+
+/// One cache map, bounded in bytes. When full, the entries for ids that do not exist
+/// (negative entries: cheap to look up again, and what a flood of made-up ids creates)
+/// go first; only if that is not enough does everything go.
+struct Bounded<T> {
+    entries: HashMap<String, Cached<T>>,
+    bytes: usize,
+}
+
+impl<T> Default for Bounded<T> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            bytes: 0,
+        }
+    }
+}
+
+/// Whether a cached value says "no such thing".
+trait Negative {
+    fn is_negative(&self) -> bool;
+}
+
+impl<T> Negative for Option<T> {
+    fn is_negative(&self) -> bool {
+        self.is_none()
+    }
+}
+
+impl<T> Negative for Arc<Vec<T>> {
+    fn is_negative(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+fn weight(key: &str) -> usize {
+    key.len() + ENTRY_OVERHEAD
+}
+
+type Map<T> = Mutex<Bounded<T>>;
 
 pub struct RegistryCache {
     store: RegistryStore,
@@ -155,7 +199,8 @@ impl RegistryCache {
 /// `(value, fresh)` if cached.
 fn lookup<T: Clone>(map: &Map<T>, key: &str, ttl: Duration) -> Option<(T, bool)> {
     let m = map.lock().expect("cache lock");
-    m.get(key)
+    m.entries
+        .get(key)
         .map(|c| (c.value.clone(), !c.invalidated && c.fetched.elapsed() < ttl))
 }
 
@@ -164,21 +209,38 @@ fn mark_stale<T>(map: &Map<T>, key: Option<&str>) {
     let mut m = map.lock().expect("cache lock");
     match key {
         Some(k) => {
-            if let Some(c) = m.get_mut(k) {
+            if let Some(c) = m.entries.get_mut(k) {
                 c.invalidated = true;
             }
         }
-        None => m.values_mut().for_each(|c| c.invalidated = true),
+        None => m.entries.values_mut().for_each(|c| c.invalidated = true),
     }
 }
 
-fn insert<T>(map: &Map<T>, key: &str, value: T) {
+fn insert<T: Negative>(map: &Map<T>, key: &str, value: T) {
+    insert_within(map, key, value, MAX_MAP_BYTES)
+}
+
+fn insert_within<T: Negative>(map: &Map<T>, key: &str, value: T, budget: usize) {
     let mut m = map.lock().expect("cache lock");
-    // Bounded: an id flood (unknown accounts) cannot grow the cache without limit.
-    if m.len() >= 100_000 {
-        m.clear();
+    let m = &mut *m;
+    if let Some(old) = m.entries.remove(key) {
+        drop(old);
+        m.bytes -= weight(key);
     }
-    m.insert(
+    let w = weight(key);
+    if m.bytes + w > budget {
+        m.entries.retain(|_, c| !c.value.is_negative());
+        m.bytes = m.entries.keys().map(|k| weight(k)).sum();
+        if m.bytes + w > budget {
+            m.entries.clear();
+            m.bytes = 0;
+        }
+        // Give the memory back rather than keep the flood's high-water mark.
+        m.entries.shrink_to_fit();
+    }
+    m.bytes += w;
+    m.entries.insert(
         key.to_string(),
         Cached {
             value,
@@ -192,5 +254,36 @@ fn insert<T>(map: &Map<T>, key: &str, value: T) {
 pub async fn announce(client: &async_nats::Client, subject: String, what: String) {
     if let Err(e) = client.publish(subject, what.into()).await {
         tracing::warn!(error = %e, "Registry change announcement failed; caches catch up within their TTL.");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_unknown_ids_stays_within_the_budget_and_keeps_known_entries() {
+        let map: Map<Option<Arc<u32>>> = Mutex::default();
+        let budget = 64 * 1024;
+        insert_within(&map, "known", Some(Arc::new(1)), budget);
+        for i in 0..10_000 {
+            insert_within(&map, &format!("unknown-{i:040}"), None, budget);
+            let m = map.lock().unwrap();
+            assert!(m.bytes <= budget, "{} bytes", m.bytes);
+            assert_eq!(m.bytes, m.entries.keys().map(|k| weight(k)).sum::<usize>());
+        }
+        assert!(
+            lookup(&map, "known", Duration::from_secs(60)).is_some(),
+            "a known account survives the flood"
+        );
+    }
+
+    #[test]
+    fn replacing_an_entry_does_not_count_it_twice() {
+        let map: Map<Option<Arc<u32>>> = Mutex::default();
+        for _ in 0..100 {
+            insert_within(&map, "a", Some(Arc::new(1)), 1024);
+        }
+        assert_eq!(map.lock().unwrap().bytes, weight("a"));
     }
 }
