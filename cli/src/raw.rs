@@ -173,8 +173,15 @@ fn envelopes_of(
             headers.insert(n, v);
         }
     }
-    let events = extract::extract_from(&connector.event, &headers, &record.body)
-        .map_err(|e| format!("the events cannot be read again: {e}"))?;
+    let mut events = extract::extract_from(&connector.event, &headers, &record.body);
+    // The ids the ingress recorded win: they are what every dedupe window knows (a
+    // record written before its connector kept the headers ids come from would
+    // otherwise get new ones, and its events would be delivered twice).
+    if events.len() == h.event_ids.len() {
+        for (e, id) in events.iter_mut().zip(&h.event_ids) {
+            e.id.clone_from(id);
+        }
+    }
     Ok(events
         .into_iter()
         .map(|e| RawEnvelope {

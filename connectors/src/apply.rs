@@ -116,6 +116,15 @@ pub fn map_body(
     item: Option<u32>,
     limits: Limits,
 ) -> Result<Outcome, ApplyError> {
+    // An event the ingress could not read as the connector declares is delivered
+    // whatever the connector's policy, as `<connector>.unrecognized`, the body as data.
+    if provider_type == crate::extract::UNRECOGNIZED_TYPE {
+        let data = event_of(connector, body, content_type, item).unwrap_or_else(|_| raw_data(body, content_type));
+        return Ok(Outcome::Mapped {
+            unified_type: pass_through_type(&connector.name, provider_type),
+            data,
+        });
+    }
     let has_mappings = connector
         .mappings
         .get(provider_type)
@@ -128,6 +137,19 @@ pub fn map_body(
     apply_input(connector, provider_type, &input, limits, || {
         event_of(connector, body, content_type, item)
     })
+}
+
+/// A body that is neither JSON nor a form, as the data of an unrecognized event: its
+/// text, or its bytes in base64 when it is not UTF-8.
+fn raw_data(body: &[u8], content_type: &str) -> Value {
+    use base64::Engine;
+    match std::str::from_utf8(body) {
+        Ok(text) => serde_json::json!({"content_type": content_type, "body": text}),
+        Err(_) => serde_json::json!({
+            "content_type": content_type,
+            "body_base64": base64::engine::general_purpose::STANDARD.encode(body),
+        }),
+    }
 }
 
 /// The mappings of `provider_type` tried in order on `input`; `event` is the provider

@@ -1,5 +1,9 @@
 //! Reading a provider's body as JSON: JSON as it is, `application/x-www-form-urlencoded`
 //! (Twilio) as an object of its parameters, so JSON paths and mappings work on both.
+//!
+//! One rule for JSON sent inside a form: a parameter named `payload` whose value is a
+//! JSON object is read as that object (Slack's interactivity payloads, GitHub webhooks
+//! configured with the form content type), so `payload.type` is a path like any other.
 
 use serde_json::{Map, Value};
 
@@ -18,6 +22,11 @@ pub fn to_json(body: &[u8], content_type: &str) -> Option<Value> {
         for (k, v) in form_urlencoded::parse(body) {
             // A repeated name keeps its first value (as Twilio's own libraries read it).
             map.entry(k.into_owned()).or_insert(Value::String(v.into_owned()));
+        }
+        if let Some(Value::String(text)) = map.get("payload") {
+            if let Ok(inner @ Value::Object(_)) = serde_json::from_str::<Value>(text) {
+                map.insert("payload".into(), inner);
+            }
         }
         return Some(Value::Object(map));
     }
@@ -40,5 +49,19 @@ mod tests {
         assert_eq!(v["To"], "+15551234567");
         assert_eq!(to_json(br#"{"a":1}"#, "application/json").unwrap()["a"], 1);
         assert!(to_json(b"not json", "application/json").is_none());
+    }
+
+    #[test]
+    fn a_json_payload_parameter_is_read_as_json() {
+        let form = "application/x-www-form-urlencoded";
+        let v = to_json(
+            b"payload=%7B%22type%22%3A%22block_actions%22%2C%22trigger_id%22%3A%2213345.98%22%7D",
+            form,
+        )
+        .unwrap();
+        assert_eq!(v["payload"]["type"], "block_actions");
+        // Anything else stays text.
+        assert_eq!(to_json(b"payload=%5B1%5D", form).unwrap()["payload"], "[1]");
+        assert_eq!(to_json(b"payload=%7Bnot", form).unwrap()["payload"], "{not");
     }
 }

@@ -270,6 +270,17 @@ fn load_one(path: &Path, text: &str, models: &UnifiedModels, errors: &mut Vec<Ca
     if errors.len() > before {
         return None;
     }
+    // What extraction reads is kept with the claim-check whatever the file says, so a
+    // replay from S3 (`switchyard replay raw`) reads the same ids and types.
+    let mut keep_headers: Vec<String> = file
+        .keep_headers
+        .iter()
+        .map(String::as_str)
+        .chain(file.event.headers_read())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    keep_headers.sort();
+    keep_headers.dedup();
     Some(Connector {
         name: file.name,
         title: file.title,
@@ -280,7 +291,7 @@ fn load_one(path: &Path, text: &str, models: &UnifiedModels, errors: &mut Vec<Ca
         signature_fallbacks: file.signature_fallbacks,
         handshakes: file.handshake,
         event: file.event,
-        keep_headers: file.keep_headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        keep_headers,
         unmapped: file.unmapped,
         mappings,
     })

@@ -20,119 +20,207 @@ pub struct ExtractedEvent {
     pub item: Option<u32>,
     /// The provider's account id, where the connector declares `event.account`.
     pub account: Option<String>,
+    /// Set when the event's id or type could not be read as the connector declares.
+    pub unrecognized: Option<Unrecognized>,
 }
 
-/// Why the events could not be read: the request is malformed (400).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ExtractError {
-    #[error("the body is not valid JSON")]
+/// The provider type of an event whose type could not be read; it is delivered as
+/// `<connector>.unrecognized` with the body as its data.
+pub const UNRECOGNIZED_TYPE: &str = "unrecognized";
+
+/// Why an event was not read as its connector declares. A verified request is never
+/// refused for its shape: the event is stored and published all the same, with the
+/// body's SHA-256 (and item index) as its id where the id is at fault, and
+/// [`UNRECOGNIZED_TYPE`] as its type where the type is, and counted by this reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unrecognized {
+    /// The connector reads JSON (or a form) and the body is neither.
     NotJson,
-    #[error("the event id is missing ({0})")]
-    MissingId(String),
-    #[error("the event type is missing ({0})")]
-    MissingType(String),
-    #[error("the body does not hold the declared array of events (1 to 1000 items)")]
+    /// The declared array of events is missing, or holds more than [`MAX_ITEMS`].
     NotABatch,
-    #[error("two events in the request share one id")]
-    DuplicateIds,
+    MissingId,
+    /// Longer than [`MAX_ID_LEN`], or holding a control character (a line break
+    /// would break every header and key the id goes into).
+    InvalidId,
+    MissingType,
+    InvalidType,
 }
 
-impl ExtractError {
+impl Unrecognized {
+    pub const ALL: [Unrecognized; 6] = [
+        Self::NotJson,
+        Self::NotABatch,
+        Self::MissingId,
+        Self::InvalidId,
+        Self::MissingType,
+        Self::InvalidType,
+    ];
+
+    /// The metric label.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::NotJson => "malformed_json",
-            Self::MissingId(_) => "missing_event_id",
-            Self::MissingType(_) => "missing_event_type",
-            Self::NotABatch => "malformed_batch",
-            Self::DuplicateIds => "duplicate_event_ids",
+            Self::NotJson => "not_json",
+            Self::NotABatch => "not_a_batch",
+            Self::MissingId => "missing_id",
+            Self::InvalidId => "invalid_id",
+            Self::MissingType => "missing_type",
+            Self::InvalidType => "invalid_type",
         }
     }
 }
 
 /// Longest event id or type accepted (they end up in keys and headers).
-const MAX_ID_LEN: usize = 256;
+pub const MAX_ID_LEN: usize = 256;
 
 /// Most events one request may carry.
 pub const MAX_ITEMS: usize = 1000;
 
-pub fn extract(spec: &EventSpec, webhook: &VerifiedWebhook) -> Result<Vec<ExtractedEvent>, ExtractError> {
+/// Whether `v` can be an event id, type or routing key: non-empty, at most
+/// [`MAX_ID_LEN`] bytes, and no control characters.
+pub fn is_valid_value(v: &str) -> bool {
+    !v.is_empty() && v.len() <= MAX_ID_LEN && !v.chars().any(char::is_control)
+}
+
+pub fn extract(spec: &EventSpec, webhook: &VerifiedWebhook) -> Vec<ExtractedEvent> {
     extract_from(spec, webhook.headers(), webhook.body())
 }
 
+/// The events of a request, as the connector file says; an empty batch holds none.
 /// [`extract`] for a body whose signature is not in question: a connector's fixtures and
 /// `switchyard connectors map` read events exactly as the ingress does.
-pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Result<Vec<ExtractedEvent>, ExtractError> {
-    let needs_json = spec.items.is_some()
-        || matches!(spec.id, ValueSource::Json(_))
-        || matches!(spec.event_type, ValueSource::Json(_))
-        || matches!(spec.account, Some(ValueSource::Json(_)))
-        || spec.occurred_at.is_some();
+pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Vec<ExtractedEvent> {
     let content_type = header_str(headers, "content-type").unwrap_or("application/json");
-    let doc: Option<serde_json::Value> = if needs_json {
-        Some(read_json(spec, body, content_type).ok_or(ExtractError::NotJson)?)
+    let doc: Option<serde_json::Value> = if needs_json(spec) {
+        match read_json(spec, body, content_type) {
+            Some(d) => Some(d),
+            None => return vec![whole_body(body, Unrecognized::NotJson)],
+        }
     } else {
         None
     };
+    // A declared body shape (Slack's slash commands beside its events, Discord's
+    // webhook events beside its interactions) reads its own paths.
+    let shape = doc
+        .as_ref()
+        .and_then(|d| spec.shapes.iter().find(|s| s.when.holds(d, headers)));
+    let (id_src, type_src, account_src, time_src) = match shape {
+        Some(s) => (
+            s.id.as_ref().unwrap_or(&spec.id),
+            s.event_type.as_ref().unwrap_or(&spec.event_type),
+            s.account.as_ref().or(spec.account.as_ref()),
+            s.occurred_at.as_ref().or(spec.occurred_at.as_ref()),
+        ),
+        None => (
+            &spec.id,
+            &spec.event_type,
+            spec.account.as_ref(),
+            spec.occurred_at.as_ref(),
+        ),
+    };
     let items: Vec<(Option<u32>, Option<&serde_json::Value>)> = match (&spec.items, &doc) {
-        (Some(path), Some(doc)) => {
-            let arr = path
-                .get(doc)
-                .and_then(|v| v.as_array())
-                .ok_or(ExtractError::NotABatch)?;
-            if arr.is_empty() || arr.len() > MAX_ITEMS {
-                return Err(ExtractError::NotABatch);
+        (Some(path), Some(doc)) => match path.get(doc).and_then(|v| v.as_array()) {
+            Some(arr) if arr.len() <= MAX_ITEMS => {
+                arr.iter().enumerate().map(|(i, v)| (Some(i as u32), Some(v))).collect()
             }
-            arr.iter().enumerate().map(|(i, v)| (Some(i as u32), Some(v))).collect()
-        }
+            _ => return vec![whole_body(body, Unrecognized::NotABatch)],
+        },
         _ => vec![(None, doc.as_ref())],
     };
     let mut out = Vec::with_capacity(items.len());
     for (index, item) in items {
         let read = |src: &ValueSource| -> Option<String> {
-            let v = match src {
+            match src {
                 ValueSource::Json(p) => p.get_string(item?),
                 ValueSource::Header(h) => header_str(headers, h).map(str::to_string),
                 ValueSource::Literal(s) => Some(s.clone()),
-                ValueSource::BodySha256(_) => {
-                    let digest = hex::encode(Sha256::digest(body));
-                    Some(match index {
-                        Some(i) => format!("{digest}:{i}"),
-                        None => digest,
-                    })
-                }
-            }?;
-            (!v.is_empty() && v.len() <= MAX_ID_LEN).then_some(v)
+                ValueSource::BodySha256(_) => Some(body_id(body, index)),
+            }
         };
-        let id = read(&spec.id).ok_or_else(|| ExtractError::MissingId(describe(&spec.id)))?;
-        let event_type = read(&spec.event_type).ok_or_else(|| ExtractError::MissingType(describe(&spec.event_type)))?;
-        let occurred_ms = match (&spec.occurred_at, item) {
+        let mut unrecognized = None;
+        let id = match read(id_src) {
+            Some(v) if is_valid_value(&v) => v,
+            found => {
+                unrecognized = Some(if found.is_some_and(|v| !v.is_empty()) {
+                    Unrecognized::InvalidId
+                } else {
+                    Unrecognized::MissingId
+                });
+                body_id(body, index)
+            }
+        };
+        let event_type = match read(type_src) {
+            Some(v) if is_valid_value(&v) => v,
+            found => {
+                unrecognized = Some(if found.is_some_and(|v| !v.is_empty()) {
+                    Unrecognized::InvalidType
+                } else {
+                    Unrecognized::MissingType
+                });
+                UNRECOGNIZED_TYPE.to_string()
+            }
+        };
+        let occurred_ms = match (time_src, item) {
             (Some(t), Some(item)) => t.json.get(item).and_then(|v| to_millis(v, t.format)),
             _ => None,
         };
-        let account = spec.account.as_ref().and_then(read);
+        let account = account_src.and_then(read).filter(|v| is_valid_value(v));
         out.push(ExtractedEvent {
             id,
             event_type,
             occurred_ms,
             item: index,
             account,
+            unrecognized,
         });
     }
-    // Two items with one id would be one event twice: refuse the request rather than
-    // guess which to keep.
-    let mut ids: Vec<&str> = out.iter().map(|e| e.id.as_str()).collect();
-    ids.sort_unstable();
-    if ids.windows(2).any(|w| w[0] == w[1]) {
-        return Err(ExtractError::DuplicateIds);
+    // Two items with one id would be taken for one event: the later ones get their
+    // index appended, so each is stored and delivered (none is lost as a "duplicate").
+    let mut seen = std::collections::HashSet::with_capacity(out.len());
+    for e in &mut out {
+        if !seen.insert(e.id.clone()) {
+            e.id = format!("{}#{}", e.id, e.item.unwrap_or(0));
+            seen.insert(e.id.clone());
+        }
     }
-    Ok(out)
+    out
+}
+
+fn needs_json(spec: &EventSpec) -> bool {
+    let json = |s: &ValueSource| matches!(s, ValueSource::Json(_));
+    spec.items.is_some()
+        || json(&spec.id)
+        || json(&spec.event_type)
+        || spec.account.as_ref().is_some_and(json)
+        || spec.occurred_at.is_some()
+        || !spec.shapes.is_empty()
+}
+
+/// The body's SHA-256, hex, with the item's index in a batch.
+fn body_id(body: &[u8], index: Option<u32>) -> String {
+    let digest = hex::encode(Sha256::digest(body));
+    match index {
+        Some(i) => format!("{digest}:{i}"),
+        None => digest,
+    }
+}
+
+/// The whole body as one unrecognized event.
+fn whole_body(body: &[u8], why: Unrecognized) -> ExtractedEvent {
+    ExtractedEvent {
+        id: body_id(body, None),
+        event_type: UNRECOGNIZED_TYPE.to_string(),
+        occurred_ms: None,
+        item: None,
+        account: None,
+        unrecognized: Some(why),
+    }
 }
 
 /// The body as JSON, as far as the connector's paths read it. A body that is one event is
 /// read sparsely ([`jsonpath::sparse`]: the paths give the same values, the rest of the
 /// document is checked but not built); a batch or a form body is read whole.
 fn read_json(spec: &EventSpec, body: &[u8], content_type: &str) -> Option<serde_json::Value> {
-    if spec.items.is_some() || crate::body::is_form(content_type) {
+    if spec.items.is_some() || !spec.shapes.is_empty() || crate::body::is_form(content_type) {
         return crate::body::to_json(body, content_type);
     }
     jsonpath::sparse(body, &json_paths(spec))
@@ -151,15 +239,6 @@ fn json_paths(spec: &EventSpec) -> Vec<&JsonPath> {
         .collect();
     paths.extend(spec.occurred_at.as_ref().map(|t| &t.json));
     paths
-}
-
-fn describe(src: &ValueSource) -> String {
-    match src {
-        ValueSource::Json(p) => format!("JSON path {p}"),
-        ValueSource::Header(h) => format!("header {h}"),
-        ValueSource::Literal(_) => "literal".into(),
-        ValueSource::BodySha256(_) => "body SHA-256".into(),
-    }
 }
 
 fn to_millis(v: &serde_json::Value, format: TimeFormat) -> Option<i64> {

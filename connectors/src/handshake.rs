@@ -38,6 +38,19 @@ pub enum Handshake {
         equals: String,
         from: JsonPath,
     },
+    /// A fixed answer to a signed request the condition picks out (Discord's PINGs:
+    /// interactions answer `{"type":1}`, webhook events 204 with no body).
+    Reply {
+        when: crate::model::Condition,
+        #[serde(default = "default_status")]
+        status: u16,
+        #[serde(default)]
+        body: String,
+    },
+}
+
+fn default_status() -> u16 {
+    200
 }
 
 fn default_method() -> String {
@@ -47,6 +60,7 @@ fn default_method() -> String {
 /// The answer to a handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
+    pub status: u16,
     pub content_type: &'static str,
     pub body: String,
     /// A header to send back (name, value).
@@ -71,6 +85,7 @@ pub fn unsigned(
                     .map(|(_, v)| v.into_owned());
                 if let Some(v) = value.filter(|v| !v.is_empty() && v.len() <= MAX_ECHO) {
                     return Some(Reply {
+                        status: 200,
                         content_type: "text/plain",
                         body: v,
                         header: None,
@@ -80,6 +95,7 @@ pub fn unsigned(
             Handshake::EchoHeader { header: name } => {
                 if let Some(v) = header(name).filter(|v| !v.is_empty() && v.len() <= MAX_ECHO) {
                     return Some(Reply {
+                        status: 200,
                         content_type: "application/json",
                         body: "{}".into(),
                         header: Some((name.clone(), v)),
@@ -93,9 +109,21 @@ pub fn unsigned(
 }
 
 /// Handshakes answered after the signature check, from the JSON body.
-pub fn signed(handshakes: &[Handshake], doc: &Value, secret: Option<&str>) -> Option<Reply> {
+pub fn signed(handshakes: &[Handshake], doc: &Value, headers: &http::HeaderMap, secret: Option<&str>) -> Option<Reply> {
     for h in handshakes {
         match h {
+            Handshake::Reply { when, status, body } if when.holds(doc, headers) => {
+                return Some(Reply {
+                    status: if matches!(status, 200 | 202 | 204) {
+                        *status
+                    } else {
+                        200
+                    },
+                    content_type: "application/json",
+                    body: if *status == 204 { String::new() } else { body.clone() },
+                    header: None,
+                });
+            }
             Handshake::EchoJson {
                 when,
                 equals,
@@ -104,6 +132,7 @@ pub fn signed(handshakes: &[Handshake], doc: &Value, secret: Option<&str>) -> Op
             } if when.get_string(doc).as_deref() == Some(equals) => {
                 let v = from.get_string(doc).filter(|v| v.len() <= MAX_ECHO)?;
                 return Some(Reply {
+                    status: 200,
                     content_type: "application/json",
                     body: serde_json::json!({ reply_field.as_str(): v }).to_string(),
                     header: None,
@@ -115,6 +144,7 @@ pub fn signed(handshakes: &[Handshake], doc: &Value, secret: Option<&str>) -> Op
                 mac.update(plain.as_bytes());
                 let encrypted = hex::encode(mac.finalize().into_bytes());
                 return Some(Reply {
+                    status: 200,
                     content_type: "application/json",
                     body: serde_json::json!({ "plainToken": plain, "encryptedToken": encrypted }).to_string(),
                     header: None,
@@ -180,17 +210,62 @@ mod tests {
         let slack = parse("[[handshake]]\nkind = \"echo_json\"\nwhen = \"type\"\nequals = \"url_verification\"\nfrom = \"challenge\"\nreply_field = \"challenge\"\n");
         let doc = json!({"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"});
         assert_eq!(
-            signed(&slack, &doc, None).unwrap().body,
+            signed(&slack, &doc, &http::HeaderMap::new(), None).unwrap().body,
             r#"{"challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}"#
         );
-        assert!(signed(&slack, &json!({"type": "event_callback"}), None).is_none());
+        assert!(signed(
+            &slack,
+            &json!({"type": "event_callback"}),
+            &http::HeaderMap::new(),
+            None
+        )
+        .is_none());
 
         let zoom = parse("[[handshake]]\nkind = \"hmac_json\"\nwhen = \"event\"\nequals = \"endpoint.url_validation\"\nfrom = \"payload.plainToken\"\n");
         let doc = json!({"event": "endpoint.url_validation", "payload": {"plainToken": "qgg8vlvZRS6UYooatFL8Aw"}});
-        let r: Value = serde_json::from_str(&signed(&zoom, &doc, Some("secret-token")).unwrap().body).unwrap();
+        let r: Value = serde_json::from_str(
+            &signed(&zoom, &doc, &http::HeaderMap::new(), Some("secret-token"))
+                .unwrap()
+                .body,
+        )
+        .unwrap();
         let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"secret-token").unwrap();
         mac.update(b"qgg8vlvZRS6UYooatFL8Aw");
         assert_eq!(r["encryptedToken"], hex::encode(mac.finalize().into_bytes()));
         assert_eq!(r["plainToken"], "qgg8vlvZRS6UYooatFL8Aw");
+    }
+
+    #[test]
+    fn discord_pings_get_their_fixed_answers() {
+        // https://discord.com/developers/docs/interactions/overview (PING: type 1) and
+        // https://discord.com/developers/docs/events/webhook-events (PING: type 0, 204).
+        let h = parse(
+            "[[handshake]]\nkind = \"reply\"\nwhen = { json = \"type\", equals = \"1\", absent = \"event\" }\nbody = '{\"type\":1}'\n\
+             [[handshake]]\nkind = \"reply\"\nwhen = { json = \"type\", equals = \"0\", absent = \"event\" }\nstatus = 204\n",
+        );
+        let none = http::HeaderMap::new();
+        let ping = signed(
+            &h,
+            &json!({"id": "1", "type": 1, "application_id": "2", "token": "t"}),
+            &none,
+            None,
+        )
+        .unwrap();
+        assert_eq!((ping.status, ping.body.as_str()), (200, r#"{"type":1}"#));
+        let events_ping = signed(
+            &h,
+            &json!({"version": 1, "application_id": "2", "type": 0}),
+            &none,
+            None,
+        )
+        .unwrap();
+        assert_eq!((events_ping.status, events_ping.body.as_str()), (204, ""));
+        let event =
+            json!({"version": 1, "application_id": "2", "type": 1, "event": {"type": "APPLICATION_AUTHORIZED"}});
+        assert!(
+            signed(&h, &event, &none, None).is_none(),
+            "a webhook event is no handshake"
+        );
+        assert!(signed(&h, &json!({"id": "1", "type": 2}), &none, None).is_none());
     }
 }

@@ -273,6 +273,87 @@ pub struct EventSpec {
     /// off for this connector.
     #[serde(default)]
     pub account: Option<ValueSource>,
+    /// Other shapes of body the provider sends to the same URL (Slack's slash commands
+    /// and interactivity beside its Events API; Discord's webhook events beside its
+    /// interactions), each with its own paths; the first whose `when` holds applies, else
+    /// the paths above. A part a shape leaves out is the one above.
+    #[serde(default)]
+    pub shapes: Vec<BodyShape>,
+}
+
+impl EventSpec {
+    /// Every request header the event's id, type, account or a shape's condition reads.
+    pub fn headers_read(&self) -> impl Iterator<Item = &str> {
+        fn header(s: Option<&ValueSource>) -> Option<&str> {
+            match s {
+                Some(ValueSource::Header(h)) => Some(h.as_str()),
+                _ => None,
+            }
+        }
+        let top = [
+            header(Some(&self.id)),
+            header(Some(&self.event_type)),
+            header(self.account.as_ref()),
+        ];
+        let shapes = self.shapes.iter().flat_map(move |s| {
+            [
+                header(s.id.as_ref()),
+                header(s.event_type.as_ref()),
+                header(s.account.as_ref()),
+                s.when.header.as_deref(),
+            ]
+        });
+        top.into_iter().chain(shapes).flatten()
+    }
+}
+
+/// One more shape of body; see [`EventSpec::shapes`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodyShape {
+    pub when: Condition,
+    #[serde(default)]
+    pub id: Option<ValueSource>,
+    #[serde(default, rename = "type")]
+    pub event_type: Option<ValueSource>,
+    #[serde(default)]
+    pub occurred_at: Option<TimeSource>,
+    #[serde(default)]
+    pub account: Option<ValueSource>,
+}
+
+/// A test on a request: a JSON path present in the body (or equal to `equals`, compared
+/// as text), or a header present (or equal); `absent`: a path that must not be there.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    #[serde(default)]
+    pub json: Option<JsonPath>,
+    #[serde(default)]
+    pub header: Option<String>,
+    #[serde(default)]
+    pub equals: Option<String>,
+    #[serde(default)]
+    pub absent: Option<JsonPath>,
+}
+
+impl Condition {
+    pub fn holds(&self, doc: &serde_json::Value, headers: &http::HeaderMap) -> bool {
+        let found = match (&self.json, &self.header) {
+            (Some(p), _) => p.get(doc).map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+            (None, Some(h)) => crate::signature::header_str(headers, h).map(str::to_string),
+            (None, None) => Some(String::new()),
+        };
+        let matched = match (&found, &self.equals) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(v), Some(e)) => v == e,
+        };
+        matched && self.absent.as_ref().is_none_or(|p| p.get(doc).is_none())
+    }
 }
 
 /// A value taken from the request.

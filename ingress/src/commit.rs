@@ -340,7 +340,14 @@ async fn flush(shared: &Shared, group: Vec<Submission>, waiting: Vec<String>, se
             };
             let payload = Bytes::from(serde_json::to_vec(&env).expect("an envelope serializes"));
             let mut headers = async_nats::HeaderMap::new();
-            headers.insert(async_nats::header::NATS_MESSAGE_ID, key.as_str());
+            // Parsed, never `insert(&str)` (which panics on a line break and would fail
+            // the whole group): extraction already refuses such ids, this is the guard.
+            let Ok(msg_id) = key.parse::<async_nats::HeaderValue>() else {
+                tracing::error!(connector = %p.sub.connector, "An idempotency key holds control characters; answering 503 for its request only.");
+                publish_failed[i] = true;
+                continue;
+            };
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
             match deps.js.publish_with_headers(subject.clone(), headers, payload).await {
                 Ok(ack) => {
                     acks.push(ack.into_future());

@@ -122,6 +122,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
 
     let prometheus = prometheus::Registry::new();
     let metrics = Metrics::new(&prometheus);
+    metrics.expose_from_start(catalog.current().names());
     let readiness = Readiness::new(&[("nats", true), ("s3", true), ("redis", false)]);
     readiness.export(&prometheus, "ingress");
     readiness.set("nats", true);

@@ -13,6 +13,9 @@ pub struct Metrics {
     pub rejections: IntCounterVec,
     /// Signature failures by `connector` and `reason`.
     pub signature_failures: IntCounterVec,
+    /// Verified events the connector's paths could not read, kept all the same as
+    /// `<connector>.unrecognized` (or without an account), by `connector` and `reason`.
+    pub unrecognized: IntCounterVec,
     /// Provider events made durable, by `connector`.
     pub events: IntCounterVec,
     /// Provider events recognised as duplicates, by `connector`.
@@ -46,6 +49,14 @@ impl Metrics {
                 Opts::new(
                     "switchyard_ingress_signature_failures_total",
                     "Webhook requests whose signature did not verify.",
+                ),
+                &["connector", "reason"],
+            )
+            .expect("valid metric"),
+            unrecognized: IntCounterVec::new(
+                Opts::new(
+                    "switchyard_ingress_unrecognized_total",
+                    "Verified events whose id, type or routing key the connector could not read (stored all the same).",
                 ),
                 &["connector", "reason"],
             )
@@ -110,6 +121,7 @@ impl Metrics {
             Box::new(m.requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(m.rejections.clone()),
             Box::new(m.signature_failures.clone()),
+            Box::new(m.unrecognized.clone()),
             Box::new(m.events.clone()),
             Box::new(m.duplicates.clone()),
             Box::new(m.body_bytes.clone()),
@@ -122,5 +134,19 @@ impl Metrics {
             registry.register(c).expect("metric registered once");
         }
         m
+    }
+
+    /// Series an alert may watch exist at 0 from the start, so the first increment is
+    /// an increase (a counter that appears with its first event never looks like one).
+    pub fn expose_from_start<'a>(&self, connectors: impl Iterator<Item = &'a str>) {
+        for reason in ["malformed_path", "too_many_connections", "unknown_connector"] {
+            self.rejections.with_label_values(&["unknown", reason]);
+        }
+        for c in connectors {
+            for why in switchyard_connectors::extract::Unrecognized::ALL {
+                self.unrecognized.with_label_values(&[c, why.code()]);
+            }
+            self.unrecognized.with_label_values(&[c, "missing_account_key"]);
+        }
     }
 }

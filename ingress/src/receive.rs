@@ -10,9 +10,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+use switchyard_connectors::signature::header_str;
 use switchyard_connectors::signature::{self, RawWebhook};
 use switchyard_connectors::Connector;
-use switchyard_connectors::{extract, handshake};
+use switchyard_connectors::{body, extract, handshake};
 use switchyard_plumbing::registry::active_secrets;
 use tokio::sync::oneshot;
 
@@ -57,7 +58,7 @@ pub async fn webhook(
                 .with_label_values(&[&label, "handshake", "200"])
                 .inc();
             let mut b = Response::builder()
-                .status(StatusCode::OK)
+                .status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK))
                 .header("content-type", reply.content_type);
             if let Some((name, value)) = reply.header {
                 b = b.header(name, value);
@@ -219,22 +220,53 @@ async fn receive(
         signature::verify_with_fallbacks(&connector.signature, &connector.signature_fallbacks, raw, &secrets, now)
             .map_err(Rejection::BadSignature)?;
     if !connector.handshakes.is_empty() {
-        let doc = serde_json::from_slice::<serde_json::Value>(verified.body()).unwrap_or_default();
-        if let Some(reply) = handshake::signed(&connector.handshakes, &doc, secrets.first().copied()) {
+        let content_type = header_str(verified.headers(), "content-type").unwrap_or("application/json");
+        let doc = body::to_json(verified.body(), content_type).unwrap_or_default();
+        if let Some(reply) = handshake::signed(
+            &connector.handshakes,
+            &doc,
+            verified.headers(),
+            secrets.first().copied(),
+        ) {
             return Ok(Answer::Handshake(reply));
         }
     }
-    let extracted = extract::extract(&connector.event, &verified).map_err(Rejection::Malformed)?;
+    // Never a 4xx for a verified request's shape: what the connector's paths cannot read
+    // is stored and published all the same (`<connector>.unrecognized`), and counted.
+    let extracted = extract::extract(&connector.event, &verified);
+    if extracted.is_empty() {
+        // An empty batch (Asana's heartbeat `{"events":[]}`): nothing to store.
+        return Ok(Answer::Durable {
+            duplicates: 0,
+            events: 0,
+        });
+    }
     let mut events = Vec::with_capacity(extracted.len());
     for e in extracted {
+        if let Some(why) = e.unrecognized {
+            state
+                .metrics
+                .unrecognized
+                .with_label_values(&[&connector.name, why.code()])
+                .inc();
+        }
         let (account_id, tenant_id) = match &account {
             Some(a) => (a.id.clone(), a.tenant_id.clone()),
             None => {
                 let Some(external) = e.account.as_deref() else {
-                    return Err(Rejection::BadRequest(
-                        "missing_account_key",
-                        "an event does not name the provider account (the connector's routing key)",
-                    ));
+                    // No routing key: kept without an account; the normalizer
+                    // dead-letters it (`unknown_account`) where an operator sees it.
+                    state
+                        .metrics
+                        .unrecognized
+                        .with_label_values(&[&connector.name, "missing_account_key"])
+                        .inc();
+                    events.push(Routed {
+                        event: e,
+                        account_id: String::new(),
+                        tenant_id: String::new(),
+                    });
+                    continue;
                 };
                 // An account not registered (yet) does not lose the event: it goes on
                 // without one, and the normalizer dead-letters it as `unknown_account`

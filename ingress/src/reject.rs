@@ -9,7 +9,6 @@
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Response, StatusCode};
-use switchyard_connectors::extract::ExtractError;
 use switchyard_connectors::signature::VerifyError;
 
 #[derive(Debug)]
@@ -21,7 +20,6 @@ pub enum Rejection {
     BodyTimeout,
     TooLarge(usize),
     BadSignature(VerifyError),
-    Malformed(ExtractError),
     /// Another 400, with its code and message.
     BadRequest(&'static str, &'static str),
     BadBody,
@@ -38,7 +36,7 @@ impl Rejection {
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadSignature(_) => StatusCode::UNAUTHORIZED,
-            Self::Malformed(_) | Self::BadRequest(..) | Self::BadBody => StatusCode::BAD_REQUEST,
+            Self::BadRequest(..) | Self::BadBody => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -51,7 +49,6 @@ impl Rejection {
             Self::BodyTimeout => "body_timeout",
             Self::TooLarge(_) => "body_too_large",
             Self::BadSignature(e) => e.code(),
-            Self::Malformed(e) => e.code(),
             Self::BadRequest(code, _) => code,
             Self::BadBody => "body_unreadable",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -66,7 +63,6 @@ impl Rejection {
             Self::BodyTimeout => "the request body did not arrive in time".into(),
             Self::TooLarge(limit) => format!("the body is larger than {limit} bytes"),
             Self::BadSignature(e) => format!("signature rejected: {e}"),
-            Self::Malformed(e) => e.to_string(),
             Self::BadRequest(_, msg) => (*msg).to_string(),
             Self::BadBody => "the request body could not be read".into(),
             Self::UnsupportedMediaType => "this connector does not accept that content type".into(),

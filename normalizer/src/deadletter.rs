@@ -20,7 +20,15 @@ pub async fn publish(
     // dead-lettered again (a repeated id would be dropped by the duplicate window while
     // the first dead letter is already deleted by its replay).
     let failed_ms = switchyard_plumbing::timefmt::unix_millis(time::OffsetDateTime::now_utc());
-    let id = format!("normalizer:{reason}:{}:{failed_ms}", env.idempotency_key());
+    let key = env.idempotency_key();
+    // A key a header cannot carry (a line break in an old envelope's event id) is
+    // named by its hash, so even such an event reaches the dead letters.
+    let key = if key.chars().any(char::is_control) {
+        switchyard_plumbing::ids::unified_event_id(&key, 0)
+    } else {
+        key
+    };
+    let id = format!("normalizer:{reason}:{key}:{failed_ms}");
     let dl = DeadLetter {
         id: id.clone(),
         stage: "normalizer".into(),

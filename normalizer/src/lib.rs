@@ -110,6 +110,7 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
             max_depth: ncfg.mapping_max_depth,
         },
         timeout_attempts: ncfg.mapping_timeout_attempts.max(1),
+        max_deliveries: ncfg.max_deliveries.max(2),
     });
     tracing::info!(
         connectors = catalog.current().len(),

@@ -9,11 +9,12 @@
 //! holds, and returns; anything not finished is redelivered after `ack_wait`.
 
 use std::future::IntoFuture;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use switchyard_connectors::live::LiveCatalog;
 use switchyard_connectors::mapping::Limits;
 use switchyard_plumbing::claimcheck::ClaimCheckError;
@@ -43,6 +44,8 @@ pub struct Worker {
     pub limits: Limits,
     /// Tries of an event stopped by the mapping's time limit before its dead letter.
     pub timeout_attempts: u32,
+    /// Deliveries of one message without an ack before it is dead-lettered.
+    pub max_deliveries: u32,
 }
 
 enum Step {
@@ -110,7 +113,34 @@ impl Worker {
     }
 
     async fn handle(&self, msg: jetstream::Message) {
-        let step = self.process(&msg).await;
+        let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
+        let step = if delivered >= i64::from(self.max_deliveries) {
+            // Every earlier delivery crashed or hung before its outcome was acked.
+            let detail = format!(
+                "delivered {delivered} times without an outcome (normalizer.max_deliveries); its handling crashed or never finished"
+            );
+            self.dead_letter_message(&msg, "redelivery_limit", detail).await
+        } else {
+            // No input may take the worker down: a panic in handling is this event's
+            // dead letter, not a redelivery loop.
+            match AssertUnwindSafe(self.process(&msg)).catch_unwind().await {
+                Ok(step) => step,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(panic = %what, "Handling a raw event panicked; dead-lettering it.");
+                    self.dead_letter_message(
+                        &msg,
+                        "internal_error",
+                        format!("the normalizer failed on this event: {what}"),
+                    )
+                    .await
+                }
+            }
+        };
         let r = match step {
             Step::Ack => msg.ack().await,
             Step::Retry(why) => {
@@ -212,10 +242,23 @@ impl Worker {
             }
         }
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, event.id.as_str());
-        headers.insert(HEADER_EVENT_TYPE, event.event_type.as_str());
-        headers.insert(HEADER_TENANT, event.tenant_id.as_str());
-        headers.insert(HEADER_RECEIVED_MS, env.received_ms.to_string().as_str());
+        let received = env.received_ms.to_string();
+        for (name, value) in [
+            (async_nats::header::NATS_MESSAGE_ID.as_ref(), event.id.as_str()),
+            (HEADER_EVENT_TYPE, event.event_type.as_str()),
+            (HEADER_TENANT, event.tenant_id.as_str()),
+            (HEADER_RECEIVED_MS, received.as_str()),
+        ] {
+            // Checked, never `insert(&str)`, which panics on a line break (an envelope
+            // written before the ingress refused such ids may still carry one).
+            match value.parse::<async_nats::HeaderValue>() {
+                Ok(v) => headers.insert(name, v),
+                Err(_) => {
+                    let detail = format!("the event's {name} cannot be sent as a NATS header (control characters)");
+                    return self.dead_letter(&env, "invalid_header", detail).await;
+                }
+            }
+        }
         let payload = serde_json::to_vec(&event).expect("a unified event serializes");
         let subject = self.names.unified_subject(&event.tenant_id);
         let published = match self.js.publish_with_headers(subject, headers, payload.into()).await {
@@ -282,6 +325,22 @@ impl Worker {
             Err(e) => {
                 tracing::debug!(error = %e, "Registry unreachable; routing by the envelope.");
                 Ok(env)
+            }
+        }
+    }
+
+    /// [`Self::dead_letter`] for a message whose envelope is read again here; one that
+    /// is no envelope is terminated (counted), as in `process`.
+    async fn dead_letter_message(&self, msg: &jetstream::Message, reason: &'static str, detail: String) -> Step {
+        match serde_json::from_slice::<RawEnvelope>(&msg.payload) {
+            Ok(env) => self.dead_letter(&env, reason, detail).await,
+            Err(_) => {
+                self.metrics
+                    .failures
+                    .with_label_values(&["unknown", "bad_envelope"])
+                    .inc();
+                let _ = msg.ack_with(AckKind::Term).await;
+                Step::Ack
             }
         }
     }

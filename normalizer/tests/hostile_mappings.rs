@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use switchyard_connectors::catalog::Catalog;
-use switchyard_connectors::extract::{extract, ExtractError};
+use switchyard_connectors::extract::{extract, Unrecognized, UNRECOGNIZED_TYPE};
 use switchyard_connectors::mapping::Limits;
 use switchyard_connectors::signature::{verify, RawWebhook};
 use switchyard_normalizer::map::{normalize, Failure, Mapped};
@@ -207,7 +207,7 @@ fn peak_memory_bytes() -> Option<u64> {
 }
 
 /// What the ingress does with the same 100,000-deep body: a connector that reads ids
-/// from the body refuses it as malformed JSON (answered 400); one that reads them from
+/// from the body keeps it as one unrecognized event (never a 400: it is verified); one that reads them from
 /// headers stores the bytes untouched, and the normalizer dead-letters it as above.
 #[test]
 fn a_deeply_nested_body_is_refused_or_stored_as_bytes_at_the_ingress() {
@@ -228,9 +228,11 @@ fn a_deeply_nested_body_is_refused_or_stored_as_bytes_at_the_ingress() {
     let from_json = connector("id = { json = \"id\" }\ntype = { json = \"type\" }", &[]);
     let c = from_json.get("hostile").unwrap();
     let verified = verify(&c.signature, request(), &["secret"], 1_700_000_000).unwrap();
-    let refused = extract(&c.event, &verified).unwrap_err();
-    assert_eq!(refused, ExtractError::NotJson);
-    assert_eq!(refused.code(), "malformed_json");
+    // Verified, so kept: one event of the body, `<connector>.unrecognized`.
+    let kept = extract(&c.event, &verified);
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].unrecognized, Some(Unrecognized::NotJson));
+    assert_eq!(kept[0].event_type, UNRECOGNIZED_TYPE);
 
     let from_headers = connector(
         "id = { header = \"X-Event-Id\" }\ntype = { header = \"X-Event-Type\" }",
@@ -238,7 +240,7 @@ fn a_deeply_nested_body_is_refused_or_stored_as_bytes_at_the_ingress() {
     );
     let c = from_headers.get("hostile").unwrap();
     let verified = verify(&c.signature, request(), &["secret"], 1_700_000_000).unwrap();
-    let events = extract(&c.event, &verified).unwrap();
+    let events = extract(&c.event, &verified);
     assert_eq!(events.len(), 1);
     assert_eq!(verified.body(), &body);
 }

@@ -211,6 +211,9 @@ pub struct NormalizerConfig {
     pub mapping_max_depth: usize,
     /// Tries of an event whose mapping its time limit stopped, before the dead letter.
     pub mapping_timeout_attempts: u32,
+    /// A raw message delivered this many times without an ack (its handling crashed or
+    /// hung each time) is dead-lettered (`redelivery_limit`) instead of tried again.
+    pub max_deliveries: u32,
     pub worker_threads: usize,
 }
 

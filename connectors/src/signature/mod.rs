@@ -139,7 +139,7 @@ fn check(spec: &SignatureSpec, raw: &RawWebhook, secrets: &[&str], now: i64) -> 
 /// The timestamp as the caller found it (signature header part or JSON field) is passed
 /// as `from_signature`.
 /// A header's value as text, if present and valid UTF-8.
-pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
