@@ -11,6 +11,7 @@ mod handshakes;
 mod harness;
 mod metrics_names;
 mod pipeline;
+mod proxy_env;
 mod reload;
 mod replay;
 mod routing;
