@@ -15,4 +15,5 @@ mod proxy_env;
 mod reload;
 mod replay;
 mod routing;
+mod sealed_headers;
 mod walking_skeleton;

@@ -1,5 +1,5 @@
 //! The registry's records as the binaries use them. Secrets are [`SecretString`]s here
-//! and sealed only in [`super::store`].
+//! and sealed only in [`super::store`], as are endpoints' custom header values.
 
 use std::collections::BTreeMap;
 
@@ -16,8 +16,8 @@ pub struct Tenant {
     pub updated_at: String,
 }
 
-/// A tenant's delivery destination.
-#[derive(Debug, Clone, PartialEq)]
+/// A tenant's delivery destination. Its `Debug` shows neither secrets nor header values.
+#[derive(Clone, PartialEq)]
 pub struct Endpoint {
     pub id: String,
     pub tenant_id: String,
@@ -35,7 +35,8 @@ pub struct Endpoint {
     /// A JSONata boolean expression over the unified event; only events for which it is
     /// `true` are delivered. Checked when saved.
     pub filter: Option<String>,
-    /// Extra headers sent with every delivery (not `webhook-*`, not hop-by-hop).
+    /// Extra headers sent with every delivery (not `webhook-*`, not hop-by-hop). Their
+    /// values often are the receiver's credentials: sealed at rest like the secrets.
     pub headers: BTreeMap<String, String>,
     /// Requests per second to this endpoint, across every dispatcher process.
     pub rate_limit: Option<u32>,
@@ -45,6 +46,21 @@ pub struct Endpoint {
     pub disabled_reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("url", &self.url)
+            .field("event_types", &self.event_types)
+            .field("enabled", &self.enabled)
+            .field("filter", &self.filter)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("disabled_reason", &self.disabled_reason)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Endpoint {
