@@ -44,7 +44,8 @@ pub struct FilterArgs {
     /// Only this connector's events, e.g. stripe.
     #[arg(long)]
     pub connector: Option<String>,
-    /// Unified type (dispatcher) or provider type (normalizer); `*` for one segment.
+    /// Unified type (dispatcher) or provider type (normalizer); a trailing `*` matches
+    /// any depth (`payments.*`), one in the middle one segment.
     #[arg(long)]
     pub event_type: Option<String>,
     /// The error class, e.g. unknown_account, mapping_error, retries_exhausted.

@@ -7,6 +7,7 @@ mod cluster;
 mod delivery;
 mod deploy_files;
 mod durability;
+mod event_type_globs;
 mod handshakes;
 mod harness;
 mod metrics_names;
