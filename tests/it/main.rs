@@ -8,6 +8,7 @@ mod delivery;
 mod deploy_files;
 mod durability;
 mod event_type_globs;
+mod filter_isolation;
 mod handshakes;
 mod harness;
 mod metrics_names;
