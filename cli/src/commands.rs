@@ -32,6 +32,24 @@ pub enum Output {
     Json,
 }
 
+/// The stage a dead letter comes from (the `<stage>` of `<ns>.dlq.<stage>.<reason>`).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Failed to become a unified event (unknown account, mapping error, …).
+    Normalizer,
+    /// Failed to be delivered (retries exhausted, endpoint gone or disabled, …).
+    Dispatcher,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Normalizer => "normalizer",
+            Stage::Dispatcher => "dispatcher",
+        }
+    }
+}
+
 /// Which dead letters.
 #[derive(Args, Debug, Clone, Default)]
 pub struct FilterArgs {
@@ -44,15 +62,16 @@ pub struct FilterArgs {
     /// Only this connector's events, e.g. stripe.
     #[arg(long)]
     pub connector: Option<String>,
-    /// Unified type (dispatcher) or provider type (normalizer); `*` for one segment.
+    /// Unified type (dispatcher) or provider type (normalizer); a trailing `*` matches
+    /// any depth (`payments.*`), one in the middle one segment.
     #[arg(long)]
     pub event_type: Option<String>,
     /// The error class, e.g. unknown_account, mapping_error, retries_exhausted.
     #[arg(long)]
     pub reason: Option<String>,
-    /// normalizer or dispatcher.
-    #[arg(long)]
-    pub stage: Option<String>,
+    /// Where the event failed.
+    #[arg(long, value_enum)]
+    pub stage: Option<Stage>,
     /// Dead-lettered at or after: RFC 3339, or a duration ago (90s, 30m, 2h, 7d).
     #[arg(long)]
     pub since: Option<String>,
@@ -77,7 +96,7 @@ impl FilterArgs {
             connector: self.connector.clone(),
             event_type: self.event_type.clone(),
             reason: self.reason.clone(),
-            stage: self.stage.clone(),
+            stage: self.stage.map(|s| s.as_str().to_string()),
             since: time(&self.since, "since")?,
             until: time(&self.until, "until")?,
             limit: self.limit,
@@ -195,15 +214,15 @@ pub fn run_dlq(command: DlqCommand) -> anyhow::Result<ExitCode> {
                     bail!("no dead letter {id}");
                 };
                 match common.output {
-                    Output::Json => println!("{}", serde_json::to_string_pretty(&item)?),
+                    Output::Json => crate::outln!("{}", serde_json::to_string_pretty(&item)?),
                     Output::Text => {
-                        println!(
+                        crate::outln!(
                             "seq {}  dead-lettered {}  subject {}",
                             item.seq,
                             rfc3339(item.stored_at),
                             item.subject
                         );
-                        println!("{}", serde_json::to_string_pretty(&item.letter)?);
+                        crate::outln!("{}", serde_json::to_string_pretty(&item.letter)?);
                     }
                 }
                 Ok(ExitCode::SUCCESS)
@@ -312,8 +331,8 @@ fn progress_for(output: Output) -> Box<dyn Progress> {
 /// Print the summary; exit 1 when something failed.
 fn finish(s: &Summary, output: Output) -> ExitCode {
     match output {
-        Output::Json => println!("{}", s.to_json()),
-        Output::Text => println!("{}", s.line()),
+        Output::Json => crate::outln!("{}", s.to_json()),
+        Output::Text => crate::outln!("{}", s.line()),
     }
     if s.failed > 0 {
         ExitCode::FAILURE
@@ -324,12 +343,19 @@ fn finish(s: &Summary, output: Output) -> ExitCode {
 
 fn print_list(items: &[Item], output: Output) {
     if output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(items).expect("items serialize"));
+        crate::outln!("{}", serde_json::to_string_pretty(items).expect("items serialize"));
         return;
     }
-    println!(
+    crate::outln!(
         "{:<8} {:<24} {:<10} {:<20} {:<14} {:<12} {:<14} {:<28} DETAIL",
-        "SEQ", "DEAD-LETTERED", "STAGE", "REASON", "TENANT", "CONNECTOR", "ENDPOINT", "EVENT TYPE"
+        "SEQ",
+        "DEAD-LETTERED",
+        "STAGE",
+        "REASON",
+        "TENANT",
+        "CONNECTOR",
+        "ENDPOINT",
+        "EVENT TYPE"
     );
     for i in items {
         let l = &i.letter;
@@ -344,7 +370,7 @@ fn print_list(items: &[Item], output: Output) {
             detail.truncate(detail.floor_char_boundary(100));
             detail.push('…');
         }
-        println!(
+        crate::outln!(
             "{:<8} {:<24} {:<10} {:<20} {:<14} {:<12} {:<14} {:<28} {detail}",
             i.seq,
             rfc3339(i.stored_at),
@@ -356,7 +382,7 @@ fn print_list(items: &[Item], output: Output) {
             event_type,
         );
     }
-    println!("{} dead letter(s)", items.len());
+    crate::outln!("{} dead letter(s)", items.len());
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -408,6 +434,22 @@ mod tests {
         assert_eq!(f.reason.as_deref(), Some("unknown_account"));
         assert_eq!(f.since, Some(now - time::Duration::hours(2)));
         assert!(Cli::try_parse_from(["dlq", "replay", "--rate", "fast"]).is_err());
+        // An unknown stage is refused, naming the ones there are.
+        let unknown = Cli::try_parse_from(["dlq", "list", "--stage", "foo"])
+            .err()
+            .expect("--stage foo is refused")
+            .to_string();
+        assert!(
+            unknown.contains("foo") && unknown.contains("normalizer") && unknown.contains("dispatcher"),
+            "{unknown}"
+        );
+        let Ok(Cli {
+            dlq: DlqCommand::List { filter, .. },
+        }) = Cli::try_parse_from(["dlq", "list", "--stage", "dispatcher"])
+        else {
+            panic!("--stage dispatcher is a list");
+        };
+        assert_eq!(filter.to_filter(now).unwrap().stage.as_deref(), Some("dispatcher"));
         let bad = FilterArgs {
             until: Some("soon".into()),
             ..Default::default()

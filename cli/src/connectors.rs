@@ -77,7 +77,7 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    println!(
+    switchyard_cli::outln!(
         "{}: {} connector(s) and {} unified type(s), all valid",
         path.display(),
         catalog.len(),
@@ -102,19 +102,19 @@ fn test(path: &Path, only: Option<&str>, fixtures_dir: Option<PathBuf>) -> anyho
     let mut failed = 0;
     for r in &report.results {
         if r.problems.is_empty() {
-            println!("ok    {}", r.path.display());
+            switchyard_cli::outln!("ok    {}", r.path.display());
         } else {
             failed += 1;
-            println!("FAIL  {}", r.path.display());
+            switchyard_cli::outln!("FAIL  {}", r.path.display());
             for p in &r.problems {
-                println!("        {p}");
+                switchyard_cli::outln!("        {p}");
             }
         }
     }
     for p in &report.problems {
-        println!("error {p}");
+        switchyard_cli::outln!("error {p}");
     }
-    println!(
+    switchyard_cli::outln!(
         "{} fixture(s): {} passed, {failed} failed; {} other problem(s)",
         report.results.len(),
         report.results.len() - failed,
@@ -154,7 +154,7 @@ fn map(catalog_dir: &Path, name: &str, event_file: &str, headers: &[String]) -> 
     };
     let mut ok = true;
     for event in &events {
-        println!("{}", serde_json::to_string_pretty(&event.to_json())?);
+        switchyard_cli::outln!("{}", serde_json::to_string_pretty(&event.to_json())?);
         ok &= event.outcome.is_ok() && event.schema_problems.is_empty();
         for p in &event.schema_problems {
             eprintln!("not valid against its unified model: data{p}");

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use switchyard_plumbing::envelope::DeadLetter;
 use switchyard_plumbing::names::Names;
+use switchyard_plumbing::registry::model::type_matches;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -74,12 +75,6 @@ impl Filter {
             && self.since.is_none_or(|t| stored_at >= t)
             && self.until.is_none_or(|t| stored_at <= t)
     }
-}
-
-/// `pattern` against a dotted type, `*` standing for one segment.
-fn type_matches(pattern: &str, event_type: &str) -> bool {
-    let (p, t): (Vec<&str>, Vec<&str>) = (pattern.split('.').collect(), event_type.split('.').collect());
-    p.len() == t.len() && p.iter().zip(&t).all(|(p, t)| *p == "*" || p == t)
 }
 
 /// A point in time: RFC 3339 (`2026-11-23T09:00:00Z`), or a duration before `now`
@@ -170,8 +165,17 @@ mod tests {
             tenant: Some("t2".into()),
             ..Default::default()
         }));
-        assert!(!f(Filter {
+        // Event types read as the endpoints' do: a trailing `*` matches any depth.
+        assert!(f(Filter {
             event_type: Some("payments.*".into()),
+            ..Default::default()
+        }));
+        assert!(!f(Filter {
+            event_type: Some("crm.*".into()),
+            ..Default::default()
+        }));
+        assert!(!f(Filter {
+            event_type: Some("*.paid".into()),
             ..Default::default()
         }));
         assert!(!f(Filter {

@@ -12,6 +12,7 @@
 //! - [`raw`]: `replay raw`: raw bodies from S3 back through the current mappings.
 //! - [`progress`]: outcomes, the summary, the progress bar or plain lines, `--rate`.
 //! - [`commands`]: the command lines and their text or JSON output.
+//! - [`stdout`]: `outln!`, printing that ends quietly when the reader goes (`| head`).
 //!
 //! See `docs/replay.md` for the operator's view, including which ids replayed events
 //! carry.
@@ -23,3 +24,4 @@ pub mod progress;
 pub mod raw;
 pub mod replay;
 pub mod requeue;
+pub mod stdout;

@@ -98,7 +98,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 &url,
                 &Default::default(),
             ) {
-                println!("{name}: {value}");
+                switchyard_cli::outln!("{name}: {value}");
             }
         }
         Command::Receive { listen, secret, log } => {

@@ -112,10 +112,10 @@ pub struct Lines;
 
 impl Progress for Lines {
     fn start(&mut self, total: usize) {
-        println!("{total} to go");
+        crate::outln!("{total} to go");
     }
     fn item(&mut self, o: &Outcome) {
-        println!("{}", describe(o));
+        crate::outln!("{}", describe(o));
     }
     fn finish(&mut self) {}
 }

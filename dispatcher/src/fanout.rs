@@ -122,17 +122,38 @@ impl Fanout {
         };
 
         // Content filters need the event parsed: once, only if some endpoint has one.
+        // They run off the runtime thread, within the tenant's budget ([`Filters`]),
+        // all of this event's at once; nothing is delivered before every one is judged.
         let mut refused: Vec<(&Endpoint, String)> = Vec::new();
         if targets.iter().any(|e| e.filter.is_some()) {
-            let event: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap_or_default();
-            targets.retain(|ep| match ep.filter.as_deref().map(|f| self.filters.check(f, &event)) {
-                None | Some(Verdict::Pass) => true,
-                Some(Verdict::Skip) => false,
-                Some(Verdict::Error(why)) => {
-                    refused.push((ep, why));
-                    false
+            let event: Arc<serde_json::Value> = Arc::new(serde_json::from_slice(&msg.payload).unwrap_or_default());
+            let tenant = tenant.as_str();
+            let verdicts = join_all(targets.iter().map(|ep| {
+                let event = event.clone();
+                async move {
+                    match ep.filter.as_deref() {
+                        Some(f) => self.filters.check(tenant, f, event).await,
+                        None => Verdict::Pass,
+                    }
                 }
-            });
+            }))
+            .await;
+            if verdicts.contains(&Verdict::Later) {
+                // The engine was busy with other evaluations: no fault of this event's,
+                // and nothing of it was delivered yet; it comes back whole.
+                metrics.events.with_label_values(&["retry"]).inc();
+                let _ = msg.ack_with(AckKind::Nak(Some(self.retry_delay))).await;
+                return;
+            }
+            let mut kept = Vec::with_capacity(targets.len());
+            for (ep, verdict) in targets.into_iter().zip(verdicts) {
+                match verdict {
+                    Verdict::Pass => kept.push(ep),
+                    Verdict::Skip | Verdict::Later => {}
+                    Verdict::Error(why) => refused.push((ep, why)),
+                }
+            }
+            targets = kept;
         }
 
         let redelivered = msg.info().map(|i| i.delivered > 1).unwrap_or(false);

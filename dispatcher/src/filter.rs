@@ -1,19 +1,59 @@
 //! Endpoint content filters: a JSONata boolean expression over the unified event
 //! (`data.amount > 10000 and connector = "stripe"`). Compiled once per distinct text
 //! and kept; the admin API checks that a filter compiles before saving it.
+//!
+//! # Isolation
+//! Evaluations never run on the dispatcher's runtime thread (one by default): a slow
+//! filter there would hold up every tenant's deliveries. Each runs on a blocking
+//! thread, at most [`POOL`] at once process-wide and at most [`PER_TENANT`] at once per
+//! tenant, so one tenant's slow filters queue behind each other and never take the
+//! whole pool: the others keep `POOL - PER_TENANT` threads at least. The caller awaits
+//! the result for at most [`Limits::deadline`]; an evaluation still running then is
+//! abandoned (it keeps its tenant's permit until the engine's own time limit stops it)
+//! and is that filter's `filter_error`. When the engine refuses to start an evaluation
+//! because too many abandoned ones (anyone's) are still running
+//! ([`MappingError::Busy`]), that is no fault of this event's: it waits and tries again,
+//! and after [`BUSY_WAIT`] is handed back ([`Verdict::Later`]), never failed.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::Value;
-use switchyard_connectors::mapping::{Limits, Mapping};
+use switchyard_connectors::mapping::{Limits, Mapping, MappingError};
+use tokio::sync::Semaphore;
 
 /// Distinct filter texts kept compiled.
 const KEPT: usize = 10_000;
+/// Filter evaluations running at once in the process (blocking threads). A constant
+/// until the configuration has a key for it (`dispatcher.filter_threads`).
+pub const POOL: usize = 4;
+/// Filter evaluations running at once for one tenant (`dispatcher.filter_per_tenant`).
+pub const PER_TENANT: usize = 2;
+/// How long an evaluation refused as [`MappingError::Busy`] is retried before the event
+/// is handed back.
+pub const BUSY_WAIT: Duration = Duration::from_secs(2);
+/// Tenants whose budgets are kept; past that, idle ones are dropped.
+const TENANTS_KEPT: usize = 10_000;
 
-#[derive(Default)]
 pub struct Filters {
     compiled: Mutex<HashMap<String, Result<Mapping, String>>>,
+    /// Bounds the blocking threads evaluating filters, process-wide.
+    pool: Arc<Semaphore>,
+    /// Each tenant's budget of evaluations in flight ([`PER_TENANT`]).
+    tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
+    limits: Limits,
+}
+
+impl Default for Filters {
+    fn default() -> Self {
+        Self {
+            compiled: Mutex::default(),
+            pool: Arc::new(Semaphore::new(POOL)),
+            tenants: Mutex::default(),
+            limits: Limits::default(),
+        }
+    }
 }
 
 /// A filter's verdict on one event.
@@ -23,6 +63,9 @@ pub enum Verdict {
     Skip,
     /// It could not be evaluated (or is not boolean): the reason, for a dead letter.
     Error(String),
+    /// It could not be evaluated now through no fault of its own (the engine is busy
+    /// with other evaluations): the event should come back later.
+    Later,
 }
 
 impl Filters {
@@ -39,17 +82,85 @@ impl Filters {
         c
     }
 
-    pub fn check(&self, source: &str, event: &Value) -> Verdict {
+    fn budget(&self, tenant: &str) -> Arc<Semaphore> {
+        let mut t = self.tenants.lock().expect("tenant budgets lock");
+        if let Some(s) = t.get(tenant) {
+            return s.clone();
+        }
+        if t.len() >= TENANTS_KEPT {
+            // A budget with every permit back is idle; dropping it loses nothing.
+            t.retain(|_, s| s.available_permits() < PER_TENANT);
+        }
+        t.entry(tenant.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(PER_TENANT)))
+            .clone()
+    }
+
+    /// Evaluate `source` over `event` for `tenant`, off the runtime thread.
+    pub async fn check(&self, tenant: &str, source: &str, event: Arc<Value>) -> Verdict {
         let mapping = match self.get(source) {
             Ok(m) => m,
             Err(e) => return Verdict::Error(format!("the filter does not compile: {e}")),
         };
-        match mapping.evaluate(event, Limits::default()) {
-            Ok(Some(Value::Bool(true))) => Verdict::Pass,
-            Ok(Some(Value::Bool(false))) | Ok(None) => Verdict::Skip,
-            Ok(Some(other)) => Verdict::Error(format!("the filter must give true or false, it gave {}", kind(&other))),
-            Err(e) => Verdict::Error(format!("the filter failed: {e}")),
+        let budget = self.budget(tenant);
+        let give_up = tokio::time::Instant::now() + BUSY_WAIT;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match self.evaluate(&budget, &mapping, &event).await {
+                Err(Evaluation::Busy) if tokio::time::Instant::now() + pause < give_up => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(250));
+                }
+                Err(Evaluation::Busy) => return Verdict::Later,
+                Err(Evaluation::Failed(why)) => return Verdict::Error(why),
+                Ok(v) => return judge(v),
+            }
         }
+    }
+
+    async fn evaluate(
+        &self,
+        budget: &Arc<Semaphore>,
+        mapping: &Mapping,
+        event: &Arc<Value>,
+    ) -> Result<Option<Value>, Evaluation> {
+        // The tenant's permit first: a tenant waiting on its own budget holds no pool slot.
+        let mine = budget.clone().acquire_owned().await.expect("budgets are never closed");
+        let slot = self
+            .pool
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the pool is never closed");
+        let (mapping, event, limits) = (mapping.clone(), event.clone(), self.limits);
+        let job = tokio::task::spawn_blocking(move || {
+            // Held until the evaluation ends, even if its caller stopped waiting.
+            let _permits = (mine, slot);
+            mapping.evaluate(&event, limits)
+        });
+        match tokio::time::timeout(limits.deadline(), job).await {
+            Ok(Ok(Ok(v))) => Ok(v),
+            Ok(Ok(Err(MappingError::Busy(_)))) => Err(Evaluation::Busy),
+            Ok(Ok(Err(e))) => Err(Evaluation::Failed(format!("the filter failed: {e}"))),
+            Ok(Err(_)) => Err(Evaluation::Failed("the filter's evaluation panicked".into())),
+            Err(_) => Err(Evaluation::Failed(format!(
+                "the filter was still running after {:?}; it was abandoned",
+                limits.deadline()
+            ))),
+        }
+    }
+}
+
+enum Evaluation {
+    Busy,
+    Failed(String),
+}
+
+fn judge(v: Option<Value>) -> Verdict {
+    match v {
+        Some(Value::Bool(true)) => Verdict::Pass,
+        Some(Value::Bool(false)) | None => Verdict::Skip,
+        Some(other) => Verdict::Error(format!("the filter must give true or false, it gave {}", kind(&other))),
     }
 }
 
@@ -69,17 +180,49 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn filters_pass_skip_and_fail() {
+    #[tokio::test]
+    async fn filters_pass_skip_and_fail() {
         let f = Filters::default();
-        let ev = json!({"connector": "stripe", "data": {"amount": 20000}});
+        let ev = Arc::new(json!({"connector": "stripe", "data": {"amount": 20000}}));
+        let check = |src: &'static str| f.check("t1", src, ev.clone());
         assert_eq!(
-            f.check(r#"data.amount > 10000 and connector = "stripe""#, &ev),
+            check(r#"data.amount > 10000 and connector = "stripe""#).await,
             Verdict::Pass
         );
-        assert_eq!(f.check("data.amount > 50000", &ev), Verdict::Skip);
-        assert_eq!(f.check("data.missing", &ev), Verdict::Skip);
-        assert!(matches!(f.check("data.amount", &ev), Verdict::Error(_)));
-        assert!(matches!(f.check("data.amount >", &ev), Verdict::Error(_)));
+        assert_eq!(check("data.amount > 50000").await, Verdict::Skip);
+        assert_eq!(check("data.missing").await, Verdict::Skip);
+        assert!(matches!(check("data.amount").await, Verdict::Error(_)));
+        assert!(matches!(check("data.amount >").await, Verdict::Error(_)));
+    }
+
+    /// One tenant's slow filters take at most its budget: with the pool's other
+    /// threads, another tenant's filter is judged at once, on a runtime thread that
+    /// never ran an evaluation.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slow_tenant_takes_only_its_budget() {
+        let f = Arc::new(Filters::default());
+        let ev = Arc::new(json!({"n": 1}));
+        // About 40 ms an evaluation here, well within the engine's 200 ms time limit.
+        let slow = "$count([1..120000][$ % 7 = 0]) >= 0";
+        let mut hogs = Vec::new();
+        for _ in 0..(PER_TENANT * 4) {
+            let (f, ev) = (f.clone(), ev.clone());
+            hogs.push(tokio::spawn(async move { f.check("slow", slow, ev).await }));
+        }
+        tokio::task::yield_now().await;
+        let started = std::time::Instant::now();
+        assert_eq!(f.check("quick", "n = 1", ev.clone()).await, Verdict::Pass);
+        assert!(
+            started.elapsed() < Duration::from_millis(150),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            hogs.iter().any(|h| !h.is_finished()),
+            "the slow tenant is still being evaluated"
+        );
+        for h in hogs {
+            assert_eq!(h.await.unwrap(), Verdict::Pass, "slow, not failed");
+        }
     }
 }

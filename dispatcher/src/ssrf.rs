@@ -34,6 +34,9 @@ const REFUSED: &[&str] = &[
     "240.0.0.0/4",
     "::/128",
     "::1/128",
+    // Local-use NAT64 (RFC 8215): where the IPv4 address sits depends on the operator's
+    // prefix length, so it cannot be judged by the address it carries; never public.
+    "64:ff9b:1::/48",
     "fc00::/7",
     "fe80::/10",
     "ff00::/8",
@@ -78,12 +81,17 @@ impl DestinationPolicy {
     }
 
     /// Whether a delivery may connect to `ip`.
+    ///
+    /// An address is judged both as written and as the IPv4 address it carries
+    /// ([`canonical`]): allowed when either is in `allow_cidrs` (so `::1/128` still
+    /// allows `::1`), else refused when either is in a refused range.
     pub fn allows(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        if self.allowed.iter().any(|n| n.contains(&ip)) {
+        let carried = canonical(ip);
+        let any_of = |nets: &[IpNet]| nets.iter().any(|n| n.contains(&ip) || n.contains(&carried));
+        if any_of(&self.allowed) {
             return true;
         }
-        !self.refused.iter().any(|n| n.contains(&ip))
+        !any_of(&self.refused)
     }
 
     /// Check an IP-literal host (no DNS involved); names are checked by the resolver.
@@ -138,23 +146,30 @@ impl DestinationPolicy {
     }
 }
 
-/// An IPv4 address mapped into IPv6 (`::ffff:a.b.c.d`) or behind NAT64 (`64:ff9b::/96`)
-/// is judged as the IPv4 address it carries.
+/// An IPv6 address that carries an IPv4 address is judged as that IPv4 address, so
+/// `[::ffff:127.0.0.1]` is loopback and `[2002:a9fe:a9fe::]` is the metadata service:
+/// - IPv4-mapped `::ffff:0:0/96` and IPv4-compatible `::/96` (RFC 4291 §2.5.5; `::` and
+///   `::1` fall in it too and come out as `0.0.0.0` and `0.0.0.1`, both refused);
+/// - well-known NAT64 `64:ff9b::/96` (RFC 6052): the last 32 bits;
+/// - 6to4 `2002::/16` (RFC 3056): bits 16..48.
 fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return IpAddr::V4(v4);
-            }
-            let s = v6.segments();
-            if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-                let o = v6.octets();
-                return IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
-            }
-            IpAddr::V6(v6)
-        }
-        v4 => v4,
+    let IpAddr::V6(v6) = ip else { return ip };
+    let s = v6.segments();
+    let o = v6.octets();
+    let last32 = || IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return IpAddr::V4(v4);
     }
+    if s[..6] == [0, 0, 0, 0, 0, 0] {
+        return last32();
+    }
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return last32();
+    }
+    if s[0] == 0x2002 {
+        return IpAddr::V4(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+    }
+    ip
 }
 
 /// The HTTP client's resolver: resolves with the system resolver, refuses the
@@ -205,6 +220,61 @@ mod tests {
         for good in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "8.8.8.8"] {
             assert!(p.allows(ip(good)), "{good} must be allowed");
         }
+    }
+
+    #[test]
+    fn ipv6_embeddings_of_refused_ipv4_addresses_are_refused() {
+        let p = DestinationPolicy::new(&[]).unwrap();
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            // (range, refused because of the IPv4 they carry, allowed: public IPv4)
+            (
+                "::ffff:0:0/96 IPv4-mapped",
+                &["::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254"],
+                &["::ffff:8.8.8.8"],
+            ),
+            (
+                "::/96 IPv4-compatible",
+                &["::127.0.0.1", "::10.1.2.3", "::192.168.0.1", "::a9fe:a9fe", "::", "::1"],
+                &["::8.8.8.8"],
+            ),
+            (
+                "64:ff9b::/96 NAT64",
+                &["64:ff9b::127.0.0.1", "64:ff9b::10.0.0.1", "64:ff9b::a9fe:a9fe"],
+                &["64:ff9b::8.8.8.8"],
+            ),
+            (
+                "2002::/16 6to4",
+                &[
+                    "2002:7f00:1::",
+                    "2002:0a00:0001::1",
+                    "2002:a9fe:a9fe::",
+                    "2002:c0a8:0101:5::9",
+                ],
+                &["2002:0808:0808::1"],
+            ),
+        ];
+        for (range, refused, allowed) in cases {
+            for bad in *refused {
+                assert!(!p.allows(ip(bad)), "{range}: {bad} must be refused");
+            }
+            for good in *allowed {
+                assert!(p.allows(ip(good)), "{range}: {good} must be allowed");
+            }
+        }
+        // Local-use NAT64 (RFC 8215) is refused whole, whatever it carries.
+        for bad in ["64:ff9b:1::127.0.0.1", "64:ff9b:1::8.8.8.8", "64:ff9b:1:ffff::1"] {
+            assert!(!p.allows(ip(bad)), "64:ff9b:1::/48: {bad} must be refused");
+        }
+        // Neighbours of those ranges are not swept up.
+        for good in ["64:ff9b:2::1", "2003::1", "2001:4860:4860::8888"] {
+            assert!(p.allows(ip(good)), "{good} must be allowed");
+        }
+        // An operator's allowed IPv4 range allows its IPv6 embeddings too.
+        let loopback = DestinationPolicy::new(&["127.0.0.0/8".into()]).unwrap();
+        assert!(loopback.allows(ip("2002:7f00:1::")));
+        assert!(loopback.allows(ip("::127.0.0.1")));
+        let v6_loopback = DestinationPolicy::new(&["::1/128".into()]).unwrap();
+        assert!(v6_loopback.allows(ip("::1")), "judged as written too");
     }
 
     #[test]

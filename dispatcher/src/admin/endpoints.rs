@@ -86,6 +86,7 @@ pub async fn create(
     tracing::info!(tenant_id = %ep.tenant_id, endpoint_id = %ep.id, "Endpoint created.");
     let mut v = view(&ep);
     v["secret"] = secret.into();
+    v["warnings"] = fields::unmatched_event_types(&admin, &ep.event_types).into();
     Ok((StatusCode::CREATED, Json(v)))
 }
 
@@ -214,7 +215,9 @@ pub async fn update(
     ep.updated_at = now();
     save(&admin, &ep, &read_at).await?;
     tracing::info!(tenant_id = %ep.tenant_id, endpoint_id = %ep.id, "Endpoint updated.");
-    Ok(Json(view(&ep)))
+    let mut v = view(&ep);
+    v["warnings"] = fields::unmatched_event_types(&admin, &ep.event_types).into();
+    Ok(Json(v))
 }
 
 pub async fn delete(

@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::http::{HeaderName, HeaderValue};
 use serde::{Deserialize, Deserializer};
 use switchyard_connectors::mapping::Mapping;
+use switchyard_plumbing::registry::model::type_matches;
 
 use super::{Admin, ApiError};
 
@@ -76,7 +77,8 @@ pub fn description(d: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Dot-separated lowercase segments, `*` for any one segment, or a lone `*`.
+/// Dot-separated lowercase segments, `*` for a segment (at the end: any depth), or a
+/// lone `*`.
 pub fn event_types(types: &[String]) -> Result<(), ApiError> {
     if types.is_empty() {
         return Err(ApiError::invalid(
@@ -96,11 +98,47 @@ pub fn event_types(types: &[String]) -> Result<(), ApiError> {
         if !ok {
             return Err(ApiError::invalid(
                 "event_types",
-                format!("{t:?} is not an event type pattern: dot-separated lowercase segments, '*' for one segment"),
+                format!("{t:?} is not an event type pattern: dot-separated lowercase segments, '*' for one segment (at the end: any depth)"),
             ));
         }
     }
     Ok(())
+}
+
+/// The event type patterns that match no type an endpoint can receive, each as a
+/// warning (`{"field", "value", "message"}`) for the answer: the pattern is saved all
+/// the same (a model may be added later), but a typo such as `payment.*` would
+/// otherwise receive nothing, quietly. Receivable types are the unified models
+/// (`connectors/unified/*.schema.json`, as the catalog loaded them) and
+/// `switchyard.endpoint.disabled`; a pattern whose first segment names a connector of
+/// the catalog is taken as that connector's own types and not warned about.
+pub fn unmatched_event_types(admin: &Admin, patterns: &[String]) -> Vec<serde_json::Value> {
+    let catalog = admin.catalog.current();
+    let known: Vec<&str> = catalog
+        .models()
+        .types()
+        .chain([crate::deliver::disable::ENDPOINT_DISABLED])
+        .collect();
+    unmatched(patterns, &known, |name| catalog.get(name).is_some())
+}
+
+/// [`unmatched_event_types`] against `known` types and connector names.
+fn unmatched(patterns: &[String], known: &[&str], is_connector: impl Fn(&str) -> bool) -> Vec<serde_json::Value> {
+    let connector_own = |p: &str| p.split('.').next().is_some_and(&is_connector);
+    patterns
+        .iter()
+        .filter(|p| p.as_str() != "*" && !connector_own(p))
+        .filter(|p| !known.iter().any(|t| type_matches(p, t)))
+        .map(|p| {
+            serde_json::json!({
+                "field": "event_types",
+                "value": p,
+                "message": format!(
+                    "{p:?} matches no known event type; a trailing '*' matches every type under a prefix (\"payments.*\"), one elsewhere exactly one segment"
+                ),
+            })
+        })
+        .collect()
 }
 
 /// A JSONata expression that compiles; the engine's message when it does not.
@@ -231,6 +269,34 @@ mod tests {
         assert!(rate_limit(Some(1)).is_ok() && rate_limit(None).is_ok());
         assert!(max_in_flight(Some(0)).is_err() && max_in_flight(Some(1001)).is_err());
         assert!(max_in_flight(Some(1000)).is_ok());
+    }
+
+    #[test]
+    fn patterns_matching_no_known_type_are_named() {
+        let known = [
+            "payments.invoice.paid",
+            "crm.contact.created",
+            "switchyard.endpoint.disabled",
+        ];
+        let given: Vec<String> = [
+            "*",
+            "payments.*",
+            "*.contact.created",
+            "payment.*",
+            "payments.*.paid.x",
+            "crm.contact",
+            "stripe.payout.paid",
+            "switchyard.*",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let w = unmatched(&given, &known, |c| c == "stripe");
+        let named: Vec<&str> = w.iter().map(|w| w["value"].as_str().unwrap()).collect();
+        assert_eq!(named, ["payment.*", "payments.*.paid.x", "crm.contact"]);
+        assert!(w
+            .iter()
+            .all(|w| w["field"] == "event_types" && w["message"].is_string()));
     }
 
     #[test]

@@ -35,8 +35,16 @@ impl Outcome {
 /// The delivery HTTP client: pooled keep-alive connections, a per-request timeout, no
 /// redirects (a redirect could point a signed payload anywhere), and the SSRF guard as
 /// its resolver.
+///
+/// No proxy, whatever the environment says: through a proxy the client resolves only
+/// the proxy's name, and the target's address (judged by [`GuardedResolver`]) would be
+/// the proxy's business, so `HTTP_PROXY=http://127.0.0.1:3128` in the dispatcher's
+/// environment would carry deliveries past the SSRF guard to any internal address.
+///
+/// [`GuardedResolver`]: crate::ssrf::GuardedResolver
 pub fn http_client(timeout: Duration, policy: &DestinationPolicy) -> reqwest::Client {
     reqwest::Client::builder()
+        .no_proxy()
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(5).min(timeout))
         .redirect(reqwest::redirect::Policy::none())

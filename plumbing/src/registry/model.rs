@@ -1,5 +1,5 @@
 //! The registry's records as the binaries use them. Secrets are [`SecretString`]s here
-//! and sealed only in [`super::store`].
+//! and sealed only in [`super::store`], as are endpoints' custom header values.
 
 use std::collections::BTreeMap;
 
@@ -16,15 +16,15 @@ pub struct Tenant {
     pub updated_at: String,
 }
 
-/// A tenant's delivery destination.
-#[derive(Debug, Clone, PartialEq)]
+/// A tenant's delivery destination. Its `Debug` shows neither secrets nor header values.
+#[derive(Clone, PartialEq)]
 pub struct Endpoint {
     pub id: String,
     pub tenant_id: String,
     pub url: String,
     pub description: String,
-    /// Unified event types this endpoint receives; `*` matches one dot segment
-    /// (`payments.*`), a lone `*` matches everything.
+    /// Unified event types this endpoint receives, as [`type_matches`] reads them: a
+    /// trailing `*` matches any depth (`payments.*`), one in the middle one segment.
     pub event_types: Vec<String>,
     pub enabled: bool,
     /// The Standard Webhooks signing secret, `whsec_<base64>`.
@@ -35,7 +35,8 @@ pub struct Endpoint {
     /// A JSONata boolean expression over the unified event; only events for which it is
     /// `true` are delivered. Checked when saved.
     pub filter: Option<String>,
-    /// Extra headers sent with every delivery (not `webhook-*`, not hop-by-hop).
+    /// Extra headers sent with every delivery (not `webhook-*`, not hop-by-hop). Their
+    /// values often are the receiver's credentials: sealed at rest like the secrets.
     pub headers: BTreeMap<String, String>,
     /// Requests per second to this endpoint, across every dispatcher process.
     pub rate_limit: Option<u32>,
@@ -45,6 +46,21 @@ pub struct Endpoint {
     pub disabled_reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("url", &self.url)
+            .field("event_types", &self.event_types)
+            .field("enabled", &self.enabled)
+            .field("filter", &self.filter)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("disabled_reason", &self.disabled_reason)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Endpoint {
@@ -90,19 +106,22 @@ impl Endpoint {
     }
 }
 
-/// `*` matches exactly one dot-separated segment; a pattern of just `*` matches all.
+/// Whether an event type pattern matches `event_type`, as globs are read:
+/// - a lone `*` matches every type;
+/// - a `*` as the last segment matches everything under the prefix, at any depth
+///   (`payments.*` matches `payments.invoice.paid` and `payments.refund`, not `payments`);
+/// - a `*` anywhere else matches exactly one segment (`*.charge.refunded`);
+/// - every other segment matches itself.
 pub fn type_matches(pattern: &str, event_type: &str) -> bool {
     if pattern == "*" {
         return true;
     }
-    let mut p = pattern.split('.');
-    let mut t = event_type.split('.');
-    loop {
-        match (p.next(), t.next()) {
-            (None, None) => return true,
-            (Some(ps), Some(ts)) if ps == "*" || ps == ts => continue,
-            _ => return false,
-        }
+    let pattern: Vec<&str> = pattern.split('.').collect();
+    let event: Vec<&str> = event_type.split('.').collect();
+    let segment = |(p, t): (&&str, &&str)| *p == "*" || p == t;
+    match pattern.split_last() {
+        Some((&"*", prefix)) => event.len() > prefix.len() && prefix.iter().zip(&event).all(segment),
+        _ => pattern.len() == event.len() && pattern.iter().zip(&event).all(segment),
     }
 }
 
@@ -171,13 +190,25 @@ mod tests {
     }
 
     #[test]
-    fn wildcards_match_one_segment() {
+    fn a_trailing_wildcard_matches_any_depth_a_middle_one_one_segment() {
+        // Trailing: everything under the prefix, at any depth, but not the prefix itself.
         assert!(type_matches("payments.*", "payments.refund"));
-        assert!(!type_matches("payments.*", "payments.charge.refunded"));
-        assert!(type_matches("payments.*.*", "payments.charge.refunded"));
-        assert!(type_matches("*.charge.refunded", "payments.charge.refunded"));
-        assert!(type_matches("*", "anything.at.all"));
+        assert!(type_matches("payments.*", "payments.invoice.paid"));
+        assert!(type_matches("payments.*", "payments.charge.refunded"));
+        assert!(type_matches("payments.charge.*", "payments.charge.refunded"));
+        assert!(!type_matches("payments.*", "payments"));
+        assert!(!type_matches("payments.*", "paymentsx.invoice.paid"));
         assert!(!type_matches("crm.*", "payments.charge"));
+        // Middle: exactly one segment.
+        assert!(type_matches("*.charge.refunded", "payments.charge.refunded"));
+        assert!(!type_matches("*.refunded", "payments.charge.refunded"));
+        assert!(type_matches("payments.*.paid", "payments.invoice.paid"));
+        assert!(!type_matches("payments.*.paid", "payments.invoice.x.paid"));
+        // Both: one segment, then anything below.
+        assert!(type_matches("payments.*.*", "payments.charge.refunded"));
+        assert!(!type_matches("payments.*.*", "payments.refund"));
+        assert!(type_matches("*", "anything.at.all"));
         assert!(type_matches("crm.contact.created", "crm.contact.created"));
+        assert!(!type_matches("crm.contact.created", "crm.contact.created.x"));
     }
 }

@@ -1,5 +1,6 @@
-//! The registry in Redis. Secrets are sealed ([`crate::sealed`]) on the way in and
-//! opened on the way out; nothing else in Switchyard sees a sealed value.
+//! The registry in Redis. Secrets — signing secrets and endpoints' custom header values —
+//! are sealed ([`crate::sealed`]) on the way in and opened on the way out; nothing else
+//! in Switchyard sees a sealed value.
 //!
 //! Keys (all under the namespace):
 //! - `tenant:<id>` → tenant JSON; `tenants` → set of tenant ids
@@ -18,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::model::{Account, Endpoint, SigningSecret, Tenant};
 use crate::config::RedisConfig;
 use crate::names::Names;
-use crate::sealed::{SealError, Sealer};
+use crate::sealed::{SealError, Sealer, SecretString};
 
 mod indexes;
 mod versioned;
@@ -63,8 +64,14 @@ struct StoredEndpoint {
     previous_secrets: Vec<StoredSecret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     filter: Option<String>,
+    /// Custom headers as stored before they were sealed: read, never written (the next
+    /// write of the endpoint seals them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     headers: BTreeMap<String, String>,
+    /// Custom headers, name → sealed value: tenants put their receivers' credentials
+    /// there (`authorization`, `x-api-key`), so they are kept like signing secrets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    sealed_headers: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rate_limit: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,6 +102,12 @@ struct StoredSecret {
     sealed: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_at: Option<i64>,
+}
+
+/// The associated data a custom header's value is sealed with: its endpoint and its
+/// name, so a sealed value moved to another header or endpoint does not open.
+fn header_aad(endpoint_id: &str, header: &str) -> String {
+    format!("endpoint:{endpoint_id}:header:{header}")
 }
 
 /// Reads and writes the registry.
@@ -194,7 +207,17 @@ impl RegistryStore {
                 })
                 .collect(),
             filter: e.filter.clone(),
-            headers: e.headers.clone(),
+            headers: BTreeMap::new(),
+            sealed_headers: e
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    let sealed = self
+                        .sealer
+                        .seal(&SecretString::new(value.as_str()), &header_aad(&e.id, name));
+                    (name.clone(), sealed)
+                })
+                .collect(),
             rate_limit: e.rate_limit,
             max_in_flight: e.max_in_flight,
             disabled_reason: e.disabled_reason.clone(),
@@ -230,6 +253,11 @@ impl RegistryStore {
                 })
             })
             .collect::<Result<Vec<SigningSecret>, RegistryError>>()?;
+        let mut headers = s.headers;
+        for (name, sealed) in &s.sealed_headers {
+            let value = self.sealer.open(sealed, &header_aad(&s.id, name))?;
+            headers.insert(name.clone(), value.expose().to_string());
+        }
         Ok(Endpoint {
             id: s.id,
             tenant_id: s.tenant_id,
@@ -240,7 +268,7 @@ impl RegistryStore {
             secret,
             previous_secrets,
             filter: s.filter,
-            headers: s.headers,
+            headers,
             rate_limit: s.rate_limit,
             max_in_flight: s.max_in_flight,
             disabled_reason: s.disabled_reason,
