@@ -137,6 +137,28 @@ pub struct HmacSpec {
     /// Required when the template uses `{timestamp}`; enforces a replay window.
     #[serde(default)]
     pub timestamp: Option<TimestampSpec>,
+    /// Other forms of `{url}` the provider's own validators accept, tried after the URL
+    /// as called; any one matching passes. Each is derived from the URL the provider
+    /// called (see the ingress's `called_url`), never from anything else in the request.
+    #[serde(default)]
+    pub url_variants: Vec<UrlVariant>,
+    /// A query parameter of the called URL that carries the hex SHA-256 of the body
+    /// (Twilio signs JSON callbacks' URL only, with `bodySHA256=`): when present, the
+    /// body must hash to it, and `{form_sorted}` is empty.
+    #[serde(default)]
+    pub body_hash_param: Option<String>,
+}
+
+/// A form of the called URL; see [`HmacSpec::url_variants`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UrlVariant {
+    /// Any `:port` removed (Twilio's validators).
+    WithoutPort,
+    /// `:443` for https, `:80` for http added where no port is given (Twilio).
+    WithDefaultPort,
+    /// `%3A %2F %3F %40 %21 %24 %27 %28 %29 %2A %2C %3B` decoded (HubSpot v3's table).
+    DecodeReserved,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -2,6 +2,7 @@
 
 mod admin_api;
 mod batches;
+mod body_shapes;
 mod claim_store;
 mod cluster;
 mod delivery;
@@ -18,4 +19,5 @@ mod reload;
 mod replay;
 mod routing;
 mod sealed_headers;
+mod signed_url;
 mod walking_skeleton;

@@ -23,6 +23,7 @@ fn catalog() -> Catalog {
 fn request(spec: &SignatureSpec, secret: &str, body: &str, at: i64) -> RawWebhook {
     let mut headers = HeaderMap::new();
     headers.insert("webhook-id", HeaderValue::from_static("msg_1"));
+    headers.insert("svix-id", HeaderValue::from_static("msg_1"));
     for (k, v) in sign(spec, secret, body.as_bytes(), at, "POST", URL, &headers.clone()) {
         headers.insert(
             HeaderName::from_bytes(k.as_bytes()).unwrap(),
@@ -117,7 +118,7 @@ fn verify_with(
 }
 
 /// A POST to `url`, checked with the connector's scheme and its fallbacks.
-fn verify_at(
+pub(super) fn verify_at(
     connector: &str,
     url: &str,
     headers: &[(&str, &str)],

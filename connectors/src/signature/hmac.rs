@@ -7,7 +7,7 @@ use hmac::{Hmac, Mac};
 use super::header;
 use super::template::Inputs;
 use super::{check_timestamp, header_str, RawWebhook, VerifyError};
-use crate::model::{Encoding, HmacAlgorithm, HmacConstruction, HmacSpec, SecretFormat, TimestampSource};
+use crate::model::{Encoding, HmacAlgorithm, HmacConstruction, HmacSpec, SecretFormat, TimestampSource, UrlVariant};
 
 pub(super) fn verify(spec: &HmacSpec, raw: &RawWebhook, secrets: &[&str], now: i64) -> Result<(), VerifyError> {
     let needs_json = spec.body_field.is_some()
@@ -21,10 +21,28 @@ pub(super) fn verify(spec: &HmacSpec, raw: &RawWebhook, secrets: &[&str], now: i
     } else {
         None
     };
-    let form: Option<Vec<(String, String)>> = spec
-        .message
-        .uses_form()
-        .then(|| form_urlencoded::parse(&raw.body).into_owned().collect());
+    // A JSON body signed through its hash in the URL (Twilio): the hash must match, and
+    // there are no form parameters to sign.
+    let body_hashed = match &spec.body_hash_param {
+        Some(param) => match query_param(&raw.url, param) {
+            Some(expected) => {
+                let actual = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw.body));
+                if !actual.eq_ignore_ascii_case(&expected) {
+                    return Err(VerifyError::Mismatch);
+                }
+                true
+            }
+            None => false,
+        },
+        None => false,
+    };
+    let form: Option<Vec<(String, String)>> = spec.message.uses_form().then(|| {
+        if body_hashed {
+            Vec::new()
+        } else {
+            form_urlencoded::parse(&raw.body).into_owned().collect()
+        }
+    });
 
     // Where the signature is: a header (possibly structured) or a body field.
     let body_sig;
@@ -70,51 +88,140 @@ pub(super) fn verify(spec: &HmacSpec, raw: &RawWebhook, secrets: &[&str], now: i
     }
     let headers = &raw.headers;
     let lookup = |h: &str| header_str(headers, h);
-    let message = spec
-        .message
-        .build(&Inputs {
-            body: &raw.body,
-            timestamp,
-            method: raw.method.as_str(),
-            url: &raw.url,
-            header: &lookup,
-            json: doc.as_ref(),
-            form: form.as_deref(),
-        })
-        .map_err(|missing| match missing {
-            "timestamp" => VerifyError::BadTimestamp,
-            _ => VerifyError::Malformed,
-        })?;
+    let mut urls = vec![raw.url.clone()];
+    if spec.message.uses_url() {
+        for v in &spec.url_variants {
+            let u = variant(&raw.url, *v);
+            if !urls.contains(&u) {
+                urls.push(u);
+            }
+        }
+    }
     if secrets.is_empty() {
         return Err(VerifyError::NoSecret);
     }
+    for url in &urls {
+        let message = spec
+            .message
+            .build(&Inputs {
+                body: &raw.body,
+                timestamp,
+                method: raw.method.as_str(),
+                url,
+                header: &lookup,
+                json: doc.as_ref(),
+                form: form.as_deref(),
+            })
+            .map_err(|missing| match missing {
+                "timestamp" => VerifyError::BadTimestamp,
+                _ => VerifyError::Malformed,
+            })?;
+        if matches_any(spec, &message, &candidates, secrets) {
+            return Ok(());
+        }
+    }
+    Err(VerifyError::Mismatch)
+}
+
+/// Whether `message` signed with any of `secrets` gives one of `candidates`.
+fn matches_any(spec: &HmacSpec, message: &[u8], candidates: &[Vec<u8>], secrets: &[&str]) -> bool {
     for secret in secrets {
         let Some(key) = key_bytes(spec.secret_format, secret) else {
             continue;
         };
         let ok = match (spec.construction, spec.algorithm) {
-            (HmacConstruction::Hmac, HmacAlgorithm::Sha1) => matches::<Hmac<sha1::Sha1>>(&key, &message, &candidates),
-            (HmacConstruction::Hmac, HmacAlgorithm::Sha256) => {
-                matches::<Hmac<sha2::Sha256>>(&key, &message, &candidates)
-            }
-            (HmacConstruction::Hmac, HmacAlgorithm::Sha512) => {
-                matches::<Hmac<sha2::Sha512>>(&key, &message, &candidates)
-            }
+            (HmacConstruction::Hmac, HmacAlgorithm::Sha1) => matches::<Hmac<sha1::Sha1>>(&key, message, candidates),
+            (HmacConstruction::Hmac, HmacAlgorithm::Sha256) => matches::<Hmac<sha2::Sha256>>(&key, message, candidates),
+            (HmacConstruction::Hmac, HmacAlgorithm::Sha512) => matches::<Hmac<sha2::Sha512>>(&key, message, candidates),
             (HmacConstruction::SecretPrefix, HmacAlgorithm::Sha1) => {
-                digest_matches::<sha1::Sha1>(&key, &message, &candidates)
+                digest_matches::<sha1::Sha1>(&key, message, candidates)
             }
             (HmacConstruction::SecretPrefix, HmacAlgorithm::Sha256) => {
-                digest_matches::<sha2::Sha256>(&key, &message, &candidates)
+                digest_matches::<sha2::Sha256>(&key, message, candidates)
             }
             (HmacConstruction::SecretPrefix, HmacAlgorithm::Sha512) => {
-                digest_matches::<sha2::Sha512>(&key, &message, &candidates)
+                digest_matches::<sha2::Sha512>(&key, message, candidates)
             }
         };
         if ok {
-            return Ok(());
+            return true;
         }
     }
-    Err(VerifyError::Mismatch)
+    false
+}
+
+/// The value of query parameter `name` in `url`, decoded.
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1.split('#').next()?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `url` in the form `v` names.
+fn variant(url: &str, v: UrlVariant) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(split);
+    // The host part: after any `user:pass@`, and an IPv6 literal keeps its colons.
+    let (userinfo, hostport) = match authority.rfind('@') {
+        Some(i) => authority.split_at(i + 1),
+        None => ("", authority),
+    };
+    let (host, port) = match hostport.rfind(':') {
+        Some(i) if !hostport[i..].contains(']') => (&hostport[..i], Some(&hostport[i + 1..])),
+        _ => (hostport, None),
+    };
+    match v {
+        UrlVariant::WithoutPort => format!("{scheme}://{userinfo}{host}{tail}"),
+        UrlVariant::WithDefaultPort => match port {
+            Some(_) => url.to_string(),
+            None => {
+                let default = if scheme.eq_ignore_ascii_case("https") { 443 } else { 80 };
+                format!("{scheme}://{userinfo}{host}:{default}{tail}")
+            }
+        },
+        UrlVariant::DecodeReserved => decode_reserved(url),
+    }
+}
+
+/// HubSpot v3 (developers.hubspot.com/docs/api/webhooks/validating-requests): these
+/// percent-encoded characters are decoded in the URI before signing; nothing else is.
+fn decode_reserved(url: &str) -> String {
+    const TABLE: [(&str, char); 12] = [
+        ("3A", ':'),
+        ("2F", '/'),
+        ("3F", '?'),
+        ("40", '@'),
+        ("21", '!'),
+        ("24", '$'),
+        ("27", '\''),
+        ("28", '('),
+        ("29", ')'),
+        ("2A", '*'),
+        ("2C", ','),
+        ("3B", ';'),
+    ];
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let code = rest.get(i + 1..i + 3).map(str::to_ascii_uppercase);
+        match code.and_then(|c| TABLE.iter().find(|(h, _)| *h == c)) {
+            Some((_, ch)) => {
+                out.push(*ch);
+                rest = &rest[i + 3..];
+            }
+            None => {
+                out.push('%');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Whether any candidate equals the MAC; `verify_slice` compares in constant time.

@@ -178,6 +178,8 @@ mod stripe_tests;
 
 #[cfg(test)]
 mod catalog_tests;
+#[cfg(test)]
+mod provider_vectors;
 
 #[cfg(test)]
 mod prop_tests;

@@ -116,6 +116,11 @@ impl Template {
         self.parts.contains(&Part::FormSorted)
     }
 
+    /// Whether the template signs the URL.
+    pub fn uses_url(&self) -> bool {
+        self.parts.contains(&Part::Url)
+    }
+
     /// The signed bytes; `None` names the missing input.
     pub fn build<'a>(&self, inputs: &Inputs<'a>) -> Result<Cow<'a, [u8]>, &'static str> {
         if let [Part::Body] = self.parts.as_slice() {
@@ -135,8 +140,11 @@ impl Template {
                     out.extend_from_slice(v.as_bytes());
                 }
                 Part::FormSorted => {
+                    // By name, then by value, each pair once: as Twilio's own validators
+                    // sign repeated parameters (twilio-python's compute_signature).
                     let mut params: Vec<&(String, String)> = inputs.form.ok_or("form")?.iter().collect();
-                    params.sort_by(|a, b| a.0.cmp(&b.0));
+                    params.sort();
+                    params.dedup();
                     for (k, v) in params {
                         out.extend_from_slice(k.as_bytes());
                         out.extend_from_slice(v.as_bytes());

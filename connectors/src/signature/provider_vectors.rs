@@ -1,0 +1,285 @@
+//! Providers' own published example values, each with its source: the requests their
+//! documentation and official SDK tests show as valid must verify here, signed the way the
+//! provider signs them — over the `https://` URL it called (which the ingress rebuilds from
+//! `ingress.public_url` or a trusted proxy's headers, `ingress/src/called_url.rs`).
+
+use super::catalog_tests::verify_at;
+use super::VerifyError;
+
+const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+
+/// Twilio's form body: the params of twilio-python's `tests/unit/test_request_validator.py`
+/// (and twilio-node's `spec/validation.spec.js`), token `12345`.
+const TWILIO_PARAMS: &str =
+    "CallSid=CA1234567890ABCDE&Caller=%2B14158675309&Digits=1234&From=%2B14158675309&To=%2B18005551212";
+const TWILIO_URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
+
+fn twilio(url: &str, body: &str, sig: &str, content_type: &str) -> Result<(), VerifyError> {
+    verify_at(
+        "twilio",
+        url,
+        &[("X-Twilio-Signature", sig), ("content-type", content_type)],
+        body,
+        "12345",
+        1_700_000_000,
+    )
+}
+
+#[test]
+fn twilio_docs_example() {
+    // https://www.twilio.com/docs/usage/webhooks/webhooks-security (the docs' values).
+    let body = "CallSid=CA1234567890ABCDE&Caller=%2B12349013030&Digits=1234&From=%2B12349013030&To=%2B18005551212";
+    assert_eq!(twilio(TWILIO_URL, body, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=", FORM.1), Ok(()));
+    assert_eq!(
+        twilio(
+            TWILIO_URL,
+            &body.replace("1234&", "1235&"),
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ=",
+            FORM.1
+        ),
+        Err(VerifyError::Mismatch)
+    );
+}
+
+#[test]
+fn twilio_sdk_vectors_with_ports() {
+    // Signed without a port; the request came with one (any port is stripped).
+    let base = "RSOYDt4T1cUTdK1PDd93/VVr8B8=";
+    assert_eq!(twilio(TWILIO_URL, TWILIO_PARAMS, base, FORM.1), Ok(()));
+    assert_eq!(
+        twilio(
+            "https://mycompany.com:1234/myapp.php?foo=1&bar=2",
+            TWILIO_PARAMS,
+            base,
+            FORM.1
+        ),
+        Ok(())
+    );
+    // Signed with a non-default port, as called.
+    assert_eq!(
+        twilio(
+            "http://mycompany.com:1234/myapp.php?foo=1&bar=2",
+            TWILIO_PARAMS,
+            "Zmvh+3yNM1Phv2jhDCwEM3q5ebU=",
+            FORM.1
+        ),
+        Ok(())
+    );
+    // Signed with the default port added (:443 for https, :80 for http).
+    assert_eq!(
+        twilio(TWILIO_URL, TWILIO_PARAMS, "kvajT1Ptam85bY51eRf/AJRuM3w=", FORM.1),
+        Ok(())
+    );
+    assert_eq!(
+        twilio(
+            "http://mycompany.com/myapp.php?foo=1&bar=2",
+            TWILIO_PARAMS,
+            "0ZXoZLH/DfblKGATFgpif+LLRf4=",
+            FORM.1
+        ),
+        Ok(())
+    );
+}
+
+#[test]
+fn twilio_repeated_params_are_sorted_by_value_and_deduplicated() {
+    // twilio-python test_request_validator.py: `Digits` three times, two of them equal.
+    let body = "Sid=CA123&SidAccount=AC123&Digits=5678&Digits=1234&Digits=1234";
+    assert_eq!(twilio(TWILIO_URL, body, "IK+Dwps556ElfBT0I3Rgjkr1wJU=", FORM.1), Ok(()));
+}
+
+#[test]
+fn twilio_json_callbacks_sign_the_url_and_carry_the_body_hash() {
+    // twilio-python / twilio-node: JSON bodies, `bodySHA256` in the query.
+    let body = r#"{"property": "value", "boolean": true}"#;
+    let url = "https://mycompany.com/myapp.php?foo=1&bar=2&bodySHA256=0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620";
+    assert_eq!(
+        twilio(url, body, "a9nBmqA0ju/hNViExpshrM61xv4=", "application/json"),
+        Ok(())
+    );
+    // A body that does not hash to bodySHA256 is refused, the URL signature regardless.
+    assert_eq!(
+        twilio(
+            url,
+            &body.replace("value", "other"),
+            "a9nBmqA0ju/hNViExpshrM61xv4=",
+            "application/json"
+        ),
+        Err(VerifyError::Mismatch)
+    );
+    // twilio-node: `{}`, accepted only with :443 added.
+    let url = "https://mycompany.com/myapp.php?foo=1&bar=2&bodySHA256=44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+    assert_eq!(
+        twilio(url, "{}", "Ldidvp12m26NI7eqEvxnEpkd9Hc=", "application/json"),
+        Ok(())
+    );
+}
+
+fn hubspot_v3(url: &str, sig: &str, now_ms: i64) -> Result<(), VerifyError> {
+    verify_at(
+        "hubspot",
+        url,
+        &[
+            ("X-HubSpot-Signature-v3", sig),
+            ("X-HubSpot-Request-Timestamp", "1693657560000"),
+            ("content-type", "application/json"),
+        ],
+        "{'example_field':'example_value'}",
+        "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy",
+        now_ms / 1000,
+    )
+}
+
+#[test]
+fn hubspot_v3_sdk_vector_and_the_decoded_uri() {
+    // hubspot-api-python tests/spec/utils/test_signature.py::test_get_signature__v3.
+    let url = "https://www.example.com/webhook_uri";
+    assert_eq!(
+        hubspot_v3(url, "K36dawei4A+QBNolUOqo7s91KQDWQ5MXZ/QufNYuk/Y=", 1_693_657_560_000),
+        Ok(())
+    );
+    assert_eq!(
+        hubspot_v3(
+            url,
+            "K36dawei4A+QBNolUOqo7s91KQDWQ5MXZ/QufNYuk/Y=",
+            1_693_657_560_000 + 301_000
+        ),
+        Err(VerifyError::OutOfTolerance(300))
+    );
+    // The validating-requests page's table: `%3A`, `%28`, `%29` are decoded before
+    // signing (signature computed by us with Python's hmac over the decoded URI).
+    let encoded = "https://www.example.com/webhook_uri?name=a%3Ab%28c%29";
+    assert_eq!(
+        hubspot_v3(
+            encoded,
+            "oiuuqMwWY3iISfqYfp8kZvlcLdKwAbpCHZsMdClFUAk=",
+            1_693_657_560_000
+        ),
+        Ok(())
+    );
+}
+
+#[test]
+fn square_sdk_vectors() {
+    // square-python-sdk tests/integration/test_webhooks_helper.py.
+    let body = r#"{"merchant_id":"MLEFBHHSJGVHD","type":"webhooks.test_notification","event_id":"ac3ac95b-f97d-458c-a6e6-18981597e05f","created_at":"2022-07-13T20:30:59.037339943Z","data":{"type":"webhooks","id":"bc368e64-01aa-407e-b46e-3231809b1129"}}"#;
+    let url = "https://webhook.site/679a4f3a-dcfa-49ee-bac5-9d0edad886b9";
+    let sig = [(
+        "x-square-hmacsha256-signature",
+        "GF4YkrJgGBDZ9NIYbNXBnMzqb2HoL4RW/S6vkZ9/2N4=",
+    )];
+    assert_eq!(
+        verify_at("square", url, &sig, body, "Ibxx_5AKakO-3qeNVR61Dw", 0),
+        Ok(())
+    );
+    // The same request over the URL the ingress saw behind a proxy does not verify:
+    // which is why the signed URL comes from ingress.public_url.
+    assert_eq!(
+        verify_at(
+            "square",
+            "http://10.0.3.7:8080/679a4f3a-dcfa-49ee-bac5-9d0edad886b9",
+            &sig,
+            body,
+            "Ibxx_5AKakO-3qeNVR61Dw",
+            0
+        ),
+        Err(VerifyError::Mismatch)
+    );
+    let sig2 = [(
+        "x-square-hmacsha256-signature",
+        "Cxt7+aTi4rKgcA0bC4g9EHdVtLSDWdqccmL5MvihU4U=",
+    )];
+    assert_eq!(
+        verify_at(
+            "square",
+            "https://webhook.site/webhooks",
+            &sig2,
+            r#"{"data":{"type":"webhooks","id":">id<"}}"#,
+            "signature-key",
+            0
+        ),
+        Ok(())
+    );
+}
+
+#[test]
+fn slack_docs_example_slash_command() {
+    // https://api.slack.com/authentication/verifying-requests-from-slack (and
+    // python-slack-sdk tests/slack_sdk/signature/test_signature_verifier.py).
+    let body = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
+    let headers = [
+        (
+            "X-Slack-Signature",
+            "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+        ),
+        ("X-Slack-Request-Timestamp", "1531420618"),
+        FORM,
+    ];
+    let secret = "8f742231b10e8888abcd99yyyzzz85a5";
+    assert_eq!(
+        verify_at("slack", "https://x/y", &headers, body, secret, 1_531_420_618),
+        Ok(())
+    );
+    assert_eq!(
+        verify_at("slack", "https://x/y", &headers, body, secret, 1_531_420_618 + 301),
+        Err(VerifyError::OutOfTolerance(300))
+    );
+}
+
+#[test]
+fn svix_headers_with_the_standard_webhooks_vector() {
+    // svix-webhooks javascript/src/webhook.test.ts (the Standard Webhooks libraries'
+    // values under Svix's header names).
+    let headers = [
+        ("svix-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+        ("svix-timestamp", "1614265330"),
+        ("svix-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
+    ];
+    let body = r#"{"test": 2432232314}"#;
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    assert_eq!(
+        verify_at("svix", "https://x/y", &headers, body, secret, 1_614_265_330),
+        Ok(())
+    );
+    assert_eq!(
+        verify_at("svix", "https://x/y", &headers, body, secret, 1_614_265_330 - 301),
+        Err(VerifyError::OutOfTolerance(300))
+    );
+}
+
+#[test]
+fn sendgrid_sdk_vector_with_several_events() {
+    // sendgrid-nodejs packages/eventwebhook/src/eventwebhook.spec.js: two events, CR LF
+    // between them and after.
+    let body = "[{\"email\":\"invalid@gmail.com\",\"event\":\"processed\",\"send_at\":0,\"sg_event_id\":\"cHJvY2Vzc2VkLTE5OTQyMTEyLXFOd0JMZ1BRUWpXNkRKdktRd1NBYnctMA\",\"sg_message_id\":\"qNwBLgPQQjW6DJvKQwSAbw.filterdrecv-canary-547b64655b-cw6zx-1-6089EA4A-56.0\",\"smtp-id\":\"<qNwBLgPQQjW6DJvKQwSAbw@ismtpd0178p1mdw1.sendgrid.net>\",\"timestamp\":1619651146},\r\n{\"email\":\"invalid@gmail.com\",\"event\":\"bounce\",\"ip\":\"167.89.101.76\",\"reason\":\"552 5.2.2 The email account that you tried to reach is over quota and inactive. Please direct the recipient to https://support.google.com/mail/?p=OverQuotaPerm c17si1130468pgv.34 - gsmtp\",\"sg_event_id\":\"Ym91bmNlLTAtMTk5NDIxMTItcU53QkxnUFFRalc2REp2S1F3U0Fidy0w\",\"sg_message_id\":\"qNwBLgPQQjW6DJvKQwSAbw.filterdrecv-canary-547b64655b-cw6zx-1-6089EA4A-56.0\",\"smtp-id\":\"<qNwBLgPQQjW6DJvKQwSAbw@ismtpd0178p1mdw1.sendgrid.net>\",\"status\":\"5.2.2\",\"timestamp\":1619651147,\"tls\":1,\"type\":\"blocked\"}]\r\n";
+    let key = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQ4LIFtWztlsF7skFqOncjD1lun4H5w8XOhyOArHW9RcIx/FfEzx6cikC/yPfUvwaX/JScE7Fc9CJD2afQ9Ok3Q==";
+    let headers = [
+        (
+            "X-Twilio-Email-Event-Webhook-Signature",
+            "MEYCIQC/I4o6vCgqRYrTljjoVWB/GRWNtxeePlLMHr3x9ETeRQIhAIpV+03nREPTTHWSW0wIOA0EoMPdcNgXa70yCaqDJlu5",
+        ),
+        ("X-Twilio-Email-Event-Webhook-Timestamp", "1619651159"),
+        ("content-type", "application/json"),
+    ];
+    assert_eq!(
+        verify_at("sendgrid", "https://x/y", &headers, body, key, 1_619_651_159),
+        Ok(())
+    );
+
+    // Split into one event per element, each with its own sg_event_id.
+    let catalog = crate::Catalog::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog")).unwrap();
+    let mut h = http::HeaderMap::new();
+    h.insert("content-type", http::HeaderValue::from_static("application/json"));
+    let events = crate::extract::extract_from(&catalog.get("sendgrid").unwrap().event, &h, body.as_bytes());
+    let got: Vec<(&str, &str)> = events.iter().map(|e| (e.id.as_str(), e.event_type.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "cHJvY2Vzc2VkLTE5OTQyMTEyLXFOd0JMZ1BRUWpXNkRKdktRd1NBYnctMA",
+                "processed"
+            ),
+            ("Ym91bmNlLTAtMTk5NDIxMTItcU53QkxnUFFRalc2REp2S1F3U0Fidy0w", "bounce"),
+        ]
+    );
+}

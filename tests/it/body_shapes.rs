@@ -1,0 +1,109 @@
+//! Verified requests the connector's paths cannot read are never refused, and no event
+//! can stall normalization: on the real servers, a Stripe event whose id and type hold
+//! line breaks (which used to panic the ingress's group commit and, on every
+//! redelivery, the normalizer) is stored and delivered as `stripe.unrecognized`, and the
+//! events after it flow; an empty batch is answered 200 and stores nothing.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use switchyard_tests::{shared, wait_for};
+
+use crate::pipeline::{config_for, Pipeline, Receiver};
+use crate::walking_skeleton::{customer_created, now, stripe_signature, STRIPE_SECRET};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_is_delivered_as_unrecognized_and_stalls_nothing() {
+    let servers = shared().await;
+    let p = Pipeline::start(config_for(&servers.nats, &servers.redis, &servers.s3, "shape"))
+        .await
+        .unwrap();
+    let receiver = Receiver::start().await;
+    p.register_stripe("tenant_p", "acct_p", STRIPE_SECRET, &receiver.url, &["*"])
+        .await;
+
+    let poison =
+        json!({"id": "evt_\npoison", "type": "customer.created\r\nX-Injected: 1", "data": {"object": {}}}).to_string();
+    let sig = stripe_signature(STRIPE_SECRET, now(), &poison);
+    let (status, _, answer) = p.post_webhook("/v1/webhooks/stripe/acct_p", &[sig], &poison).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("accepted")), "{answer}");
+
+    // Events after it are normalized and delivered: nothing is stuck behind it.
+    for i in 0..5 {
+        let body = customer_created(&format!("evt_after_{i}"));
+        let sig = stripe_signature(STRIPE_SECRET, now(), &body);
+        let (status, _, answer) = p.post_webhook("/v1/webhooks/stripe/acct_p", &[sig], &body).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let delivered = wait_for("all six deliveries", Duration::from_secs(30), || async {
+        let all = receiver.all();
+        (all.len() >= 6).then_some(all)
+    })
+    .await
+    .unwrap();
+    let types: Vec<String> = delivered
+        .iter()
+        .map(|d| {
+            serde_json::from_slice::<Value>(&d.body).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| *t == "stripe.unrecognized").count(),
+        1,
+        "{types:?}"
+    );
+    assert_eq!(
+        types.iter().filter(|t| *t == "payments.customer.created").count(),
+        5,
+        "{types:?}"
+    );
+    let unrecognized = delivered
+        .iter()
+        .map(|d| serde_json::from_slice::<Value>(&d.body).unwrap())
+        .find(|e| e["type"] == "stripe.unrecognized")
+        .unwrap();
+    // The provider's body travels as the data, line breaks and all.
+    assert_eq!(unrecognized["data"]["id"], "evt_\npoison", "{unrecognized}");
+
+    let counted = p
+        .metric(
+            p.ingress_ops,
+            "switchyard_ingress_unrecognized_total{connector=\"stripe\",reason=\"invalid_type\"}",
+        )
+        .await;
+    assert_eq!(counted, Some(1.0));
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_batch_is_answered_200_and_stores_nothing() {
+    use hmac::Mac;
+    let servers = shared().await;
+    let p = Pipeline::start(config_for(&servers.nats, &servers.redis, &servers.s3, "empty"))
+        .await
+        .unwrap();
+    p.register(
+        "tenant_e",
+        "acct_e",
+        "asana",
+        "asana-hook-secret",
+        "http://127.0.0.1:9/h",
+        &["*"],
+    )
+    .await;
+    // Asana's heartbeat: a signed `{"events":[]}` (X-Hook-Signature: hex HMAC-SHA256 of
+    // the body, https://developers.asana.com/docs/webhooks-guide).
+    let body = r#"{"events":[]}"#;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"asana-hook-secret").unwrap();
+    mac.update(body.as_bytes());
+    let sig = ("X-Hook-Signature".to_string(), hex::encode(mac.finalize().into_bytes()));
+    let names = switchyard_plumbing::names::Names::new(&p.config.namespace);
+    let before = p.stream_messages(&names.raw_stream()).await;
+    let (status, _, answer) = p.post_webhook("/v1/webhooks/asana/acct_e", &[sig], body).await;
+    assert_eq!((status, answer["events"].as_u64()), (200, Some(0)), "{answer}");
+    assert_eq!(p.stream_messages(&names.raw_stream()).await, before);
+    p.stop().await;
+}
