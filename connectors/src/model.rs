@@ -72,6 +72,17 @@ pub enum SignatureSpec {
 }
 
 impl SignatureSpec {
+    /// Whether a captured request is refused once its window passes: the scheme signs a
+    /// timestamp it checks. A fallback that is not is tried only where the operator opts
+    /// in (`[connectors.<name>] legacy_signatures`).
+    pub fn is_replay_safe(&self) -> bool {
+        match self {
+            Self::Hmac(h) => h.timestamp.is_some() && h.message.uses_timestamp(),
+            Self::Ed25519(a) | Self::EcdsaP256(a) => a.timestamp.is_some(),
+            Self::Token(_) | Self::Basic(_) | Self::BodyField(_) => false,
+        }
+    }
+
     /// Asymmetric schemes verify with the account's public keys, not its secrets.
     pub fn uses_public_keys(&self) -> bool {
         matches!(self, Self::Ed25519(_) | Self::EcdsaP256(_))

@@ -60,6 +60,9 @@ pub struct Listeners {
 pub struct ConnectorKeys {
     pub secrets: Vec<SigningSecret>,
     pub public_keys: Vec<String>,
+    /// `[connectors.<name>] legacy_signatures`: fallback schemes without a signed
+    /// timestamp are tried too.
+    pub legacy_signatures: bool,
 }
 
 /// Why the ingress could not start. Each names what to fix.
@@ -98,6 +101,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
         let keys = ConnectorKeys {
             secrets: settings.resolve_secrets(name)?,
             public_keys: settings.public_keys.clone(),
+            legacy_signatures: settings.legacy_signatures,
         };
         connector_keys.insert(name.clone(), keys);
     }

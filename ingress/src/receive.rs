@@ -216,9 +216,17 @@ async fn receive(
         headers: parts.headers,
         body,
     };
-    let verified =
-        signature::verify_with_fallbacks(&connector.signature, &connector.signature_fallbacks, raw, &secrets, now)
-            .map_err(Rejection::BadSignature)?;
+    // Older schemes that sign no timestamp would let a captured request be replayed by
+    // dropping the primary header (a downgrade): only where the operator opted in.
+    let legacy = level.is_some_and(|l| l.legacy_signatures);
+    let fallbacks: Vec<_> = connector
+        .signature_fallbacks
+        .iter()
+        .filter(|f| legacy || f.is_replay_safe())
+        .cloned()
+        .collect();
+    let verified = signature::verify_with_fallbacks(&connector.signature, &fallbacks, raw, &secrets, now)
+        .map_err(Rejection::BadSignature)?;
     if !connector.handshakes.is_empty() {
         let content_type = header_str(verified.headers(), "content-type").unwrap_or("application/json");
         let doc = body::to_json(verified.body(), content_type).unwrap_or_default();

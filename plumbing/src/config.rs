@@ -49,6 +49,11 @@ pub struct ConnectorSettings {
     /// Public keys for asymmetric schemes (Ed25519 hex, ECDSA P-256 base64 DER or PEM).
     #[serde(default)]
     pub public_keys: Vec<String>,
+    /// Accept the connector's older signature schemes that sign no timestamp (HubSpot v2
+    /// and v1): a captured request can then be replayed for as long as its id is not
+    /// remembered. Off by default; turn it on only while a provider app still sends them.
+    #[serde(default)]
+    pub legacy_signatures: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -179,6 +179,7 @@ async fn start_pipeline(catalog: &Path) -> Pipeline {
         ConnectorSettings {
             secrets: vec![ConfiguredSecret::Plain(Redacted::new(HUBSPOT_APP_SECRET))],
             public_keys: vec![],
+            legacy_signatures: false,
         },
     );
     Pipeline::start(config).await.unwrap()

@@ -40,6 +40,7 @@ async fn hubspot_pipeline(tag: &str) -> Pipeline {
         ConnectorSettings {
             secrets: vec![ConfiguredSecret::Plain(Redacted::new(APP_SECRET))],
             public_keys: vec![],
+            legacy_signatures: false,
         },
     );
     config.nats.duplicate_window_secs = 2;

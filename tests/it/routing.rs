@@ -56,6 +56,7 @@ async fn a_routed_batch_reaches_each_portals_tenant_and_an_unknown_portal_is_dea
         ConnectorSettings {
             secrets: vec![ConfiguredSecret::Plain(Redacted::new(APP_SECRET))],
             public_keys: vec![],
+            legacy_signatures: false,
         },
     );
     let p = Pipeline::start(config).await.unwrap();
@@ -164,4 +165,34 @@ async fn an_expired_secret_stops_verifying_while_its_successor_works() {
         .await;
     assert_eq!(status, 200, "{answer}");
     p.stop().await;
+}
+
+/// HubSpot's v1 scheme signs no timestamp: dropping the v3 header of a captured request
+/// must not get an old request accepted through it, unless the operator opted in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_scheme_without_a_timestamp_is_refused_unless_opted_in() {
+    use sha2::Digest;
+    let servers = shared().await;
+    let body = Value::Array(vec![item(77, 31337)]).to_string();
+    // v1: hex SHA-256 of client secret + body (https://legacydocs.hubspot.com/docs/faq/v1-request-validation).
+    let v1 = hex::encode(sha2::Sha256::digest(format!("{APP_SECRET}{body}").as_bytes()));
+    let headers = vec![
+        ("X-HubSpot-Signature".to_string(), v1),
+        ("X-HubSpot-Signature-Version".to_string(), "v1".to_string()),
+    ];
+    for (legacy, expected) in [(false, 401), (true, 200)] {
+        let mut config = config_for(&servers.nats, &servers.redis, &servers.s3, "legacy");
+        config.connectors.insert(
+            "hubspot".into(),
+            ConnectorSettings {
+                secrets: vec![ConfiguredSecret::Plain(Redacted::new(APP_SECRET))],
+                public_keys: vec![],
+                legacy_signatures: legacy,
+            },
+        );
+        let p = Pipeline::start(config).await.unwrap();
+        let (status, _, answer) = p.post_webhook("/v1/webhooks/hubspot", &headers, &body).await;
+        assert_eq!(status, expected, "legacy_signatures = {legacy}: {answer}");
+        p.stop().await;
+    }
 }
