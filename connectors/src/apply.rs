@@ -51,6 +51,15 @@ pub enum ApplyError {
     },
     #[error("the mapping for {0:?} produced nothing")]
     Empty(String),
+    /// The event is larger than [`Limits::max_input_bytes`]: not evaluated at all.
+    #[error(
+        "the {provider_type:?} event is {bytes} bytes, over the {limit} bytes a mapping may be evaluated on (normalizer.mapping_max_input_bytes)"
+    )]
+    InputTooLarge {
+        provider_type: String,
+        bytes: usize,
+        limit: usize,
+    },
 }
 
 impl ApplyError {
@@ -72,6 +81,7 @@ impl ApplyError {
             } => "engine_busy",
             Self::Mapping { .. } => "mapping_error",
             Self::Empty(_) => "mapping_empty",
+            Self::InputTooLarge { .. } => "input_too_large",
         }
     }
 }
@@ -98,10 +108,34 @@ pub fn event_of(
 }
 
 /// Map one provider event of type `provider_type`.
+/// `event` is measured as compact JSON against [`Limits::max_input_bytes`].
 pub fn apply(connector: &Connector, provider_type: &str, event: &Value, limits: Limits) -> Result<Outcome, ApplyError> {
-    apply_input(connector, provider_type, &Input::new(event), limits, || {
-        Ok(event.clone())
-    })
+    apply_input(
+        connector,
+        provider_type,
+        &Input::new(event),
+        || json_len(event),
+        limits,
+        || Ok(event.clone()),
+    )
+}
+
+/// The length of `v` as compact JSON, counted without building the text.
+fn json_len(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, v);
+    count.0
 }
 
 /// [`event_of`] then [`apply`], as the normalizer runs them: a JSON body that is itself
@@ -129,14 +163,31 @@ pub fn map_body(
         .mappings
         .get(provider_type)
         .is_some_and(|cases| !cases.is_empty());
-    if item.is_some() || crate::body::is_form(content_type) || !has_mappings {
+    if item.is_some() {
         let event = event_of(connector, body, content_type, item)?;
         return apply(connector, provider_type, &event, limits);
     }
+    if crate::body::is_form(content_type) || !has_mappings {
+        let event = event_of(connector, body, content_type, item)?;
+        return apply_input(
+            connector,
+            provider_type,
+            &Input::new(&event),
+            || body.len(),
+            limits,
+            || Ok(event.clone()),
+        );
+    }
+    too_large(provider_type, body.len(), limits)?;
     let input = Input::parse(body).map_err(|_| ApplyError::MalformedBody)?;
-    apply_input(connector, provider_type, &input, limits, || {
-        event_of(connector, body, content_type, item)
-    })
+    apply_input(
+        connector,
+        provider_type,
+        &input,
+        || body.len(),
+        limits,
+        || event_of(connector, body, content_type, item),
+    )
 }
 
 /// A body that is neither JSON nor a form, as the data of an unrecognized event: its
@@ -152,12 +203,26 @@ fn raw_data(body: &[u8], content_type: &str) -> Value {
     }
 }
 
-/// The mappings of `provider_type` tried in order on `input`; `event` is the provider
-/// event as JSON, asked for only when it is passed through.
+/// Refuses an event of `bytes` over [`Limits::max_input_bytes`].
+fn too_large(provider_type: &str, bytes: usize, limits: Limits) -> Result<(), ApplyError> {
+    if bytes > limits.max_input_bytes {
+        return Err(ApplyError::InputTooLarge {
+            provider_type: provider_type.to_string(),
+            bytes,
+            limit: limits.max_input_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// The mappings of `provider_type` tried in order on `input`, whose size `bytes` is
+/// asked for (and checked) only when there is a mapping to evaluate; `event` is the
+/// provider event as JSON, asked for only when it is passed through.
 fn apply_input(
     connector: &Connector,
     provider_type: &str,
     input: &Input<'_>,
+    bytes: impl FnOnce() -> usize,
     limits: Limits,
     event: impl FnOnce() -> Result<Value, ApplyError>,
 ) -> Result<Outcome, ApplyError> {
@@ -165,7 +230,11 @@ fn apply_input(
         provider_type: provider_type.to_string(),
         source,
     };
-    for case in connector.mappings.get(provider_type).into_iter().flatten() {
+    let cases = connector.mappings.get(provider_type).map_or(&[][..], Vec::as_slice);
+    if !cases.is_empty() {
+        too_large(provider_type, bytes(), limits)?;
+    }
+    for case in cases {
         if let Some(when) = &case.when {
             if when.evaluate_input(input, limits).map_err(failed)? != Some(Value::Bool(true)) {
                 continue;
@@ -414,6 +483,56 @@ data = '{}'
         assert!(
             text.contains("acme.toml:19: mappings.\"pr\"[1].when: JSONata does not compile"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn events_over_the_input_limit_are_refused_before_any_evaluation() {
+        let catalog = load(
+            r#"
+[mappings."pr"]
+type = "acme.merged"
+data = '{"n": $count(list)}'
+"#,
+        )
+        .unwrap();
+        let acme = catalog.get("acme").unwrap();
+        let body = serde_json::to_vec(&json!({"kind": "pr", "list": vec!["x"; 400]})).unwrap();
+        let limits = Limits {
+            max_input_bytes: body.len(),
+            ..Limits::default()
+        };
+        let mapped = Outcome::Mapped {
+            unified_type: "acme.merged".into(),
+            data: json!({"n": 400}),
+        };
+        assert_eq!(
+            map_body(acme, "pr", &body, "application/json", None, limits),
+            Ok(mapped)
+        );
+        let smaller = Limits {
+            max_input_bytes: body.len() - 1,
+            ..limits
+        };
+        let err = map_body(acme, "pr", &body, "application/json", None, smaller).unwrap_err();
+        assert_eq!(err.reason(), "input_too_large");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the \"pr\" event is {} bytes, over the {} bytes a mapping may be evaluated on (normalizer.mapping_max_input_bytes)",
+                body.len(),
+                body.len() - 1
+            )
+        );
+        let event: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            apply(acme, "pr", &event, smaller).unwrap_err().reason(),
+            "input_too_large"
+        );
+        // No mapping to evaluate, nothing to bound: the event is dropped as before.
+        assert_eq!(
+            map_body(acme, "other", &body, "application/json", None, smaller),
+            Ok(Outcome::Dropped)
         );
     }
 

@@ -117,7 +117,7 @@ impl Input<'static> {
     }
 }
 
-/// Time and depth limits on one evaluation (configured: `normalizer.mapping_*`).
+/// Limits on one evaluation (configured: `normalizer.mapping_*`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// The engine stops at its first step after this many milliseconds (D1012).
@@ -125,6 +125,11 @@ pub struct Limits {
     /// Deepest evaluation stack, in the engine's levels (D1011); a non-tail recursive
     /// call costs about three.
     pub max_depth: usize,
+    /// Largest provider event, in bytes as received, that a mapping is evaluated on.
+    /// Checked by [`crate::apply`] before any evaluation: what a mapping costs grows with
+    /// its input, and the catalog's mappings are measured up to this size
+    /// (`connectors/tests/mapping_cost.rs`).
+    pub max_input_bytes: usize,
 }
 
 impl Default for Limits {
@@ -132,6 +137,7 @@ impl Default for Limits {
         Self {
             timeout_ms: 200,
             max_depth: 500,
+            max_input_bytes: 1 << 20,
         }
     }
 }
@@ -393,8 +399,8 @@ mod tests {
         let r = m.evaluate(
             &json!({}),
             Limits {
-                timeout_ms: 200,
                 max_depth: 200,
+                ..Limits::default()
             },
         );
         assert!(r.is_err(), "{r:?}");

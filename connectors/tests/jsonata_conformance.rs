@@ -37,6 +37,7 @@ use switchyard_connectors::mapping::{Bounds, Limits, Mapping, MappingError};
 const DEFAULT_LIMITS: Limits = Limits {
     timeout_ms: 60_000,
     max_depth: 30_000,
+    max_input_bytes: usize::MAX,
 };
 
 /// Size bounds for the cases that go past the production ones: the engine's own range
@@ -282,6 +283,7 @@ fn case(name: String, raw: &Value, group: &Path, suite: &Path, datasets: &mut Ha
     let limits = Limits {
         timeout_ms: raw["timelimit"].as_u64().unwrap_or(DEFAULT_LIMITS.timeout_ms),
         max_depth: raw["depth"].as_u64().map_or(DEFAULT_LIMITS.max_depth, |d| d as usize),
+        ..DEFAULT_LIMITS
     };
     Case {
         name,

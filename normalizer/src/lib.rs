@@ -108,6 +108,7 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
         limits: Limits {
             timeout_ms: ncfg.mapping_timeout_ms,
             max_depth: ncfg.mapping_max_depth,
+            max_input_bytes: ncfg.mapping_max_input_bytes,
         },
         timeout_attempts: ncfg.mapping_timeout_attempts.max(1),
         max_deliveries: ncfg.max_deliveries.max(2),

@@ -21,7 +21,8 @@ pub enum Mapped {
 /// Why an event cannot be normalized; it is dead-lettered with this reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// A closed set: `malformed_body`, `missing_item`, `mapping_error`, `mapping_empty`.
+    /// A closed set: `malformed_body`, `missing_item`, `mapping_error`, `mapping_empty`,
+    /// `input_too_large`.
     pub reason: &'static str,
     pub detail: String,
     /// The mapping's time limit stopped it: retried before it is dead-lettered.

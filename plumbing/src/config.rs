@@ -214,6 +214,9 @@ pub struct NormalizerConfig {
     pub claim_cache_bytes: usize,
     pub mapping_timeout_ms: u64,
     pub mapping_max_depth: usize,
+    /// Largest provider event a mapping is evaluated on; larger ones are dead-lettered
+    /// (`input_too_large`).
+    pub mapping_max_input_bytes: usize,
     /// Tries of an event whose mapping its time limit stopped, before the dead letter.
     pub mapping_timeout_attempts: u32,
     /// A raw message delivered this many times without an ack (its handling crashed or
