@@ -537,6 +537,60 @@ data = '{"n": $count(list)}'
     }
 
     #[test]
+    fn integers_past_two_to_the_53_survive_mapping_and_pass_through() {
+        let text = HEAD.replace("unmapped = \"drop\"", "unmapped = \"pass_through\"");
+        let text = format!(
+            "{text}{}",
+            r#"
+[mappings."message"]
+type = "acme.message"
+data = '{"id": $string(id), "direct": id, "channel": channel, "n": n}'
+"#
+        );
+        let catalog = Catalog::from_sources_with_models(vec![(PathBuf::from("acme.toml"), text)], models()).unwrap();
+        let acme = catalog.get("acme").unwrap();
+        let body = |kind: &str| {
+            format!(
+                r#"{{"id": 820982911946154508, "kind": "{kind}", "channel": {{"id": 1234567890123456789}}, "n": 42}}"#
+            )
+            .into_bytes()
+        };
+        let Ok(Outcome::Mapped { data, .. }) = map_body(
+            acme,
+            "message",
+            &body("message"),
+            "application/json",
+            None,
+            Limits::default(),
+        ) else {
+            panic!("not mapped")
+        };
+        let want = json!({
+            "id": "820982911946154508", "direct": "820982911946154508",
+            "channel": {"id": "1234567890123456789"}, "n": 42
+        });
+        assert_eq!(data, want);
+        // Passed through, the provider event is the body as parsed, never the engine's:
+        // the number stays a number, every digit kept.
+        let Ok(Outcome::Mapped { data, .. }) = map_body(
+            acme,
+            "other",
+            &body("other"),
+            "application/json",
+            None,
+            Limits::default(),
+        ) else {
+            panic!("not passed through")
+        };
+        let want = json!({
+            "id": 820_982_911_946_154_508u64, "kind": "other",
+            "channel": {"id": 1_234_567_890_123_456_789u64}, "n": 42
+        });
+        assert_eq!(data, want);
+        assert!(data.to_string().contains("820982911946154508"), "{data}");
+    }
+
+    #[test]
     fn batch_items_are_picked_out_of_the_body() {
         let text = HEAD.replace("[event]\n", "[event]\nitems = \"$\"\n");
         let catalog = Catalog::from_sources(vec![(PathBuf::from("acme.toml"), text)]).unwrap();

@@ -101,10 +101,10 @@ impl<'a> Input<'a> {
 impl Input<'static> {
     /// JSON text parsed straight into the engine's values, with no `serde_json::Value`
     /// between: the same parser, so it accepts what `serde_json::from_slice` accepts, and
-    /// holds what [`Input::new`] of that value would. An input nested deeper than
+    /// holds what [`Input::new`] of that value would (integers past 2^53 as their digits). An input nested deeper than
     /// [`MAX_NESTING`] parses, and fails to evaluate, as it would there.
     pub fn parse(text: &[u8]) -> Result<Self, serde_json::Error> {
-        let value: JValue = serde_json::from_slice(text)?;
+        let value = convert::parse(text)?;
         let engine = if convert::engine_nesting_within(&value, MAX_NESTING) {
             Ok(value)
         } else {
@@ -451,6 +451,26 @@ mod tests {
             assert_eq!(r, Err(MappingError::TooDeep("input")), "{src}");
         }
         assert!(Input::parse(b"{").is_err());
+    }
+
+    #[test]
+    fn integers_past_two_to_the_53_keep_every_digit() {
+        let text = br#"{"id": 820982911946154508, "amount": 2000, "ts": 9007199254740993}"#;
+        let value: Value = serde_json::from_slice(text).unwrap();
+        let want = json!({
+            "s": "820982911946154508", "direct": "820982911946154508", "ts": "9007199254740993",
+            "amount": 2000, "joined": "id 820982911946154508"
+        });
+        let src = r#"{"s": $string(id), "direct": id, "ts": ts, "amount": amount, "joined": "id " & id}"#;
+        // On the calling thread, from parsed text and from a value; on an evaluation thread.
+        let m = Mapping::compile(src).unwrap();
+        assert_eq!(
+            m.evaluate_input(&Input::parse(text).unwrap(), Limits::default()),
+            Ok(Some(want.clone()))
+        );
+        assert_eq!(m.evaluate(&value, Limits::default()), Ok(Some(want.clone())));
+        let on_thread = Mapping::compile(&format!("($f := $pad; {src})")).unwrap();
+        assert_eq!(on_thread.evaluate(&value, Limits::default()), Ok(Some(want)));
     }
 
     #[test]

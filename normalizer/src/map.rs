@@ -161,4 +161,33 @@ mod tests {
         assert_eq!(e.event_type, "stripe.payout.paid");
         assert_eq!(e.data["data"]["object"]["id"], "po_1");
     }
+
+    #[test]
+    fn nineteen_digit_integers_keep_every_digit() {
+        // Passed through: the event as delivered holds the number as the provider sent it.
+        let (env, body) = stripe(
+            "payout.paid",
+            json!({"id": "po_1", "ref": 820_982_911_946_154_508u64}),
+            json!({}),
+        );
+        let e = map(&env, &body);
+        assert!(
+            serde_json::to_string(&e)
+                .unwrap()
+                .contains(r#""ref":820982911946154508"#),
+            "{e:?}"
+        );
+        // Mapped: the engine holds it as its digits, so they all come out.
+        let (env, body) = stripe(
+            "customer.updated",
+            json!({"id": "cus_1", "email": "a@example.com", "metadata": {"n": 820_982_911_946_154_508u64}}),
+            json!({"previous_attributes": {"email": "old@example.com"}}),
+        );
+        let e = map(&env, &body);
+        assert!(
+            serde_json::to_string(&e.data).unwrap().contains("820982911946154508"),
+            "{:?}",
+            e.data
+        );
+    }
 }

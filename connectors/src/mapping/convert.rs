@@ -1,9 +1,16 @@
-//! Values across the engine's boundary: how deep an input may nest, and the engine's
-//! result as JSON within a nesting and size budget.
+//! Values across the engine's boundary: how deep an input may nest, how its numbers
+//! enter the engine, and the engine's result as JSON within a nesting and size budget.
+//!
+//! The engine's numbers are doubles, exact for integers up to 2^53 only. An input
+//! integer beyond that (a 19-digit Snowflake or Discord id) enters the engine as the
+//! string of its digits instead, so `$string(id)` and `id` keep every digit (rounded
+//! through a double, `820982911946154508` would become `…500`).
 
+use std::fmt;
 use std::rc::Rc;
 
 use jsonata_core::value::{JArray, JMap, JValue};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::MappingError;
@@ -67,7 +74,11 @@ fn to_engine_at(v: &Value, depth: usize, what: &'static str) -> Result<JValue, M
     Ok(match v {
         Value::Null => JValue::Null,
         Value::Bool(b) => JValue::Bool(*b),
-        Value::Number(n) => JValue::Number(n.as_f64().unwrap_or(0.0)),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => integer(i.unsigned_abs(), || i.to_string(), i as f64),
+            (None, Some(u)) => integer(u, || u.to_string(), u as f64),
+            _ => JValue::Number(n.as_f64().unwrap_or(0.0)),
+        },
         Value::String(s) => JValue::String(s.as_str().into()),
         Value::Array(items) => {
             let depth = nested()?;
@@ -94,12 +105,90 @@ fn to_engine_at(v: &Value, depth: usize, what: &'static str) -> Result<JValue, M
     })
 }
 
+/// Largest magnitude up to which every integer is exactly a double: 2^53.
+const EXACT_INTEGER: u64 = 1 << 53;
+
+/// An integer of magnitude `abs` for the engine: its double when that is exact, else
+/// its digits as a string.
+fn integer(abs: u64, digits: impl FnOnce() -> String, double: f64) -> JValue {
+    if abs <= EXACT_INTEGER {
+        JValue::Number(double)
+    } else {
+        JValue::String(digits().into())
+    }
+}
+
+/// JSON text parsed straight into the engine's values, numbers as [`to_engine`] converts
+/// them (the engine's own `Deserialize` rounds every integer through a double).
+pub(super) fn parse(text: &[u8]) -> Result<JValue, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let value = de.deserialize_any(EngineVisitor)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// Builds a [`JValue`] as the engine's own visitor does, but for integers.
+struct EngineVisitor;
+
+/// One nested value, read with [`EngineVisitor`].
+struct Nested(JValue);
+
+impl<'de> de::Deserialize<'de> for Nested {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(EngineVisitor).map(Nested)
+    }
+}
+
+impl<'de> Visitor<'de> for EngineVisitor {
+    type Value = JValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<JValue, E> {
+        Ok(JValue::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<JValue, E> {
+        Ok(integer(v.unsigned_abs(), || v.to_string(), v as f64))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<JValue, E> {
+        Ok(integer(v, || v.to_string(), v as f64))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<JValue, E> {
+        Ok(JValue::Number(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<JValue, E> {
+        Ok(JValue::String(v.into()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<JValue, E> {
+        Ok(JValue::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<JValue, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        // As the engine's own conversion: an array holding no array is "flat".
+        let mut flat = true;
+        while let Some(Nested(item)) = seq.next_element()? {
+            flat &= !matches!(item, JValue::Array(_));
+            items.push(item);
+        }
+        Ok(JValue::Array(JArray::new_flat(items, flat)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JValue, A::Error> {
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(4096));
+        while let Some((k, Nested(v))) = map.next_entry::<String, Nested>()? {
+            entries.push((k, v));
+        }
+        Ok(JValue::Object(Rc::new(entries.into_iter().collect::<JMap>())))
+    }
+}
+
 /// The engine's value as JSON, refusing results nested deeper than [`MAX_NESTING`] or
 /// larger than about `max_bytes` of JSON text (counted as it is built, so a huge result
 /// is refused before it is copied).
 ///
 /// JSONata numbers are doubles; a whole number within the exactly-representable range
-/// goes out as an integer (`2000`, not `2000.0`), as the provider sent it. What JSON
+/// goes out as an integer (`2000`, not `2000.0`), as the provider sent it; a larger
+/// input integer went in, and goes out, as its digits in a string. What JSON
 /// cannot hold (functions, regexes, non-finite numbers, undefined in an array) is null.
 pub(super) fn to_json(v: &JValue, max_bytes: usize) -> Result<Value, MappingError> {
     let mut budget = Budget {
@@ -221,6 +310,30 @@ mod tests {
             to_engine(&nested(MAX_NESTING + 1), "input"),
             Err(MappingError::TooDeep("input"))
         );
+    }
+
+    #[test]
+    fn integers_past_two_to_the_53_enter_the_engine_as_their_digits() {
+        let text = r#"{"id": 820982911946154508, "neg": -820982911946154508, "max": 18446744073709551615,
+            "exact": 9007199254740992, "past": 9007199254740993, "half": 2.5, "list": [[1]], "o": {}}"#;
+        let parsed = parse(text.as_bytes()).unwrap();
+        let value: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(to_engine(&value, "input"), Ok(parsed.clone()));
+        let JValue::Object(map) = &parsed else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(map["id"], JValue::String("820982911946154508".into()));
+        assert_eq!(map["neg"], JValue::String("-820982911946154508".into()));
+        assert_eq!(map["max"], JValue::String("18446744073709551615".into()));
+        assert_eq!(map["exact"], JValue::Number(9_007_199_254_740_992.0));
+        assert_eq!(map["past"], JValue::String("9007199254740993".into()));
+        // Otherwise as the engine's own parser reads it.
+        let ordinary = r#"{"n": 2000, "half": 2.5, "list": [1, "a", null, true, [2]], "o": {"k": {}}}"#;
+        assert_eq!(
+            parse(ordinary.as_bytes()).unwrap(),
+            serde_json::from_str::<JValue>(ordinary).unwrap()
+        );
+        assert!(parse(b"{} x").is_err());
     }
 
     #[test]
