@@ -62,6 +62,8 @@ pub struct Connector {
     pub path: PathBuf,
     pub max_body_bytes: Option<usize>,
     pub content_types: Vec<String>,
+    /// Methods events are delivered with (upper case); `POST` unless the file says.
+    pub methods: Vec<String>,
     pub signature: SignatureSpec,
     pub signature_fallbacks: Vec<SignatureSpec>,
     pub handshakes: Vec<crate::handshake::Handshake>,
@@ -287,6 +289,7 @@ fn load_one(path: &Path, text: &str, models: &UnifiedModels, errors: &mut Vec<Ca
         path: path.to_path_buf(),
         max_body_bytes: file.max_body_bytes,
         content_types: file.content_types,
+        methods: file.methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
         signature: file.signature,
         signature_fallbacks: file.signature_fallbacks,
         handshakes: file.handshake,

@@ -98,25 +98,6 @@ pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Vec<E
     } else {
         None
     };
-    // A declared body shape (Slack's slash commands beside its events, Discord's
-    // webhook events beside its interactions) reads its own paths.
-    let shape = doc
-        .as_ref()
-        .and_then(|d| spec.shapes.iter().find(|s| s.when.holds(d, headers)));
-    let (id_src, type_src, account_src, time_src) = match shape {
-        Some(s) => (
-            s.id.as_ref().unwrap_or(&spec.id),
-            s.event_type.as_ref().unwrap_or(&spec.event_type),
-            s.account.as_ref().or(spec.account.as_ref()),
-            s.occurred_at.as_ref().or(spec.occurred_at.as_ref()),
-        ),
-        None => (
-            &spec.id,
-            &spec.event_type,
-            spec.account.as_ref(),
-            spec.occurred_at.as_ref(),
-        ),
-    };
     let items: Vec<(Option<u32>, Option<&serde_json::Value>)> = match (&spec.items, &doc) {
         (Some(path), Some(doc)) => match path.get(doc).and_then(|v| v.as_array()) {
             Some(arr) if arr.len() <= MAX_ITEMS => {
@@ -128,6 +109,24 @@ pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Vec<E
     };
     let mut out = Vec::with_capacity(items.len());
     for (index, item) in items {
+        // A declared shape (Slack's slash commands beside its events, Discord's webhook
+        // events beside its interactions, Graph's lifecycle notifications beside its
+        // change notifications in one batch) reads its own paths; judged per item.
+        let shape = item.and_then(|d| spec.shapes.iter().find(|s| s.when.holds(d, headers)));
+        let (id_src, type_src, account_src, time_src) = match shape {
+            Some(s) => (
+                s.id.as_ref().unwrap_or(&spec.id),
+                s.event_type.as_ref().unwrap_or(&spec.event_type),
+                s.account.as_ref().or(spec.account.as_ref()),
+                s.occurred_at.as_ref().or(spec.occurred_at.as_ref()),
+            ),
+            None => (
+                &spec.id,
+                &spec.event_type,
+                spec.account.as_ref(),
+                spec.occurred_at.as_ref(),
+            ),
+        };
         let read = |src: &ValueSource| -> Option<String> {
             match src {
                 ValueSource::Json(p) => p.get_string(item?),

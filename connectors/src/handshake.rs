@@ -156,9 +156,10 @@ pub fn signed(handshakes: &[Handshake], doc: &Value, headers: &http::HeaderMap, 
     None
 }
 
-/// Whether any handshake answers `method` (GET handshakes open the route to GET).
-pub fn accepts_method(handshakes: &[Handshake], method: &str) -> bool {
-    method.eq_ignore_ascii_case("POST")
+/// Whether the connector takes `method`: a method it delivers events with, or one a
+/// handshake answers (GET handshakes open the route to GET).
+pub fn accepts_method(methods: &[String], handshakes: &[Handshake], method: &str) -> bool {
+    methods.iter().any(|m| m.eq_ignore_ascii_case(method))
         || handshakes
             .iter()
             .any(|h| matches!(h, Handshake::EchoQuery { method: m, .. } if m.eq_ignore_ascii_case(method)))

@@ -27,6 +27,11 @@ pub struct ConnectorFile {
     /// Largest body accepted, overriding `ingress.max_body_bytes`.
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
+    /// HTTP methods the provider delivers events with (`["POST", "GET"]` for Twilio,
+    /// whose callbacks can be set to GET); others get 405. A GET's query string is its
+    /// body, read as a form.
+    #[serde(default = "default_methods")]
+    pub methods: Vec<String>,
     pub signature: SignatureSpec,
     /// Older schemes the provider may still send (HubSpot v2 and v1 behind v3), tried in
     /// order only when the primary scheme's signature header is absent. Each is checked
@@ -46,6 +51,10 @@ pub struct ConnectorFile {
     /// Provider event type → its mapping, or several tried in order (`[[mappings."t"]]`).
     #[serde(default)]
     pub mappings: BTreeMap<String, MappingCases>,
+}
+
+fn default_methods() -> Vec<String> {
+    vec!["POST".into()]
 }
 
 /// How the provider proves a webhook is its own. A closed set of schemes, each with its

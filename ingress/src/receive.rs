@@ -45,7 +45,9 @@ pub async fn webhook(
     let known = state.catalog.current().get(connector).cloned();
     let label = known.as_ref().map(|c| c.name.as_str()).unwrap_or("unknown").to_string();
     let result = match known {
-        Some(c) if !handshake::accepts_method(&c.handshakes, req.method().as_str()) => Err(Rejection::MethodNotAllowed),
+        Some(c) if !handshake::accepts_method(&c.methods, &c.handshakes, req.method().as_str()) => {
+            Err(Rejection::MethodNotAllowed)
+        }
         Some(c) => receive(&state, req, peer, c, target, started).await,
         None => Err(Rejection::NotFound("unknown_connector")),
     };
@@ -176,9 +178,10 @@ async fn receive(
     if let Some(reply) = handshake::unsigned(&connector.handshakes, parts.method.as_str(), parts.uri.query(), &header) {
         return Ok(Answer::Handshake(reply));
     }
-    if parts.method != hyper::Method::POST {
+    if !connector.methods.iter().any(|m| m == parts.method.as_str()) {
         return Err(Rejection::MethodNotAllowed);
     }
+    let by_get = parts.method == hyper::Method::GET;
     let declared = parts
         .headers
         .get(hyper::header::CONTENT_LENGTH)
@@ -187,7 +190,7 @@ async fn receive(
     if declared.is_some_and(|n| n > limit) {
         return Err(Rejection::TooLarge(limit));
     }
-    if !connector.content_types.is_empty() {
+    if !by_get && !connector.content_types.is_empty() {
         let given = parts
             .headers
             .get(hyper::header::CONTENT_TYPE)
@@ -227,6 +230,12 @@ async fn receive(
         .collect();
     let verified = signature::verify_with_fallbacks(&connector.signature, &fallbacks, raw, &secrets, now)
         .map_err(Rejection::BadSignature)?;
+    // A GET's parameters are in the URL it signed: they are the event's body.
+    let verified = if by_get {
+        verified.with_query_as_form_body()
+    } else {
+        verified
+    };
     if !connector.handshakes.is_empty() {
         let content_type = header_str(verified.headers(), "content-type").unwrap_or("application/json");
         let doc = body::to_json(verified.body(), content_type).unwrap_or_default();

@@ -147,6 +147,41 @@ async fn url_signing_connectors_verify_over_the_public_https_url() {
     p.stop().await;
 }
 
+/// Twilio callbacks set to GET: the parameters are in the query of the URL Twilio
+/// signed, and nothing else is signed; the event is read from them. Stripe delivers by
+/// POST only: a GET is 405.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_that_delivers_by_get_is_read_from_the_signed_query() {
+    let servers = shared().await;
+    let mut config = config_for(&servers.nats, &servers.redis, &servers.s3, "byget");
+    config.ingress.public_url = PUBLIC.into();
+    let p = Pipeline::start(config).await.unwrap();
+    register_all(&p).await;
+    let params = [
+        ("MessageSid", "SM00000000000000000000000000000077"),
+        ("SmsStatus", "received"),
+        ("Body", "Hi"),
+        ("AccountSid", "AC1"),
+    ];
+    let path = format!("/v1/webhooks/twilio/acct_tw?{}", form(&params));
+    let headers = twilio(&format!("{PUBLIC}{path}"), &[]);
+    let get = |path: String, headers: Vec<(String, String)>| {
+        let mut r = p.http.get(format!("http://{}{path}", p.ingress));
+        for (k, v) in &headers {
+            r = r.header(k.as_str(), v.as_str());
+        }
+        r.send()
+    };
+    let r = get(path.clone(), headers.clone()).await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // A tampered query does not verify.
+    let r = get(path.replace("Hi", "Hj"), headers).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = get("/v1/webhooks/stripe/acct_sq".into(), vec![]).await.unwrap();
+    assert_eq!(r.status(), 405);
+    p.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_headers_count_from_a_trusted_proxy_and_from_nobody_else() {
     let forwarded = vec![

@@ -43,6 +43,20 @@ impl VerifiedWebhook {
     pub fn method(&self) -> &http::Method {
         &self.raw.method
     }
+
+    /// A delivery by GET (Twilio's, where so configured) carries its parameters in the
+    /// query of the URL it signed: they become the body, as a form, so extraction, the
+    /// claim-check and mappings read them as they read a POSTed form.
+    pub fn with_query_as_form_body(mut self) -> Self {
+        let query = self.raw.url.split_once('?').map(|(_, q)| q).unwrap_or("");
+        let query = query.split('#').next().unwrap_or("");
+        self.raw.body = Bytes::copy_from_slice(query.as_bytes());
+        self.raw.headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        self
+    }
 }
 
 /// Why a request was refused. Every kind answers 401; `code()` is the short label

@@ -253,8 +253,10 @@ fn model(toks: &[Tok], r: &Req) -> Result<Vec<u8>, &'static str> {
                 out.extend_from_slice(v.as_bytes());
             }
             Tok::Form => {
+                // By name, then value, each pair once (Twilio's rule).
                 let mut form = r.form.clone().ok_or("form")?;
-                form.sort_by(|a, b| a.0.cmp(&b.0));
+                form.sort();
+                form.dedup();
                 for (k, v) in form {
                     out.extend_from_slice(k.as_bytes());
                     out.extend_from_slice(v.as_bytes());
