@@ -202,14 +202,21 @@ async fn receive(
             return Err(Rejection::UnsupportedMediaType);
         }
     }
-    let body_timeout = Duration::from_millis(state.cfg.body_read_timeout_ms.max(1));
-    let body: Bytes = match tokio::time::timeout(body_timeout, Limited::new(body, limit).collect()).await {
-        Err(_) => return Err(Rejection::BodyTimeout),
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+    let read = Limited::new(body, limit).collect();
+    let read = if state.cfg.body_read_timeout_ms > 0 {
+        let within = Duration::from_millis(state.cfg.body_read_timeout_ms);
+        tokio::time::timeout(within, read)
+            .await
+            .map_err(|_| Rejection::BodyTimeout)?
+    } else {
+        read.await
+    };
+    let body: Bytes = match read {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             return Err(Rejection::TooLarge(limit))
         }
-        Ok(Err(_)) => return Err(Rejection::BadBody),
+        Err(_) => return Err(Rejection::BadBody),
     };
     let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = state.called_url.url(peer, &parts.headers, path_and_query);

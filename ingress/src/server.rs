@@ -34,11 +34,14 @@ use crate::State;
 pub async fn serve(listener: TcpListener, state: Arc<State>, shutdown: CancellationToken, readiness: Readiness) {
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(state.cfg.header_read_timeout_ms.max(1)));
-    builder.http2().timer(TokioTimer::new());
+    // 0 turns the header timeout off (behind a proxy that enforces its own).
+    if state.cfg.header_read_timeout_ms > 0 {
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_millis(state.cfg.header_read_timeout_ms));
+        builder.http2().timer(TokioTimer::new());
+    }
     let connections = Arc::new(Semaphore::new(state.cfg.max_connections.max(1)));
     let mut backoff = AcceptBackoff::new("ingress");
     loop {
