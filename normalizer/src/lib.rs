@@ -65,9 +65,13 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
 
     let prometheus = prometheus::Registry::new();
     let metrics = Metrics::new(&prometheus);
-    let readiness = Readiness::new(&[("nats", true)]);
+    // S3 holds every event's body: without it nothing can be normalized. Without Redis
+    // events are routed by their envelopes: degraded, still working.
+    let readiness = Readiness::new(&[("nats", true), ("s3", true), ("redis", false)]);
     readiness.export(&prometheus, "normalizer");
-    readiness.set("nats", true);
+    for dependency in ["nats", "s3", "redis"] {
+        readiness.set(dependency, true);
+    }
     let background = CancellationToken::new();
     let live = catalog.clone();
     reload::spawn(&prometheus, background.clone(), move |forced| live.reload(forced));
@@ -87,6 +91,7 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
 
     let sealer = Sealer::from_config(&config.secrets)?;
     let redis = registry::store::connect(&config.redis).await?;
+    let redis_probe = redis.clone();
     let registry = RegistryCache::new(
         RegistryStore::new(
             redis,
@@ -98,6 +103,12 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
     );
     tokio::spawn(registry.clone().listen(nats.clone(), background.clone()));
     let store = ClaimCheckStore::new(&config.s3).await?;
+    tokio::spawn(probe_storage(
+        store.clone(),
+        redis_probe,
+        readiness.clone(),
+        background.clone(),
+    ));
     let worker = Arc::new(Worker {
         js,
         names,
@@ -127,6 +138,27 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
     let _ = tokio::time::timeout(Duration::from_secs(5), nats.flush()).await;
     tracing::info!("Normalizer stopped.");
     result
+}
+
+/// S3 and Redis as `/readyz` reports them, every few seconds.
+async fn probe_storage(
+    store: ClaimCheckStore,
+    redis: redis::aio::ConnectionManager,
+    readiness: Readiness,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        readiness.set("s3", store.probe().await.is_ok());
+        let mut conn = redis.clone();
+        let ping = redis::cmd("PING");
+        let answered = tokio::time::timeout(Duration::from_secs(1), ping.query_async::<String>(&mut conn)).await;
+        readiness.set("redis", matches!(answered, Ok(Ok(_))));
+    }
 }
 
 /// Readiness and consumer lag, every few seconds.

@@ -20,7 +20,13 @@ use crate::config::{LogFormat, TelemetryConfig};
 /// Install the global tracing subscriber. Call once, from `main`.
 pub fn init_logging(cfg: &TelemetryConfig) {
     let filter = EnvFilter::try_new(&cfg.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    // Colour codes only for a terminal (logs go to stdout): in a log file or a pipeline
+    // they are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi);
     let _ = match cfg.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Pretty => builder.try_init(),

@@ -15,6 +15,7 @@ mod harness;
 mod metrics_names;
 mod pipeline;
 mod proxy_env;
+mod readiness;
 mod reload;
 mod replay;
 mod routing;
