@@ -88,6 +88,17 @@ fn twilio_repeated_params_are_sorted_by_value_and_deduplicated() {
     assert_eq!(twilio(TWILIO_URL, body, "IK+Dwps556ElfBT0I3Rgjkr1wJU=", FORM.1), Ok(()));
 }
 
+/// twilio-node spec/validation.spec.js: an array parameter signs the same in either order.
+#[test]
+fn twilio_array_params_sign_the_same_in_either_order() {
+    for body in [
+        "MessagingBinding.Address=%2B1325xxxxxxx&MessagingBinding.Address=%2B1415xxxxxxx",
+        "MessagingBinding.Address=%2B1415xxxxxxx&MessagingBinding.Address=%2B1325xxxxxxx",
+    ] {
+        assert_eq!(twilio(TWILIO_URL, body, "83O6e2vORAoJHUNzJjDWN1jz+BA=", FORM.1), Ok(()));
+    }
+}
+
 #[test]
 fn twilio_json_callbacks_sign_the_url_and_carry_the_body_hash() {
     // twilio-python / twilio-node: JSON bodies, `bodySHA256` in the query.
@@ -106,6 +117,13 @@ fn twilio_json_callbacks_sign_the_url_and_carry_the_body_hash() {
             "application/json"
         ),
         Err(VerifyError::Mismatch)
+    );
+    // twilio-node: the hash as the only query parameter.
+    let url =
+        "https://mycompany.com/myapp.php?bodySHA256=0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620";
+    assert_eq!(
+        twilio(url, body, "y77kIzt2vzLz71DgmJGsen2scGs=", "application/json"),
+        Ok(())
     );
     // twilio-node: `{}`, accepted only with :443 added.
     let url = "https://mycompany.com/myapp.php?foo=1&bar=2&bodySHA256=44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
