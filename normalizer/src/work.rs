@@ -268,9 +268,16 @@ impl Worker {
         if let Err(e) = published {
             return Step::Retry(format!("publishing the unified event: {e}"));
         }
+        // A closed set of labels: the catalog's unified types, else `pass_through` (a
+        // provider's own event types are the provider's to invent, without bound).
+        let type_label = if models.contains(&event.event_type) {
+            event.event_type.as_str()
+        } else {
+            "pass_through"
+        };
         self.metrics
             .normalized
-            .with_label_values(&[&connector.name, &event.event_type])
+            .with_label_values(&[&connector.name, type_label])
             .inc();
         let now_ms = switchyard_plumbing::timefmt::unix_millis(time::OffsetDateTime::now_utc());
         self.metrics

@@ -75,6 +75,15 @@ async fn a_poison_event_is_delivered_as_unrecognized_and_stalls_nothing() {
         )
         .await;
     assert_eq!(counted, Some(1.0));
+    // The normalizer's `type` label is a closed set: provider-made types count as
+    // `pass_through`, never as a series of their own.
+    let passed = p
+        .metric(
+            p.normalizer_ops,
+            "switchyard_normalizer_events_total{connector=\"stripe\",type=\"pass_through\"}",
+        )
+        .await;
+    assert_eq!(passed, Some(1.0));
     p.stop().await;
 }
 
