@@ -107,6 +107,15 @@ pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Vec<E
         },
         _ => vec![(None, doc.as_ref())],
     };
+    // The body's SHA-256, computed once however many items ask for it.
+    let digest = std::cell::OnceCell::new();
+    let hashed_id = |index: Option<u32>| {
+        let digest: &String = digest.get_or_init(|| hex::encode(Sha256::digest(body)));
+        match index {
+            Some(i) => format!("{digest}:{i}"),
+            None => digest.clone(),
+        }
+    };
     let mut out = Vec::with_capacity(items.len());
     for (index, item) in items {
         // A declared shape (Slack's slash commands beside its events, Discord's webhook
@@ -132,7 +141,7 @@ pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Vec<E
                 ValueSource::Json(p) => p.get_string(item?),
                 ValueSource::Header(h) => header_str(headers, h).map(str::to_string),
                 ValueSource::Literal(s) => Some(s.clone()),
-                ValueSource::BodySha256(_) => Some(body_id(body, index)),
+                ValueSource::BodySha256(_) => Some(hashed_id(index)),
             }
         };
         let mut unrecognized = None;
@@ -144,7 +153,7 @@ pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Vec<E
                 } else {
                     Unrecognized::MissingId
                 });
-                body_id(body, index)
+                hashed_id(index)
             }
         };
         let event_type = match read(type_src) {
@@ -174,6 +183,9 @@ pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Vec<E
     }
     // Two items with one id would be taken for one event: the later ones get their
     // index appended, so each is stored and delivered (none is lost as a "duplicate").
+    if out.len() < 2 {
+        return out;
+    }
     let mut seen = std::collections::HashSet::with_capacity(out.len());
     for e in &mut out {
         if !seen.insert(e.id.clone()) {

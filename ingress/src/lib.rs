@@ -208,14 +208,7 @@ async fn probe(
             "nats",
             nats.connection_state() == async_nats::connection::State::Connected,
         );
-        readiness.set("s3", store.probe().await.is_ok());
-        let mut conn = redis.clone();
-        let cmd = redis::cmd("PING");
-        let ping = cmd.query_async::<String>(&mut conn);
-        readiness.set(
-            "redis",
-            matches!(tokio::time::timeout(Duration::from_secs(1), ping).await, Ok(Ok(_))),
-        );
+        switchyard_plumbing::probe::storage(&store, &redis, &readiness).await;
     }
 }
 

@@ -228,15 +228,20 @@ async fn receive(
     };
     // Older schemes that sign no timestamp would let a captured request be replayed by
     // dropping the primary header (a downgrade): only where the operator opted in.
-    let legacy = level.is_some_and(|l| l.legacy_signatures);
-    let fallbacks: Vec<_> = connector
-        .signature_fallbacks
-        .iter()
-        .filter(|f| legacy || f.is_replay_safe())
-        .cloned()
-        .collect();
-    let verified = signature::verify_with_fallbacks(&connector.signature, &fallbacks, raw, &secrets, now)
-        .map_err(Rejection::BadSignature)?;
+    let allowed = if level.is_some_and(|l| l.legacy_signatures) {
+        signature::Fallbacks::All
+    } else {
+        signature::Fallbacks::ReplaySafe
+    };
+    let verified = signature::verify_with_fallbacks(
+        &connector.signature,
+        &connector.signature_fallbacks,
+        allowed,
+        raw,
+        &secrets,
+        now,
+    )
+    .map_err(Rejection::BadSignature)?;
     // A GET's parameters are in the URL it signed: they are the event's body.
     let verified = if by_get {
         verified.with_query_as_form_body()

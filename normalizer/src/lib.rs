@@ -153,11 +153,7 @@ async fn probe_storage(
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        readiness.set("s3", store.probe().await.is_ok());
-        let mut conn = redis.clone();
-        let ping = redis::cmd("PING");
-        let answered = tokio::time::timeout(Duration::from_secs(1), ping.query_async::<String>(&mut conn)).await;
-        readiness.set("redis", matches!(answered, Ok(Ok(_))));
+        switchyard_plumbing::probe::storage(&store, &redis, &readiness).await;
     }
 }
 

@@ -25,6 +25,7 @@ pub mod envelope;
 pub mod ids;
 pub mod names;
 pub mod nats;
+pub mod probe;
 pub mod registry;
 pub mod reload;
 pub mod sealed;

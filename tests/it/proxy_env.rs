@@ -32,6 +32,10 @@ const WAIT: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_variables_in_the_environment_are_not_used_for_deliveries() {
+    // Run again as the child (below), this same test is the half that delivers.
+    if let Ok(toml) = std::env::var(CHILD_CONFIG) {
+        return child_delivers_past_the_proxy(&toml).await;
+    }
     let s = shared().await;
     // The "proxy": it answers 502 at once, so a delivery sent through it fails fast.
     let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -79,9 +83,8 @@ allow_cidrs = ["127.0.0.0/8"]
     let mut child = tokio::process::Command::new(std::env::current_exe().unwrap());
     child
         .args([
-            "proxy_env::child_delivers_past_the_proxy",
+            "proxy_env::proxy_variables_in_the_environment_are_not_used_for_deliveries",
             "--exact",
-            "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -119,19 +122,14 @@ allow_cidrs = ["127.0.0.0/8"]
     );
 }
 
-/// Run by the test above, in a child process whose environment names a proxy for
-/// every scheme. Does nothing when run any other way.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "run by proxy_variables_in_the_environment_are_not_used_for_deliveries"]
-async fn child_delivers_past_the_proxy() {
-    let Ok(toml) = std::env::var(CHILD_CONFIG) else {
-        return;
-    };
+/// The test above, run again in a child process whose environment names a proxy for
+/// every scheme: the dispatcher in-process, delivering past it.
+async fn child_delivers_past_the_proxy(toml: &str) {
     assert!(
         std::env::var("HTTP_PROXY").is_ok(),
         "the parent set the proxy variables"
     );
-    let config = Config::from_toml(&toml).unwrap();
+    let config = Config::from_toml(toml).unwrap();
 
     // An http receiver that records webhook ids, and for https a bare TCP listener
     // (no TLS: a direct connection to it is what is checked, not a delivery).

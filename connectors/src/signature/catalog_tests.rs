@@ -141,7 +141,15 @@ pub(super) fn verify_at(
         body: Bytes::from(body.to_string()),
     };
     let c = catalog.get(connector).unwrap();
-    super::verify_with_fallbacks(&c.signature, &c.signature_fallbacks, raw, &[secret], now).map(|_| ())
+    super::verify_with_fallbacks(
+        &c.signature,
+        &c.signature_fallbacks,
+        super::Fallbacks::All,
+        raw,
+        &[secret],
+        now,
+    )
+    .map(|_| ())
 }
 
 /// GitHub's documented example: secret "It's a Secret to Everybody", payload

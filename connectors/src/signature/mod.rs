@@ -102,7 +102,17 @@ pub fn verify(
     secrets: &[&str],
     now: i64,
 ) -> Result<VerifiedWebhook, VerifyError> {
-    verify_with_fallbacks(spec, &[], raw, secrets, now)
+    verify_with_fallbacks(spec, &[], Fallbacks::All, raw, secrets, now)
+}
+
+/// Which of a connector's fallback schemes may be tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallbacks {
+    All,
+    /// Only those that sign a timestamp they check ([`SignatureSpec::is_replay_safe`]):
+    /// the others would let a captured request, its primary header dropped, be
+    /// accepted again at any time.
+    ReplaySafe,
 }
 
 /// As [`verify`], and when the primary scheme's signature header is absent, each of
@@ -111,6 +121,7 @@ pub fn verify(
 pub fn verify_with_fallbacks(
     spec: &SignatureSpec,
     fallbacks: &[SignatureSpec],
+    allowed: Fallbacks,
     raw: RawWebhook,
     secrets: &[&str],
     now: i64,
@@ -118,7 +129,10 @@ pub fn verify_with_fallbacks(
     let mut result = check(spec, &raw, secrets, now);
     if matches!(result, Err(VerifyError::MissingHeader(_))) {
         let mut fallback_error = None;
-        for fallback in fallbacks {
+        let usable = fallbacks
+            .iter()
+            .filter(|f| allowed == Fallbacks::All || f.is_replay_safe());
+        for fallback in usable {
             match check(fallback, &raw, secrets, now) {
                 Ok(()) => {
                     fallback_error = None;
