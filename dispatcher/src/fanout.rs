@@ -19,7 +19,7 @@ use futures::future::join_all;
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
 use switchyard_plumbing::delivery::DeliveryJob;
-use switchyard_plumbing::envelope::{HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
+use switchyard_plumbing::envelope::{HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
 use switchyard_plumbing::names::Names;
 use switchyard_plumbing::registry::Endpoint;
 use tokio::sync::Semaphore;
@@ -28,10 +28,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::deliver::{Engine, Origin};
 use crate::filter::{Filters, Verdict};
+use crate::undelivered::{Reason, Undelivered};
 
 pub struct Fanout {
     pub engine: Arc<Engine>,
     pub filters: Filters,
+    /// Where the events no endpoint receives are recorded.
+    pub undelivered: Undelivered,
     pub redis: ConnectionManager,
     pub names: Names,
     /// Delay before a handed-back event comes again.
@@ -88,8 +91,9 @@ impl Fanout {
                 .and_then(|h| h.get(name))
                 .map(|v| v.as_str().to_string())
         };
+        // A re-delivered event carries its id apart from its message id.
         let (Some(id), Some(event_type), Some(tenant)) = (
-            header(async_nats::header::NATS_MESSAGE_ID.as_ref()),
+            header(HEADER_EVENT_ID).or_else(|| header(async_nats::header::NATS_MESSAGE_ID.as_ref())),
             header(HEADER_EVENT_TYPE),
             header(HEADER_TENANT),
         ) else {
@@ -156,15 +160,37 @@ impl Fanout {
             targets = kept;
         }
 
+        if targets.is_empty() && refused.is_empty() {
+            // No endpoint takes it: recorded, so it can be re-delivered once one does.
+            let reason = if endpoints.iter().any(|e| e.enabled) {
+                Reason::NoMatch
+            } else {
+                Reason::NoEndpoint
+            };
+            let seq = msg.info().map(|i| i.stream_sequence).unwrap_or_default();
+            let recorded = self
+                .undelivered
+                .record(&tenant, &id, seq, reason, msg.headers.as_ref(), msg.payload.clone())
+                .await;
+            if let Err(e) = recorded {
+                tracing::warn!(error = %e, event_id = %id, "Recording an event no endpoint takes failed; it comes back.");
+                metrics.events.with_label_values(&["retry"]).inc();
+                let _ = msg.ack_with(AckKind::Nak(Some(self.retry_delay))).await;
+                return;
+            }
+            metrics.events.with_label_values(&["no_endpoint"]).inc();
+            let _ = msg.ack().await;
+            return;
+        }
         let redelivered = msg.info().map(|i| i.delivered > 1).unwrap_or(false);
         if redelivered {
             let handled = self.handled(&id, &targets).await;
             targets.retain(|ep| !handled.contains(&ep.id));
-        }
-        if targets.is_empty() && refused.is_empty() {
-            metrics.events.with_label_values(&["no_endpoint"]).inc();
-            let _ = msg.ack().await;
-            return;
+            if targets.is_empty() && refused.is_empty() {
+                metrics.events.with_label_values(&["fanned_out"]).inc();
+                let _ = msg.ack().await;
+                return;
+            }
         }
 
         let attempts = targets

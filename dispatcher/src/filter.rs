@@ -5,9 +5,9 @@
 //! # Isolation
 //! Evaluations never run on the dispatcher's runtime thread (one by default): a slow
 //! filter there would hold up every tenant's deliveries. Each runs on a blocking
-//! thread, at most [`POOL`] at once process-wide and at most [`PER_TENANT`] at once per
-//! tenant, so one tenant's slow filters queue behind each other and never take the
-//! whole pool: the others keep `POOL - PER_TENANT` threads at least. The caller awaits
+//! thread, at most `dispatcher.filter_threads` at once process-wide and at most
+//! `dispatcher.filter_per_tenant` at once per tenant, so one tenant's slow filters queue
+//! behind each other and never take the whole pool: the others keep the difference. The caller awaits
 //! the result for at most [`Limits::deadline`]; an evaluation still running then is
 //! abandoned (it keeps its tenant's permit until the engine's own time limit stops it)
 //! and is that filter's `filter_error`. When the engine refuses to start an evaluation
@@ -21,38 +21,29 @@ use std::time::Duration;
 
 use serde_json::Value;
 use switchyard_connectors::mapping::{Limits, Mapping, MappingError};
-use tokio::sync::Semaphore;
+use switchyard_plumbing::offload::{Offload, OffloadError};
 
 /// Distinct filter texts kept compiled.
 const KEPT: usize = 10_000;
-/// Filter evaluations running at once in the process (blocking threads). A constant
-/// until the configuration has a key for it (`dispatcher.filter_threads`).
+/// Filter evaluations running at once in the process, by default
+/// (`dispatcher.filter_threads`).
 pub const POOL: usize = 4;
-/// Filter evaluations running at once for one tenant (`dispatcher.filter_per_tenant`).
+/// Filter evaluations running at once for one tenant, by default
+/// (`dispatcher.filter_per_tenant`).
 pub const PER_TENANT: usize = 2;
 /// How long an evaluation refused as [`MappingError::Busy`] is retried before the event
 /// is handed back.
 pub const BUSY_WAIT: Duration = Duration::from_secs(2);
-/// Tenants whose budgets are kept; past that, idle ones are dropped.
-const TENANTS_KEPT: usize = 10_000;
-
 pub struct Filters {
     compiled: Mutex<HashMap<String, Result<Mapping, String>>>,
-    /// Bounds the blocking threads evaluating filters, process-wide.
-    pool: Arc<Semaphore>,
-    /// Each tenant's budget of evaluations in flight ([`PER_TENANT`]).
-    tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// The blocking threads evaluating filters, and each tenant's share of them.
+    offload: Offload,
     limits: Limits,
 }
 
 impl Default for Filters {
     fn default() -> Self {
-        Self {
-            compiled: Mutex::default(),
-            pool: Arc::new(Semaphore::new(POOL)),
-            tenants: Mutex::default(),
-            limits: Limits::default(),
-        }
+        Self::new(POOL, PER_TENANT)
     }
 }
 
@@ -69,6 +60,15 @@ pub enum Verdict {
 }
 
 impl Filters {
+    /// At most `threads` evaluations at once, `per_tenant` of them for one tenant.
+    pub fn new(threads: usize, per_tenant: usize) -> Self {
+        Self {
+            compiled: Mutex::default(),
+            offload: Offload::new(threads, per_tenant),
+            limits: Limits::default(),
+        }
+    }
+
     fn get(&self, source: &str) -> Result<Mapping, String> {
         let mut m = self.compiled.lock().expect("filters lock");
         if let Some(c) = m.get(source) {
@@ -82,31 +82,16 @@ impl Filters {
         c
     }
 
-    fn budget(&self, tenant: &str) -> Arc<Semaphore> {
-        let mut t = self.tenants.lock().expect("tenant budgets lock");
-        if let Some(s) = t.get(tenant) {
-            return s.clone();
-        }
-        if t.len() >= TENANTS_KEPT {
-            // A budget with every permit back is idle; dropping it loses nothing.
-            t.retain(|_, s| s.available_permits() < PER_TENANT);
-        }
-        t.entry(tenant.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(PER_TENANT)))
-            .clone()
-    }
-
     /// Evaluate `source` over `event` for `tenant`, off the runtime thread.
     pub async fn check(&self, tenant: &str, source: &str, event: Arc<Value>) -> Verdict {
         let mapping = match self.get(source) {
             Ok(m) => m,
             Err(e) => return Verdict::Error(format!("the filter does not compile: {e}")),
         };
-        let budget = self.budget(tenant);
         let give_up = tokio::time::Instant::now() + BUSY_WAIT;
         let mut pause = Duration::from_millis(20);
         loop {
-            match self.evaluate(&budget, &mapping, &event).await {
+            match self.evaluate(tenant, &mapping, &event).await {
                 Err(Evaluation::Busy) if tokio::time::Instant::now() + pause < give_up => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(250));
@@ -118,34 +103,19 @@ impl Filters {
         }
     }
 
-    async fn evaluate(
-        &self,
-        budget: &Arc<Semaphore>,
-        mapping: &Mapping,
-        event: &Arc<Value>,
-    ) -> Result<Option<Value>, Evaluation> {
-        // The tenant's permit first: a tenant waiting on its own budget holds no pool slot.
-        let mine = budget.clone().acquire_owned().await.expect("budgets are never closed");
-        let slot = self
-            .pool
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the pool is never closed");
+    async fn evaluate(&self, tenant: &str, mapping: &Mapping, event: &Arc<Value>) -> Result<Option<Value>, Evaluation> {
         let (mapping, event, limits) = (mapping.clone(), event.clone(), self.limits);
-        let job = tokio::task::spawn_blocking(move || {
-            // Held until the evaluation ends, even if its caller stopped waiting.
-            let _permits = (mine, slot);
-            mapping.evaluate(&event, limits)
-        });
-        match tokio::time::timeout(limits.deadline(), job).await {
-            Ok(Ok(Ok(v))) => Ok(v),
-            Ok(Ok(Err(MappingError::Busy(_)))) => Err(Evaluation::Busy),
-            Ok(Ok(Err(e))) => Err(Evaluation::Failed(format!("the filter failed: {e}"))),
-            Ok(Err(_)) => Err(Evaluation::Failed("the filter's evaluation panicked".into())),
-            Err(_) => Err(Evaluation::Failed(format!(
-                "the filter was still running after {:?}; it was abandoned",
-                limits.deadline()
+        let ran = self
+            .offload
+            .run(tenant, limits.deadline(), move || mapping.evaluate(&event, limits))
+            .await;
+        match ran {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(MappingError::Busy(_))) => Err(Evaluation::Busy),
+            Ok(Err(e)) => Err(Evaluation::Failed(format!("the filter failed: {e}"))),
+            Err(OffloadError::Panicked) => Err(Evaluation::Failed("the filter's evaluation panicked".into())),
+            Err(OffloadError::Abandoned(after)) => Err(Evaluation::Failed(format!(
+                "the filter was still running after {after:?}; it was abandoned"
             ))),
         }
     }

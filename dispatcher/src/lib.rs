@@ -11,6 +11,7 @@ pub mod filter;
 pub mod metrics;
 pub mod sign;
 pub mod ssrf;
+pub mod undelivered;
 pub mod watch;
 
 use std::sync::Arc;
@@ -131,6 +132,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
         token: dcfg.admin_token.expose().to_string(),
         redis: redis.clone(),
         destinations: destinations.clone(),
+        undelivered: undelivered::Undelivered::new(js.clone(), names.clone()),
         rotation_grace: Duration::from_secs(dcfg.rotation_grace_hours * 3600),
         attempts_retention: Duration::from_secs(dcfg.attempts_retention_hours * 3600),
     });
@@ -176,7 +178,8 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     let retry_delay = Duration::from_millis(dcfg.retry_delay_ms);
     let fanout = Arc::new(Fanout {
         engine: engine.clone(),
-        filters: filter::Filters::default(),
+        filters: filter::Filters::new(dcfg.filter_threads, dcfg.filter_per_tenant),
+        undelivered: undelivered::Undelivered::new(js.clone(), names.clone()),
         redis,
         names,
         retry_delay,

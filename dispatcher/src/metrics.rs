@@ -15,7 +15,8 @@ pub struct Metrics {
     /// Deliveries by `tenant`, `endpoint` and `outcome` (delivered, retry_scheduled,
     /// deferred, dead_lettered).
     pub deliveries: IntCounterVec,
-    /// Unified events by `outcome` (fanned_out, no_endpoint, retry).
+    /// Unified events by `outcome` (fanned_out, no_endpoint: recorded as undelivered,
+    /// retry).
     pub events: IntCounterVec,
     pub attempt_seconds: Histogram,
     /// Received at the ingress → delivered.
@@ -33,6 +34,8 @@ pub struct Metrics {
     pub dead_letters_pending: IntGaugeVec,
     /// Endpoints disabled right now, by `tenant` (tenants with none are not listed).
     pub endpoints_disabled_now: IntGaugeVec,
+    /// Events no endpoint received, waiting on the undelivered stream (all tenants).
+    pub undelivered_pending: IntGauge,
 }
 
 fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -107,6 +110,11 @@ impl Metrics {
                 &["tenant"],
             )
             .expect("valid metric"),
+            undelivered_pending: IntGauge::new(
+                "switchyard_dispatcher_undelivered_pending_messages",
+                "Events no endpoint received, recorded for re-delivery (all tenants).",
+            )
+            .expect("valid metric"),
         };
         for c in [
             Box::new(m.attempts.clone()) as Box<dyn prometheus::core::Collector>,
@@ -121,6 +129,7 @@ impl Metrics {
             Box::new(m.attempt_log_dropped.clone()),
             Box::new(m.dead_letters_pending.clone()),
             Box::new(m.endpoints_disabled_now.clone()),
+            Box::new(m.undelivered_pending.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }

@@ -37,6 +37,9 @@ const REFUSED: &[&str] = &[
     // Local-use NAT64 (RFC 8215): where the IPv4 address sits depends on the operator's
     // prefix length, so it cannot be judged by the address it carries; never public.
     "64:ff9b:1::/48",
+    // Teredo (RFC 4380): the client's IPv4 address rides inverted in the last 32 bits
+    // and the server's in bits 32..64; a tunnel's end, never a webhook receiver.
+    "2001::/32",
     "fc00::/7",
     "fe80::/10",
     "ff00::/8",
@@ -265,8 +268,12 @@ mod tests {
         for bad in ["64:ff9b:1::127.0.0.1", "64:ff9b:1::8.8.8.8", "64:ff9b:1:ffff::1"] {
             assert!(!p.allows(ip(bad)), "64:ff9b:1::/48: {bad} must be refused");
         }
+        // Teredo is refused whole: here the client carried is 127.0.0.1 (inverted).
+        for bad in ["2001:0:4136:e378:8000:63bf:80ff:fffe", "2001::1"] {
+            assert!(!p.allows(ip(bad)), "2001::/32: {bad} must be refused");
+        }
         // Neighbours of those ranges are not swept up.
-        for good in ["64:ff9b:2::1", "2003::1", "2001:4860:4860::8888"] {
+        for good in ["64:ff9b:2::1", "2003::1", "2001:4860:4860::8888", "2001:1::1"] {
             assert!(p.allows(ip(good)), "{good} must be allowed");
         }
         // An operator's allowed IPv4 range allows its IPv6 embeddings too.

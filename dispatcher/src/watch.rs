@@ -1,6 +1,6 @@
 //! What the dispatcher watches in the background every few seconds: its dependencies
 //! (for `/readyz` and `switchyard_dispatcher_dependency_up`), how much work waits (the
-//! consumer, the retries, the dead letters per stage), and which endpoints are disabled
+//! consumer, the retries, the dead letters per stage, the undelivered events), and which endpoints are disabled
 //! per tenant (every minute: it walks the registry).
 
 use std::collections::HashMap;
@@ -54,6 +54,11 @@ impl Watch {
                     .set((info.num_pending + info.num_ack_pending as u64) as i64);
             }
             self.count_dead_letters().await;
+            if let Ok(mut s) = self.js.get_stream(self.names.undelivered_stream()).await {
+                if let Ok(info) = s.info().await {
+                    self.metrics.undelivered_pending.set(info.state.messages as i64);
+                }
+            }
             if n.is_multiple_of(WALK_EVERY_TICKS) {
                 self.count_disabled_endpoints().await;
             }

@@ -2,12 +2,15 @@
 //!
 //! A pool of workers shares one durable pull consumer on the raw stream ([`work`]). For
 //! each envelope it reads the claim-check ([`claims`]), maps the event with the
-//! connector's JSONata ([`map`]), publishes the unified event, and acks; what cannot be
-//! normalized goes to the dead-letter stream with its reason ([`deadletter`]).
+//! connector's JSONata ([`map`]) on the runtime thread when that is cheap for certain and
+//! on the mapping threads otherwise ([`mapper`]), publishes the unified event, and acks;
+//! what cannot be normalized goes to the dead-letter stream with its reason
+//! ([`deadletter`]).
 
 pub mod claims;
 pub mod deadletter;
 pub mod map;
+pub mod mapper;
 pub mod metrics;
 pub mod work;
 
@@ -26,6 +29,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::claims::ClaimReader;
+use crate::mapper::Mapper;
 use crate::metrics::Metrics;
 use crate::work::Worker;
 
@@ -115,12 +119,18 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
         catalog: catalog.clone(),
         registry,
         claims: ClaimReader::new(store, ncfg.claim_cache_bytes, metrics.clone()),
+        mapper: Mapper::new(
+            Limits {
+                timeout_ms: ncfg.mapping_timeout_ms,
+                max_depth: ncfg.mapping_max_depth,
+                max_input_bytes: ncfg.mapping_max_input_bytes,
+            },
+            ncfg.mapping_threads,
+            ncfg.mapping_per_tenant,
+            ncfg.mapping_inline_bytes,
+            metrics.clone(),
+        ),
         metrics,
-        limits: Limits {
-            timeout_ms: ncfg.mapping_timeout_ms,
-            max_depth: ncfg.mapping_max_depth,
-            max_input_bytes: ncfg.mapping_max_input_bytes,
-        },
         timeout_attempts: ncfg.mapping_timeout_attempts.max(1),
         max_deliveries: ncfg.max_deliveries.max(2),
     });

@@ -22,7 +22,7 @@ pub enum Mapped {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     /// A closed set: `malformed_body`, `missing_item`, `mapping_error`, `mapping_empty`,
-    /// `input_too_large`.
+    /// `input_too_large`, `engine_busy` (retried, never dead-lettered), `internal_error`.
     pub reason: &'static str,
     pub detail: String,
     /// The mapping's time limit stopped it: retried before it is dead-lettered.
@@ -69,7 +69,7 @@ fn with_millis(rfc3339_secs: &str, ms: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::Path;
 
     use serde_json::json;
@@ -86,15 +86,22 @@ mod tests {
         if let Some(prev) = extra.get("previous_attributes") {
             body["data"]["previous_attributes"] = prev.clone();
         }
-        let env = RawEnvelope {
-            connector: "stripe".into(),
+        let mut env = envelope("stripe", event_type);
+        env.occurred_at = Some("2023-11-14T22:13:20Z".into());
+        (env, serde_json::to_vec(&body).unwrap())
+    }
+
+    /// An envelope of `connector`'s event `evt_1` of `event_type`, for tenant `t`.
+    pub(crate) fn envelope(connector: &str, event_type: &str) -> RawEnvelope {
+        RawEnvelope {
+            connector: connector.into(),
             account_id: "acct".into(),
             tenant_id: "t".into(),
             external_account: None,
             event_id: "evt_1".into(),
             event_type: event_type.into(),
             item: None,
-            occurred_at: Some("2023-11-14T22:13:20Z".into()),
+            occurred_at: None,
             received_ms: 1_700_000_001_234,
             claim: ClaimRef {
                 key: "k".into(),
@@ -102,8 +109,7 @@ mod tests {
                 len: 0,
             },
             content_type: "application/json".into(),
-        };
-        (env, serde_json::to_vec(&body).unwrap())
+        }
     }
 
     fn map(env: &RawEnvelope, body: &[u8]) -> UnifiedEvent {

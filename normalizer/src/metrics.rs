@@ -23,6 +23,8 @@ pub struct Metrics {
     pub claim_fetches: IntCounterVec,
     /// Events whose mapping its time limit stopped, offered again, by `connector`.
     pub time_limit_retries: IntCounterVec,
+    /// Events mapped off the runtime thread, by `reason` (large, unbounded, slow).
+    pub offloaded: IntCounterVec,
 }
 
 impl Metrics {
@@ -96,7 +98,18 @@ impl Metrics {
                 &["connector"],
             )
             .expect("valid metric"),
+            offloaded: IntCounterVec::new(
+                Opts::new(
+                    "switchyard_normalizer_offloaded_total",
+                    "Events mapped on the mapping threads rather than the runtime thread, by reason.",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
         };
+        for reason in crate::mapper::Offloaded::ALL {
+            m.offloaded.with_label_values(&[reason.as_str()]);
+        }
         for c in [
             Box::new(m.normalized.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(m.failures.clone()),
@@ -107,6 +120,7 @@ impl Metrics {
             Box::new(m.consumer_pending.clone()),
             Box::new(m.claim_fetches.clone()),
             Box::new(m.time_limit_retries.clone()),
+            Box::new(m.offloaded.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }

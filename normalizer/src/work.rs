@@ -11,12 +11,11 @@
 use std::future::IntoFuture;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
 use futures::{FutureExt, StreamExt};
 use switchyard_connectors::live::LiveCatalog;
-use switchyard_connectors::mapping::Limits;
 use switchyard_plumbing::claimcheck::ClaimCheckError;
 use switchyard_plumbing::envelope::{RawEnvelope, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
 use switchyard_plumbing::names::Names;
@@ -27,7 +26,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::claims::ClaimReader;
 use crate::deadletter;
-use crate::map::{normalize, Mapped};
+use crate::map::Mapped;
+use crate::mapper::Mapper;
 use crate::metrics::Metrics;
 
 /// Delay before a transiently failed message is offered again.
@@ -41,7 +41,8 @@ pub struct Worker {
     pub registry: Arc<RegistryCache>,
     pub claims: ClaimReader,
     pub metrics: Metrics,
-    pub limits: Limits,
+    /// Maps each event, on the runtime thread or off it ([`crate::mapper`]).
+    pub mapper: Mapper,
     /// Tries of an event stopped by the mapping's time limit before its dead letter.
     pub timeout_attempts: u32,
     /// Deliveries of one message without an ack before it is dead-lettered.
@@ -199,9 +200,7 @@ impl Worker {
             }
             Err(e) => return Step::Retry(e.to_string()),
         };
-        let started = Instant::now();
-        let mapped = normalize(&connector, &env, &body, self.limits);
-        self.metrics.mapping_seconds.observe(started.elapsed().as_secs_f64());
+        let mapped = self.mapper.map(&connector, &env, body).await;
         let event = match mapped {
             Ok(Mapped::Event(e)) => e,
             Ok(Mapped::Dropped) => {

@@ -222,6 +222,13 @@ pub struct NormalizerConfig {
     /// A raw message delivered this many times without an ack (its handling crashed or
     /// hung each time) is dead-lettered (`redelivery_limit`) instead of tried again.
     pub max_deliveries: u32,
+    /// Threads mapping events off the runtime thread ([`crate::offload`]).
+    pub mapping_threads: usize,
+    /// Of those, at most this many for one tenant.
+    pub mapping_per_tenant: usize,
+    /// Events up to this size, with mappings bounded in steps, are mapped on the
+    /// runtime thread; larger ones on the mapping threads.
+    pub mapping_inline_bytes: usize,
     pub worker_threads: usize,
 }
 
@@ -239,6 +246,10 @@ pub struct DispatcherConfig {
     pub retry_after_max_secs: u64,
     pub retries_max_pending: i64,
     pub max_in_flight_per_endpoint: u32,
+    /// Endpoint filters evaluated at once in the process (blocking threads).
+    pub filter_threads: usize,
+    /// Endpoint filters evaluated at once for one tenant (of `filter_threads`).
+    pub filter_per_tenant: usize,
     pub disable_after_failures: u32,
     pub disable_after_hours: u64,
     pub rotation_grace_hours: u64,
@@ -276,6 +287,18 @@ pub enum ConfigError {
     Missing { path: PathBuf },
     #[error("configuration is invalid: {0}")]
     Invalid(String),
+}
+
+/// `<prefix>_threads` and `<prefix>_per_tenant`: each at least 1, a tenant's share at
+/// most the whole.
+fn shared_threads(prefix: &str, threads: usize, per_tenant: usize) -> Result<(), ConfigError> {
+    if threads == 0 || per_tenant == 0 || per_tenant > threads {
+        return Err(ConfigError::Invalid(format!(
+            "{prefix}_threads = {threads} and {prefix}_per_tenant = {per_tenant} are not valid: use 1 or \
+             more of each, the per-tenant share at most the threads (fewer, so other tenants keep threads)"
+        )));
+    }
+    Ok(())
 }
 
 impl Config {
@@ -337,6 +360,10 @@ impl Config {
                 "dispatcher.worker_threads = 0 is not valid: use 1 or more".into(),
             ));
         }
+        let n = &self.normalizer;
+        shared_threads("normalizer.mapping", n.mapping_threads, n.mapping_per_tenant)?;
+        let d = &self.dispatcher;
+        shared_threads("dispatcher.filter", d.filter_threads, d.filter_per_tenant)?;
         for (name, settings) in &self.connectors {
             settings.resolve_secrets(name)?;
         }

@@ -13,6 +13,8 @@
 //!   in-process cache invalidated over NATS.
 //! - [`telemetry`]: logs, the metrics registry and the small ops listener
 //!   (`/healthz`, `/readyz`, `/metrics`).
+//! - [`offload`]: slow work (mappings, filters) off the runtime thread, within a
+//!   budget per tenant.
 //! - [`shutdown`]: turning SIGTERM/SIGINT into a cancellation token.
 //! - [`reload`]: when to reload the connector catalog without a restart (SIGHUP, poll).
 
@@ -25,6 +27,7 @@ pub mod envelope;
 pub mod ids;
 pub mod names;
 pub mod nats;
+pub mod offload;
 pub mod probe;
 pub mod registry;
 pub mod reload;

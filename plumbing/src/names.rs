@@ -82,6 +82,21 @@ impl Names {
         format!("{}.dlq.>", self.ns)
     }
 
+    /// The stream of unified events that no endpoint received (none enabled, none
+    /// matching), kept for an operator to re-deliver once an endpoint takes them.
+    pub fn undelivered_stream(&self) -> String {
+        format!("{}_UNDELIVERED", self.stream_ns)
+    }
+
+    /// Subject of one tenant's undelivered events.
+    pub fn undelivered_subject(&self, tenant_id: &str) -> String {
+        format!("{}.undelivered.{tenant_id}", self.ns)
+    }
+
+    pub fn undelivered_subjects(&self) -> String {
+        format!("{}.undelivered.>", self.ns)
+    }
+
     /// Durable consumer of the normalizers on the raw stream (shared: queue semantics).
     pub fn normalizer_consumer(&self) -> String {
         "normalizer".to_string()

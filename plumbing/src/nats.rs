@@ -39,7 +39,7 @@ pub async fn connect(cfg: &NatsConfig, client_name: &str) -> Result<async_nats::
         })
 }
 
-/// Create or update the raw, unified and dead-letter streams.
+/// Create or update the raw, unified, retry, dead-letter and undelivered streams.
 pub async fn ensure_streams(js: &jetstream::Context, names: &Names, cfg: &NatsConfig) -> Result<(), NatsError> {
     let max_age = Duration::from_secs(cfg.retention_hours * 3600);
     let window = Duration::from_secs(cfg.duplicate_window_secs);
@@ -54,6 +54,8 @@ pub async fn ensure_streams(js: &jetstream::Context, names: &Names, cfg: &NatsCo
         (names.retry_stream(), names.retry_subjects(), long, WorkQueue),
         // Dead letters wait for an operator: keep them longer than the event streams.
         (names.dead_letter_stream(), names.dead_letter_subjects(), long, Limits),
+        // So are the events no endpoint received, until one is enabled again.
+        (names.undelivered_stream(), names.undelivered_subjects(), long, Limits),
     ];
     for (name, subject, age, retention) in streams {
         let config = stream::Config {

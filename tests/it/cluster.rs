@@ -43,6 +43,7 @@ async fn events_flow_when_one_of_each_binary_and_a_nats_node_stop() {
         names.unified_stream(),
         names.retry_stream(),
         names.dead_letter_stream(),
+        names.undelivered_stream(),
     ] {
         let info = js.get_stream(&stream).await.unwrap().info().await.unwrap().clone();
         assert_eq!(info.config.num_replicas, 3, "{stream}");

@@ -6,33 +6,12 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use switchyard_plumbing::envelope::{HEADER_EVENT_TYPE, HEADER_TENANT};
-use switchyard_tests::{shared, unique_prefix, wait_until};
+use switchyard_tests::{shared, wait_until};
 
 use crate::pipeline::{config_for, Pipeline, Receiver};
 
 async fn publish(p: &Pipeline, tenant: &str, event_type: &str) -> String {
-    let js = p.jetstream().await;
-    let id = format!("evt_{}", unique_prefix("glob"));
-    let event = json!({
-        "id": id, "type": event_type, "tenant_id": tenant, "account_id": "acct_1",
-        "connector": "stripe", "occurred_at": "2026-11-23T00:00:00Z",
-        "received_at": "2026-11-23T00:00:00Z", "data": {},
-    });
-    let mut h = async_nats::HeaderMap::new();
-    h.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
-    h.insert(HEADER_EVENT_TYPE, event_type);
-    h.insert(HEADER_TENANT, tenant);
-    js.publish_with_headers(
-        p.config.names().unified_subject(tenant),
-        h,
-        serde_json::to_vec(&event).unwrap().into(),
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
-    id
+    p.publish_unified(tenant, event_type, "glob").await
 }
 
 fn warned(answer: &Value) -> Vec<String> {

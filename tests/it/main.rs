@@ -21,4 +21,5 @@ mod replay;
 mod routing;
 mod sealed_headers;
 mod signed_url;
+mod undelivered;
 mod walking_skeleton;

@@ -260,6 +260,33 @@ impl Pipeline {
         async_nats::jetstream::new(client)
     }
 
+    /// Publish a unified event of `event_type` for `tenant` straight to the unified
+    /// stream, as the normalizer would; its id (`evt_<tag>…`).
+    pub async fn publish_unified(&self, tenant: &str, event_type: &str, tag: &str) -> String {
+        use switchyard_plumbing::envelope::{HEADER_EVENT_TYPE, HEADER_TENANT};
+        let js = self.jetstream().await;
+        let id = format!("evt_{}", switchyard_tests::unique_prefix(tag));
+        let event = json!({
+            "id": id, "type": event_type, "tenant_id": tenant, "account_id": "acct_1",
+            "connector": "stripe", "occurred_at": "2026-11-23T00:00:00Z",
+            "received_at": "2026-11-23T00:00:00Z", "data": {},
+        });
+        let mut h = async_nats::HeaderMap::new();
+        h.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+        h.insert(HEADER_EVENT_TYPE, event_type);
+        h.insert(HEADER_TENANT, tenant);
+        js.publish_with_headers(
+            self.config.names().unified_subject(tenant),
+            h,
+            serde_json::to_vec(&event).expect("JSON").into(),
+        )
+        .await
+        .expect("published")
+        .await
+        .expect("PubAck");
+        id
+    }
+
     /// Messages in a stream right now.
     pub async fn stream_messages(&self, stream: &str) -> u64 {
         let js = self.jetstream().await;

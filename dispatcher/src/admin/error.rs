@@ -59,6 +59,15 @@ impl ApiError {
             field: None,
         }
     }
+    /// 503: a dependency is down; the request may be retried as it is.
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
     pub fn bad_json(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
@@ -72,12 +81,10 @@ impl ApiError {
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         tracing::error!(error = %e, "Registry operation failed.");
-        Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "registry_unavailable",
-            message: "the registry (Redis) is unavailable; retry later".into(),
-            field: None,
-        }
+        Self::unavailable(
+            "registry_unavailable",
+            "the registry (Redis) is unavailable; retry later",
+        )
     }
 }
 

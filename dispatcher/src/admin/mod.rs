@@ -5,7 +5,7 @@
 //! holds against the checked-in OpenAPI document (`dispatcher/openapi.json`).
 //!
 //! Files: [`tenants`], [`endpoints`] (CRUD) and [`endpoint_actions`] (rotate-secret,
-//! enable), [`accounts`], [`attempts`]; [`fields`] checks endpoint fields, [`page`]
+//! enable), [`accounts`], [`attempts`], [`undelivered`] (events no endpoint received); [`fields`] checks endpoint fields, [`page`]
 //! reads `limit`/`cursor`, [`error`] shapes every error as `{"error","code","field"}`.
 
 mod accounts;
@@ -17,6 +17,7 @@ mod fields;
 mod openapi;
 mod page;
 mod tenants;
+mod undelivered;
 
 use std::sync::Arc;
 
@@ -44,6 +45,8 @@ pub struct Admin {
     pub redis: redis::aio::ConnectionManager,
     /// Destinations endpoints may have ([`crate::ssrf`]).
     pub destinations: crate::ssrf::DestinationPolicy,
+    /// Events no endpoint received ([`crate::undelivered`]).
+    pub undelivered: crate::undelivered::Undelivered,
     /// How long a rotated-out secret keeps signing.
     pub rotation_grace: std::time::Duration,
     /// How long delivery attempts are kept.
@@ -110,6 +113,12 @@ pub fn routes() -> Vec<Route> {
             M::GET,
             "/v1/tenants/{tenant_id}/endpoints/{endpoint_id}/attempts",
             attempts::for_endpoint,
+        ),
+        route(M::GET, "/v1/tenants/{tenant_id}/undelivered", undelivered::list),
+        route(
+            M::POST,
+            "/v1/tenants/{tenant_id}/undelivered/redeliver",
+            undelivered::redeliver,
         ),
         route(M::GET, "/v1/events/{event_id}/attempts", attempts::for_event),
         route(M::GET, "/v1/accounts", accounts::list),

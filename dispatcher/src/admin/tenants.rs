@@ -1,5 +1,6 @@
 //! `/v1/tenants`: create or update, get, list, delete. Deleting a tenant deletes its
-//! endpoints and accounts too, and announces both so deliveries and intake stop.
+//! endpoints, accounts and undelivered events too, and announces both so deliveries and
+//! intake stop.
 
 use std::sync::Arc;
 
@@ -85,6 +86,11 @@ pub async fn delete(State(admin): State<Arc<Admin>>, Path(id): Path<String>) -> 
     for endpoint in &deleted.endpoint_ids {
         // Housekeeping only: a leftover streak expires by itself.
         let _ = crate::breaker::reset(&admin.redis, admin.store.names(), endpoint).await;
+    }
+    // Its undelivered events go with it (a tenant created again under the id starts
+    // with none); if NATS is down they expire with the stream's retention.
+    if let Err(e) = admin.undelivered.purge(&id).await {
+        tracing::warn!(error = %e, tenant_id = %id, "The deleted tenant's undelivered events were not purged.");
     }
     tracing::info!(
         tenant_id = %id,
