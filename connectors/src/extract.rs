@@ -271,6 +271,9 @@ fn to_millis(v: &serde_json::Value, format: TimeFormat) -> Option<i64> {
 }
 
 #[cfg(test)]
+mod prop_tests;
+
+#[cfg(test)]
 mod tests {
     use std::path::Path;
 
@@ -282,7 +285,7 @@ mod tests {
 
     /// A body holding `value` at every path of `spec` (the first array index where a
     /// path has one), with unrelated fields around it.
-    fn body_for(spec: &EventSpec, value: &Value) -> Value {
+    pub(super) fn body_for(spec: &EventSpec, value: &Value) -> Value {
         let mut doc = json!({"noise": {"deep": [1, 2.5, "x", null, {"k": true}]}, "n": 1e300});
         for p in json_paths(spec) {
             let text = p.to_string();
