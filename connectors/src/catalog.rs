@@ -411,6 +411,9 @@ pub fn valid_unified_type(s: &str) -> bool {
 }
 
 #[cfg(test)]
+mod prop_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
