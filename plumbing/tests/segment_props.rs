@@ -12,19 +12,10 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use switchyard_plumbing::claimcheck::{read_segment, ClaimCheckError, Record, RecordHeader, SegmentBuilder};
 use switchyard_plumbing::names::is_valid_id;
+use switchyard_tests::proptest_cases;
 
 /// Record framing: `SWY1`, header length, body length (see the module's docs).
 const PREFIX_LEN: usize = 12;
-
-/// `cases` unless `PROPTEST_CASES` asks for another number; failures are not persisted.
-fn config(cases: u32) -> ProptestConfig {
-    let env = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok());
-    ProptestConfig {
-        cases: env.unwrap_or(cases),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 fn record_header() -> impl Strategy<Value = RecordHeader> {
     (
@@ -75,7 +66,7 @@ fn assert_corrupt(key: &str, r: Result<Vec<Record>, ClaimCheckError>, len: usize
 }
 
 proptest! {
-    #![proptest_config(config(128))]
+    #![proptest_config(ProptestConfig { cases: proptest_cases(128), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn records_round_trip_at_their_offsets(records in records()) {
