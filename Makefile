@@ -2,7 +2,7 @@
 #   make up     start the whole pipeline locally, with a demo (deploy/local/up)
 #   make test   install what the tests need, then run every test
 #   make down   stop what `make up` started (deploy/local/down)
-#   make lint   formatting and clippy, as CI runs them
+#   make lint   formatting, clippy and cargo deny (deny.toml), as CI runs them
 
 .PHONY: up down test lint
 
@@ -29,3 +29,6 @@ test:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	# Dependencies: bans, licences, sources; advisories where the database can be had.
+	deploy/local/install-deps cargo-deny
+	deploy/local/cargo-deny-check

@@ -218,6 +218,20 @@ fn line_of(text: &str, byte: usize) -> usize {
     text[..byte.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
 }
 
+/// What a TOML error says. The parser leaves its message empty for some characters
+/// (a control character in a comment, say): the column is named instead.
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    match (e.message().trim(), e.span()) {
+        ("", Some(s)) => {
+            let before = text.get(..s.start).unwrap_or_default();
+            let column = before.rsplit('\n').next().unwrap_or_default().chars().count() + 1;
+            format!("not valid TOML at column {column} (a character not allowed there)")
+        }
+        ("", None) => "not valid TOML".to_string(),
+        (m, _) => m.to_string(),
+    }
+}
+
 fn line_containing(text: &str, needle: &str) -> Option<usize> {
     nth_line_containing(text, needle, 0)
 }
@@ -232,7 +246,7 @@ fn load_one(path: &Path, text: &str, models: &UnifiedModels, errors: &mut Vec<Ca
         Ok(f) => f,
         Err(e) => {
             let line = e.span().map(|s| line_of(text, s.start));
-            errors.push(err(path, line, "", e.message().to_string()));
+            errors.push(err(path, line, "", syntax_message(text, &e)));
             return None;
         }
     };
@@ -397,6 +411,9 @@ pub fn valid_unified_type(s: &str) -> bool {
 }
 
 #[cfg(test)]
+mod prop_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -435,5 +452,16 @@ mod tests {
         assert!(text.contains("other.toml:"), "{text}");
         assert!(text.contains("titel"), "{text}");
         assert_eq!(e.0.len(), 3, "{text}");
+    }
+
+    /// Found by `prop_tests`: a NUL (or other control character) in a comment gave
+    /// `asana.toml:1: ` and nothing more, the TOML parser's message being empty.
+    #[test]
+    fn a_syntax_error_without_a_message_names_its_column() {
+        let e = Catalog::from_sources(vec![(PathBuf::from("x.toml"), "# A\0b\nname = \"x\"\n".into())]).unwrap_err();
+        assert_eq!(
+            e.0[0].to_string(),
+            "x.toml:1: not valid TOML at column 4 (a character not allowed there)"
+        );
     }
 }

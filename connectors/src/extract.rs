@@ -183,13 +183,20 @@ pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Vec<E
     }
     // Two items with one id would be taken for one event: the later ones get their
     // index appended, so each is stored and delivered (none is lost as a "duplicate").
+    // Where that is over the length limit, or another item's id already, the item's
+    // body-hash id stands in: distinct by its index, and valid.
     if out.len() < 2 {
         return out;
     }
     let mut seen = std::collections::HashSet::with_capacity(out.len());
     for e in &mut out {
         if !seen.insert(e.id.clone()) {
-            e.id = format!("{}#{}", e.id, e.item.unwrap_or(0));
+            let suffixed = format!("{}#{}", e.id, e.item.unwrap_or(0));
+            e.id = if suffixed.len() <= MAX_ID_LEN && !seen.contains(&suffixed) {
+                suffixed
+            } else {
+                hashed_id(e.item)
+            };
             seen.insert(e.id.clone());
         }
     }
@@ -264,6 +271,9 @@ fn to_millis(v: &serde_json::Value, format: TimeFormat) -> Option<i64> {
 }
 
 #[cfg(test)]
+mod prop_tests;
+
+#[cfg(test)]
 mod tests {
     use std::path::Path;
 
@@ -275,7 +285,7 @@ mod tests {
 
     /// A body holding `value` at every path of `spec` (the first array index where a
     /// path has one), with unrelated fields around it.
-    fn body_for(spec: &EventSpec, value: &Value) -> Value {
+    pub(super) fn body_for(spec: &EventSpec, value: &Value) -> Value {
         let mut doc = json!({"noise": {"deep": [1, 2.5, "x", null, {"k": true}]}, "n": 1e300});
         for p in json_paths(spec) {
             let text = p.to_string();
@@ -391,6 +401,25 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(&body)
             );
+        }
+    }
+
+    /// Found by `prop_tests::batch_items_keep_distinct_valid_ids`: a repeated id of
+    /// [`MAX_ID_LEN`] bytes became 258 with its `#1`, and `["a#2", "a", "a"]` gave two
+    /// events the id `a#2` (one then dropped as a duplicate of the other).
+    #[test]
+    fn repeated_ids_stay_distinct_and_within_the_limit() {
+        let spec: EventSpec =
+            toml::from_str("items = \"$\"\nid = { json = \"id\" }\ntype = { literal = \"t\" }").unwrap();
+        let long = "z".repeat(MAX_ID_LEN);
+        for ids in [vec![long.as_str(), &long], vec!["a#2", "a", "a"], vec!["a", "a", "a#1"]] {
+            let items: Vec<Value> = ids.iter().map(|id| json!({"id": id})).collect();
+            let body = serde_json::to_vec(&items).unwrap();
+            let events = extract_from(&spec, &HeaderMap::new(), &body);
+            let got: std::collections::HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+            assert_eq!(got.len(), ids.len(), "{events:?}");
+            assert!(events.iter().all(|e| is_valid_value(&e.id)), "{events:?}");
+            assert_eq!(events[0].id, ids[0], "the first keeps its id");
         }
     }
 

@@ -1,6 +1,7 @@
 //! The integration and end-to-end tests, one binary (faster to link).
 
 mod admin_api;
+mod admin_props;
 mod batches;
 mod body_shapes;
 mod claim_store;

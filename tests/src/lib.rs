@@ -46,6 +46,15 @@ pub use wait::{wait_for, wait_until, POLL_INTERVAL};
 
 use tokio::sync::OnceCell;
 
+/// How many cases a property test runs: `default`, unless `PROPTEST_CASES` asks for
+/// another number (a longer hunt). Shared by the crates' proptest suites.
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The three servers a Switchyard deployment talks to.
 pub struct Servers {
     pub nats: Nats,

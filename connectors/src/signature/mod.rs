@@ -210,5 +210,5 @@ mod catalog_tests;
 mod provider_vectors;
 
 #[cfg(test)]
-mod prop_tests;
+pub(crate) mod prop_tests;
 pub mod sign;
