@@ -34,6 +34,7 @@ pub mod faults_disk;
 pub mod floor;
 pub mod ingress;
 pub mod inspect;
+pub mod isolation;
 pub mod load;
 pub mod normalizer;
 pub mod payload;
@@ -72,6 +73,9 @@ pub enum Command {
     /// Let the dispatcher drain a backlog of unified events to a fast local receiver:
     /// CPU per delivery, deliveries/s, and what a hanging endpoint costs a healthy one.
     Dispatcher(dispatcher::Args),
+    /// What one tenant's slow filter or mapping costs another tenant's quick ones,
+    /// evaluated off the runtime thread within per-tenant budgets, and on it.
+    Isolation(isolation::Args),
     /// The whole pipeline under a realistic provider mix, measured at the tenants'
     /// endpoints: delivered/s, ack and end-to-end latency, CPU and memory per process,
     /// lost and duplicate deliveries; `--ramp` finds the highest rate held, `--backlog`
@@ -240,6 +244,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Faults(a) => a.output.json,
         Command::HttpFloor(a) => a.json,
         Command::ServeFloor(_) => bail!("serve-floor runs on its own runtime (see main.rs)"),
+        Command::Isolation(_) => bail!("isolation runs on runtimes of its own (see main.rs)"),
     };
     let (report, table) = tokio::select! {
         r = run_mode(&cli.command) => r?,
@@ -284,6 +289,7 @@ async fn run_mode(command: &Command) -> anyhow::Result<(serde_json::Value, Strin
             (serde_json::to_value(&r)?, floor::human(&r))
         }
         Command::ServeFloor(_) => bail!("serve-floor runs on its own runtime (see main.rs)"),
+        Command::Isolation(_) => bail!("isolation runs on runtimes of its own (see main.rs)"),
     })
 }
 

@@ -10,6 +10,10 @@ fn main() -> anyhow::Result<()> {
         // The do-nothing server runs on one thread, as the ingress does.
         return switchyard_bench::floor::serve(args);
     }
+    if let switchyard_bench::Command::Isolation(args) = &cli.command {
+        // One-thread runtimes of its own, as the binaries run.
+        return switchyard_bench::isolation::run(args);
+    }
     // Two workers: the generator needs little, and the machine's CPUs are for the
     // system under test.
     let runtime = tokio::runtime::Builder::new_multi_thread()

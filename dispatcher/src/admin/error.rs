@@ -133,11 +133,24 @@ fn field_of(detail: &str) -> Option<String> {
     path.split(['.', '[']).next().map(str::to_string)
 }
 
+/// Longest `error` and `field` answered: serde's messages quote a value of the wrong
+/// type, or an unknown key, whole, and a request's megabyte must not come back.
+const MAX_MESSAGE: usize = 300;
+const MAX_FIELD: usize = 64;
+
+fn bounded(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        s.truncate(s.floor_char_boundary(max));
+        s.push('…');
+    }
+    s
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "error": self.message, "code": self.code });
+        let mut body = serde_json::json!({ "error": bounded(self.message, MAX_MESSAGE), "code": self.code });
         if let Some(f) = self.field {
-            body["field"] = f.into();
+            body["field"] = bounded(f.into_owned(), MAX_FIELD).into();
         }
         (self.status, Json(body)).into_response()
     }
@@ -168,5 +181,11 @@ mod tests {
         );
         assert_eq!(f("missing field `url` at line 1 column 2").as_deref(), Some("url"));
         assert_eq!(f("invalid type: string \"x\", expected struct Body"), None);
+    }
+
+    #[test]
+    fn long_quotes_are_cut_on_a_character() {
+        assert_eq!(super::bounded("é".repeat(5), 5), "éé…");
+        assert_eq!(super::bounded("short".into(), 300), "short");
     }
 }
