@@ -533,7 +533,7 @@ pub struct FullStack {
 
 impl FullStack {
     /// Starts the servers, writes the configuration, then the dispatcher, the
-    /// normalizer and the ingress, each waited for until ready. Registering tenants,
+    /// ingress and the normalizer, each waited for until ready. Registering tenants,
     /// endpoints and accounts is the caller's (through [`FullStack::admin_url`]).
     pub async fn start(opts: &Options, full: FullOptions, http: &Client) -> anyhow::Result<Self> {
         let mut notes = Vec::new();
@@ -658,7 +658,9 @@ allow_cidrs = ["127.0.0.0/8"]
             ops,
             notes,
         };
-        for role in [Role::Dispatcher, Role::Normalizer, Role::Ingress] {
+        // The ingress before the normalizer: it creates the claim-check bucket, and the
+        // normalizer is not ready until its S3 probe (a HEAD of the bucket) succeeds.
+        for role in [Role::Dispatcher, Role::Ingress, Role::Normalizer] {
             stack.start_binary(role, http).await?;
         }
         Ok(stack)
