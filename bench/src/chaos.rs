@@ -193,7 +193,8 @@ pub struct Struck {
     /// Until the fault was undone (the binary ready again, the server back…).
     pub took_secs: f64,
     pub detail: String,
-    /// The longest time without a delivery that overlaps the fault or the 10 s after.
+    /// The longest time without a delivery that overlaps the fault or the 10 s after
+    /// (cut short by the next fault).
     pub longest_pause_secs: Option<f64>,
 }
 
@@ -327,8 +328,11 @@ async fn strike_all(
     let arrivals = rig.receiver.arrivals_since(from);
     let mut times: Vec<std::time::Instant> = arrivals.iter().map(|a| a.at).collect();
     times.sort();
-    for (s, (began, ended)) in timeline.iter_mut().zip(&spans) {
-        s.longest_pause_secs = longest_pause(&times, *began, *ended + AFTERMATH, &[]);
+    // Each fault's window ends 10 s after it, or when the next one strikes.
+    let nexts: Vec<Option<std::time::Instant>> = spans.iter().skip(1).map(|s| Some(s.0)).chain([None]).collect();
+    for ((s, (began, ended)), next) in timeline.iter_mut().zip(&spans).zip(nexts) {
+        let to = next.map_or(*ended + AFTERMATH, |n| n.min(*ended + AFTERMATH));
+        s.longest_pause_secs = longest_pause(&times, *began, to, &[]);
     }
     let (start_std, load_end) = (start.into_std(), (start + args.duration).into_std());
     let baseline_pause_secs = longest_pause(&times, start_std, load_end, &spans);
@@ -457,7 +461,7 @@ pub fn human(r: &Report) -> String {
     let _ = writeln!(out, "\nfaults (seconds from the start of the load):\n");
     let _ = writeln!(
         out,
-        "| at | fault | took | longest pause in deliveries | what happened |"
+        "| at | fault | took | longest pause in deliveries (until 10 s after, or the next fault) | what happened |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|");
     for s in &r.timeline {
@@ -490,6 +494,13 @@ pub fn human(r: &Report) -> String {
     if !r.lost_accepted_at_secs.is_empty() {
         let at: Vec<String> = r.lost_accepted_at_secs.iter().map(|t| format!("{t:.1}")).collect();
         let _ = writeln!(out, "lost deliveries' events accepted at (s): {}", at.join(" "));
+    }
+    if r.outcome.bad_signatures > 0 {
+        let _ = writeln!(
+            out,
+            "  {} deliveries refused by the receiver for a bad signature (retried by the dispatcher)",
+            r.outcome.bad_signatures
+        );
     }
     faults::details(&mut out, &r.outcome);
     for n in &r.notes {
