@@ -118,12 +118,12 @@ pub struct Rig {
 }
 
 impl Rig {
-    /// Starts everything; `dispatcher_extra` goes into the `[dispatcher]` table.
+    /// Starts everything on `full` (its `dispatcher_extra` goes into the `[dispatcher]`
+    /// table).
     pub async fn start(
         paths: &PathArgs,
         (tenants, endpoints_per_tenant): (usize, usize),
-        dispatcher_extra: &str,
-        nats_cluster: bool,
+        full: FullOptions,
     ) -> anyhow::Result<Self> {
         let http = client::new(8);
         let catalog = paths.catalog();
@@ -134,15 +134,10 @@ impl Rig {
             connector: "stripe".into(),
             normalizer: true,
         };
-        let full = FullOptions {
-            dispatcher_extra: dispatcher_extra.into(),
-            ingress_extra: String::new(),
-            nats_cluster,
-        };
         let secret = format!("bench_{}", stack::hex(&stack::random_bytes::<16>()?));
         let fixtures = catalog.parent().unwrap_or(&catalog).join("fixtures");
         let mut mix = Mix::load(&catalog, &fixtures, secret)?;
-        let stack = FullStack::start(&opts, &full, &http).await?;
+        let stack = FullStack::start(&opts, full, &http).await?;
         let receiver = Receiver::start().await?;
         mix.tenants = tenants;
         mix.ingress_url = stack.ingress_url.clone();
@@ -186,7 +181,10 @@ impl Rig {
         Ok(serde_json::from_slice(&answer).unwrap_or_default())
     }
 
-    async fn register(&self, tenants: usize, endpoints_per_tenant: usize) -> anyhow::Result<()> {
+    /// Registers the tenants, their endpoints (each endpoint's secret given to the
+    /// receiver) and the accounts. Run again (after the registry was lost), it creates
+    /// them anew: the same tenants and accounts, new endpoints with new secrets.
+    pub async fn register(&self, tenants: usize, endpoints_per_tenant: usize) -> anyhow::Result<()> {
         eprintln!(
             "bench: registering {tenants} tenants × {endpoints_per_tenant} endpoints and {} accounts",
             tenants * e2e_mix::MIX.len()
@@ -295,7 +293,11 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let extra = format!(
         "retry_schedule_ms = {schedule:?}\nretry_jitter = 0.1\nrequest_timeout_ms = 5000\nretry_delay_ms = 1000\n"
     );
-    let mut rig = Rig::start(&args.paths, (args.tenants, args.endpoints_per_tenant), &extra, false).await?;
+    let full = FullOptions {
+        dispatcher_extra: extra,
+        ..Default::default()
+    };
+    let mut rig = Rig::start(&args.paths, (args.tenants, args.endpoints_per_tenant), full).await?;
     let outcome = measure(&mut rig, args).await;
     let mut notes = rig.stack.notes.clone();
     notes.extend(rig.stack.failures());

@@ -40,7 +40,8 @@ pub enum Behaviour {
 
 struct Endpoint {
     index: u16,
-    key: Vec<u8>,
+    /// Every secret the endpoint was declared with: the newest and those before it.
+    keys: Vec<Vec<u8>>,
     behaviour: AtomicU8,
 }
 
@@ -114,17 +115,25 @@ impl Receiver {
     }
 
     /// Declares endpoint `path` (index `index` in reports) with its `whsec_` secret.
+    /// Declared again (its registration was re-created, with a new secret), it accepts
+    /// the new secret and keeps accepting the earlier ones, as a receiver switching
+    /// secrets does: deliveries signed before the switch are still in flight.
     pub fn add_endpoint(&self, path: &str, index: u16, secret: &str) -> anyhow::Result<()> {
         let key = B64
             .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
             .context("the endpoint secret is not whsec_<base64>")?;
         let mut e = self.state.endpoints.write().unwrap_or_else(|e| e.into_inner());
+        let (mut keys, behaviour) = match e.get(path) {
+            Some(before) => (before.keys.clone(), before.behaviour.load(Ordering::Relaxed)),
+            None => (Vec::new(), Behaviour::Up as u8),
+        };
+        keys.insert(0, key);
         e.insert(
             path.to_string(),
             Arc::new(Endpoint {
                 index,
-                key,
-                behaviour: AtomicU8::new(Behaviour::Up as u8),
+                keys,
+                behaviour: AtomicU8::new(behaviour),
             }),
         );
         Ok(())
@@ -208,7 +217,7 @@ async fn handle(state: Arc<State>, req: Request<hyper::body::Incoming>) -> Resul
         state.bad_signatures.fetch_add(1, Ordering::Relaxed);
         return Ok(answer(StatusCode::UNAUTHORIZED));
     };
-    if !verify(&endpoint.key, &id, &ts, &body, &sig) {
+    if !endpoint.keys.iter().any(|key| verify(key, &id, &ts, &body, &sig)) {
         state.bad_signatures.fetch_add(1, Ordering::Relaxed);
         return Ok(answer(StatusCode::UNAUTHORIZED));
     }

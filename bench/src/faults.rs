@@ -7,7 +7,13 @@
 //! deliveries expected and made, lost (accepted, never delivered within
 //! `--drain-within`: must be 0) and duplicate deliveries (counted: delivery is at
 //! least once, so a crash between a delivery and its ack sends it again).
+//!
+//! The pieces `chaos.rs` shares are here: the load ([`begin`]), a binary's `kill -9`
+//! and restart ([`kill_and_restart`]), the drain and the count ([`finish`]), and the
+//! table ([`table`], [`details`]).
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -15,8 +21,9 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::e2e::Rig;
+use crate::e2e_load::{Accepted, Tracker};
 use crate::e2e_receiver::Behaviour;
-use crate::stack::Role;
+use crate::stack::{FullOptions, Role};
 use crate::{OutputArgs, PathArgs};
 
 const SCENARIOS: [&str; 10] = [
@@ -151,11 +158,25 @@ fn skipped(name: &str, why: String) -> Outcome {
     }
 }
 
-async fn scenario(args: &Args, name: &str) -> anyhow::Result<Outcome> {
-    // Short retries: a failed delivery comes back within seconds.
-    let extra = "retry_schedule_ms = [500, 1000, 2000, 3000, 5000, 5000, 5000, 10000, 10000, 10000, 30000, 30000, 30000, 30000]\n\
+/// The dispatcher's settings under faults: short retries, so a failed delivery comes
+/// back within seconds, and a 3 s request timeout.
+pub const DISPATCHER_EXTRA: &str =
+    "retry_schedule_ms = [500, 1000, 2000, 3000, 5000, 5000, 5000, 10000, 10000, 10000, 30000, 30000, 30000, 30000]\n\
                  retry_jitter = 0.1\nrequest_timeout_ms = 3000\nretry_delay_ms = 1000\n";
-    let mut rig = Rig::start(&args.paths, (2, 2), extra, name == "nats-cluster-node").await?;
+/// Tenants and endpoints per tenant of a fault run: every event is delivered twice.
+pub const TENANTS: (usize, usize) = (2, 2);
+/// The generator's cut-off per request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Share of requests that repeat an earlier one (provider retries).
+const DUPLICATE_SHARE: f64 = 0.05;
+
+async fn scenario(args: &Args, name: &str) -> anyhow::Result<Outcome> {
+    let full = FullOptions {
+        dispatcher_extra: DISPATCHER_EXTRA.into(),
+        nats_cluster: name == "nats-cluster-node",
+        ..Default::default()
+    };
+    let mut rig = Rig::start(&args.paths, TENANTS, full).await?;
     let result = inject(&mut rig, args, name).await;
     let failures = rig.stack.failures();
     let _ = rig.stack.stop(args.output.keep).await;
@@ -164,16 +185,97 @@ async fn scenario(args: &Args, name: &str) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-async fn inject(rig: &mut Rig, args: &Args, name: &str) -> anyhow::Result<Outcome> {
-    let count = (args.rate * args.duration.as_secs_f64()).round() as usize;
-    let timeout = Duration::from_secs(10);
+/// A load under way on a rig: the e2e mix at a steady rate.
+pub struct Running {
+    pub tracker: Arc<Tracker>,
+    task: tokio::task::JoinHandle<()>,
+    /// When the first request was due.
+    pub start: Instant,
+    /// Where this load's deliveries start in the receiver's record.
+    pub from: usize,
+    duration: Duration,
+}
+
+/// Starts sending the mix at `rate` for `duration`.
+pub async fn begin(rig: &mut Rig, rate: f64, duration: Duration) -> anyhow::Result<Running> {
+    let count = (rate * duration.as_secs_f64()).round() as usize;
     let from = rig.receiver.count();
+    let (tracker, task, start) = rig
+        .load(rate, count, 0, (1024, REQUEST_TIMEOUT), DUPLICATE_SHARE)
+        .await?;
+    Ok(Running {
+        tracker,
+        task,
+        start,
+        from,
+        duration,
+    })
+}
+
+/// `kill -9` of `role`'s binary, started again at once; the seconds until it was ready.
+pub async fn kill_and_restart(rig: &mut Rig, role: Role) -> anyhow::Result<f64> {
+    rig.stack.kill9(role).await?;
+    let killed = Instant::now();
+    rig.stack.start_binary(role, &rig.http).await?;
+    Ok(killed.elapsed().as_secs_f64())
+}
+
+/// Waits for the load to end, then until every accepted event reached every endpoint
+/// of its tenant or `drain_within` passed, and counts. Also returns what was accepted,
+/// for a closer look.
+pub async fn finish(
+    rig: &Rig,
+    run: Running,
+    drain_within: Duration,
+    (scenario, fault): (&str, String),
+) -> anyhow::Result<(Outcome, HashMap<Box<str>, Accepted>)> {
+    // The load ends `REQUEST_TIMEOUT` after its last request is due, at the latest.
+    let load_ends = run.start + run.duration + REQUEST_TIMEOUT + Duration::from_secs(5);
+    tokio::time::timeout_at(load_ends, run.task)
+        .await
+        .context("the load generator did not finish")??;
+    let load_end = Instant::now();
+    let accepted = run.tracker.take_accepted();
+    let end = load_end + drain_within;
+    let m = loop {
+        let arrivals = rig.receiver.arrivals_since(run.from);
+        let m = crate::e2e_report::matched(&accepted, &arrivals, rig.receiver_endpoints());
+        if m.lost == 0 || Instant::now() >= end {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let drained_secs = load_end.elapsed().as_secs_f64();
+    let sent = run.tracker.summary();
+    let outcome = Outcome {
+        scenario: scenario.into(),
+        fault,
+        ran: true,
+        skipped: None,
+        requests: sent.requests_due,
+        answers: sent.status,
+        errors: sent.errors,
+        events_accepted: m.events_accepted,
+        deliveries_expected: m.deliveries_expected,
+        delivered: m.delivered,
+        lost: m.lost,
+        duplicate_deliveries: m.duplicate_deliveries,
+        delivered_without_a_200: m.delivered_without_a_200,
+        bad_signatures: rig.receiver.rejections().bad_signatures,
+        drained_secs,
+        failures: Vec::new(),
+        lost_sample: m.lost_sample,
+    };
+    Ok((outcome, accepted))
+}
+
+async fn inject(rig: &mut Rig, args: &Args, name: &str) -> anyhow::Result<Outcome> {
     let mut disk = None;
     if name == "disk-full" {
         disk = Some(crate::faults_disk::Tmpfs::under_s3(rig).await?);
     }
-    let (tracker, task, start) = rig.load(args.rate, count, 0, (1024, timeout), 0.05).await?;
-    tokio::time::sleep_until(start + args.fault_at).await;
+    let run = begin(rig, args.rate, args.duration).await?;
+    tokio::time::sleep_until(run.start + args.fault_at).await;
     let t = args.fault_at.as_secs_f64();
     let o = args.outage.as_secs_f64();
     let fault = match name {
@@ -183,13 +285,10 @@ async fn inject(rig: &mut Rig, args: &Args, name: &str) -> anyhow::Result<Outcom
                 "kill-normalizer" => Role::Normalizer,
                 _ => Role::Dispatcher,
             };
-            rig.stack.kill9(role).await?;
-            let killed = Instant::now();
-            rig.stack.start_binary(role, &rig.http).await?;
+            let ready = kill_and_restart(rig, role).await?;
             format!(
-                "kill -9 of the {} at {t:.0} s, started again at once (ready {:.1} s later)",
+                "kill -9 of the {} at {t:.0} s, started again at once (ready {ready:.1} s later)",
                 role.name(),
-                killed.elapsed().as_secs_f64()
             )
         }
         "nats-restart" => {
@@ -263,41 +362,11 @@ async fn inject(rig: &mut Rig, args: &Args, name: &str) -> anyhow::Result<Outcom
         }
         _ => bail!("unknown scenario {name}"),
     };
-    // The load ends `timeout` after its last request is due, at the latest.
-    let load_ends = start + args.duration + timeout + Duration::from_secs(5);
-    tokio::time::timeout_at(load_ends, task)
-        .await
-        .context("the load generator did not finish")??;
-    let load_end = Instant::now();
-    let accepted = tracker.take_accepted();
-    let pairs = accepted.len() * rig.receiver_endpoints();
-    rig.drain(from, pairs, args.drain_within).await;
-    let drained_secs = load_end.elapsed().as_secs_f64();
-    let arrivals = rig.receiver.arrivals_since(from);
-    let m = crate::e2e_report::matched(&accepted, &arrivals, rig.receiver_endpoints());
-    let sent = tracker.summary();
+    let (outcome, _) = finish(rig, run, args.drain_within, (name, fault)).await?;
     if let Some(d) = disk {
         d.remove().await;
     }
-    Ok(Outcome {
-        scenario: name.into(),
-        fault,
-        ran: true,
-        skipped: None,
-        requests: sent.requests_due,
-        answers: sent.status,
-        errors: sent.errors,
-        events_accepted: m.events_accepted,
-        deliveries_expected: m.deliveries_expected,
-        delivered: m.delivered,
-        lost: m.lost,
-        duplicate_deliveries: m.duplicate_deliveries,
-        delivered_without_a_200: m.delivered_without_a_200,
-        bad_signatures: rig.receiver.rejections().bad_signatures,
-        drained_secs,
-        failures: Vec::new(),
-        lost_sample: m.lost_sample,
-    })
+    Ok(outcome)
 }
 
 /// The fault table.
@@ -309,12 +378,23 @@ pub fn human(r: &Report) -> String {
         "switchyard-bench faults — {:.0} req/s for {:.0} s per scenario, outages {:.0} s",
         r.rate, r.duration_secs, r.outage_secs
     );
+    table(&mut out, &r.scenarios);
+    for s in r.scenarios.iter().filter(|s| s.ran) {
+        let _ = writeln!(out, "- {}: {}", s.scenario, s.fault);
+        details(&mut out, s);
+    }
+    out
+}
+
+/// The table's rows: one per scenario.
+pub fn table(out: &mut String, scenarios: &[Outcome]) {
+    use std::fmt::Write;
     let _ = writeln!(
         out,
         "| scenario | requests | answers | accepted events | deliveries expected | delivered | lost | duplicate deliveries | drained in |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
-    for s in &r.scenarios {
+    for s in scenarios {
         if !s.ran {
             let _ = writeln!(
                 out,
@@ -344,21 +424,23 @@ pub fn human(r: &Report) -> String {
             s.drained_secs
         );
     }
-    for s in r.scenarios.iter().filter(|s| s.ran) {
-        let _ = writeln!(out, "- {}: {}", s.scenario, s.fault);
-        if s.delivered_without_a_200 > 0 {
-            let _ = writeln!(
-                out,
-                "  {} events delivered whose request got no 200 (cut off or refused after being made durable)",
-                s.delivered_without_a_200
-            );
-        }
-        for l in &s.lost_sample {
-            let _ = writeln!(out, "  lost: {l}");
-        }
-        for f in &s.failures {
-            let _ = writeln!(out, "  binary failure: {f}");
-        }
+}
+
+/// Under a scenario's line: events delivered without a 200, lost ones, binaries that
+/// died on their own.
+pub fn details(out: &mut String, s: &Outcome) {
+    use std::fmt::Write;
+    if s.delivered_without_a_200 > 0 {
+        let _ = writeln!(
+            out,
+            "  {} events delivered whose request got no 200 (cut off or refused after being made durable)",
+            s.delivered_without_a_200
+        );
     }
-    out
+    for l in &s.lost_sample {
+        let _ = writeln!(out, "  lost: {l}");
+    }
+    for f in &s.failures {
+        let _ = writeln!(out, "  binary failure: {f}");
+    }
 }

@@ -1,7 +1,8 @@
 //! What the system under test says about itself: the ingress's `/metrics` (scraped at
 //! both ends of the measured window: how big the commit groups were, how long S3 PUTs
 //! and publishes took) and JetStream's streams after the run (does the raw stream hold
-//! every event the ingress acknowledged?).
+//! every event the ingress acknowledged?), and the dead letters by subject (the chaos
+//! run's).
 
 use std::time::Duration;
 
@@ -89,15 +90,21 @@ pub struct StreamState {
     pub bytes: u64,
 }
 
+/// JetStream on `nats_url`, and the names of its streams.
+async fn jetstream(nats_url: &str) -> anyhow::Result<(async_nats::jetstream::Context, Vec<String>)> {
+    let nats = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(nats_url)
+        .await?;
+    let js = async_nats::jetstream::new(nats);
+    let names: Vec<String> = js.stream_names().try_collect().await?;
+    Ok((js, names))
+}
+
 /// Every stream on the server, with its message count; bounded to 10 s.
 pub async fn streams(nats_url: &str) -> anyhow::Result<Vec<StreamState>> {
     let read = async {
-        let nats = async_nats::ConnectOptions::new()
-            .connection_timeout(Duration::from_secs(2))
-            .connect(nats_url)
-            .await?;
-        let js = async_nats::jetstream::new(nats);
-        let names: Vec<String> = js.stream_names().try_collect().await?;
+        let (js, names) = jetstream(nats_url).await?;
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             let info = js.get_stream(&name).await?.info().await?.clone();
@@ -113,6 +120,26 @@ pub async fn streams(nats_url: &str) -> anyhow::Result<Vec<StreamState>> {
     tokio::time::timeout(Duration::from_secs(10), read)
         .await
         .context("JetStream did not list its streams within 10 s")?
+}
+
+/// Messages per subject of the stream whose name ends with `suffix` (`_DEAD_LETTERS`);
+/// empty if there is no such stream.
+pub async fn subjects(nats_url: &str, suffix: &str) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+    let read = async {
+        let (js, names) = jetstream(nats_url).await?;
+        let mut out = std::collections::BTreeMap::new();
+        if let Some(name) = names.iter().find(|n| n.ends_with(suffix)) {
+            let stream = js.get_stream(name).await?;
+            let mut subjects = stream.info_with_subjects(">").await?;
+            while let Some((subject, count)) = subjects.try_next().await? {
+                out.insert(subject, count as u64);
+            }
+        }
+        anyhow::Ok(out)
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .context("JetStream did not list the subjects within 10 s")?
 }
 
 #[cfg(test)]

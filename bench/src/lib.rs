@@ -17,7 +17,12 @@
 //! - `inspect.rs`: the ingress's `/metrics` and JetStream's streams.
 //! - `report.rs`: the table and the JSON.
 //! - `floor.rs`: the `http-floor` mode (a do-nothing server under the same load).
+//! - `faults.rs`: the `faults` mode (one fault per fresh stack; `faults_disk.rs`).
+//! - `chaos.rs`: the `chaos` mode (faults at random moments on one stack; its slow S3
+//!   is `chaos_proxy.rs`).
 
+pub mod chaos;
+pub mod chaos_proxy;
 pub mod client;
 pub mod cpu;
 pub mod dispatcher;
@@ -85,6 +90,11 @@ pub enum Command {
     /// server outages, failing and hanging endpoints, a full disk; each scenario ends
     /// with accepted, delivered, lost (must be 0) and duplicate deliveries.
     Faults(faults::Args),
+    /// One stack under steady load while faults strike at random moments (seeded):
+    /// kill -9 of each binary several times, nats-server frozen past the publish
+    /// deadline, a slow S3, Redis losing its data; lost (must be 0) and duplicate
+    /// deliveries over the whole run, and the fault timeline.
+    Chaos(chaos::Args),
     /// What answering the ingress's load costs a server that does nothing with it
     /// (hyper, or bare tokio): the floor under `ingress`'s CPU per webhook.
     HttpFloor(floor::Args),
@@ -242,6 +252,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dispatcher(a) => a.output.json,
         Command::E2e(a) => a.output.json,
         Command::Faults(a) => a.output.json,
+        Command::Chaos(a) => a.output.json,
         Command::HttpFloor(a) => a.json,
         Command::ServeFloor(_) => bail!("serve-floor runs on its own runtime (see main.rs)"),
         Command::Isolation(_) => bail!("isolation runs on runtimes of its own (see main.rs)"),
@@ -283,6 +294,10 @@ async fn run_mode(command: &Command) -> anyhow::Result<(serde_json::Value, Strin
         Command::Faults(args) => {
             let r = faults::run(args).await?;
             (serde_json::to_value(&r)?, faults::human(&r))
+        }
+        Command::Chaos(args) => {
+            let r = chaos::run(args).await?;
+            (serde_json::to_value(&r)?, chaos::human(&r))
         }
         Command::HttpFloor(args) => {
             let r = floor::run(args).await?;

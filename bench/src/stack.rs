@@ -486,7 +486,12 @@ impl Role {
     }
 }
 
+/// Given SeaweedFS's port, the S3 endpoint the binaries are to use instead (a proxy in
+/// front of it, started by the caller).
+pub type S3InFront = Box<dyn FnOnce(u16) -> String + Send>;
+
 /// What a [`FullStack`] runs with, beyond [`Options`].
+#[derive(Default)]
 pub struct FullOptions {
     /// Lines added to the generated `[dispatcher]` table (retry schedule, …); the
     /// loopback allowance (`allow_cidrs`) is always there, since the receiver is local.
@@ -496,6 +501,9 @@ pub struct FullOptions {
     /// Run on a three-node NATS cluster (the harness's [`NatsCluster`]) with every
     /// stream at replication 3, instead of the single nats-server.
     pub nats_cluster: bool,
+    /// The binaries reach S3 through this instead of directly (the chaos run's
+    /// delaying proxy).
+    pub s3_in_front: Option<S3InFront>,
 }
 
 /// The whole pipeline: the three servers and all three release binaries as child
@@ -525,9 +533,9 @@ pub struct FullStack {
 
 impl FullStack {
     /// Starts the servers, writes the configuration, then the dispatcher, the
-    /// normalizer and the ingress, each waited for until ready. Registering tenants,
+    /// ingress and the normalizer, each waited for until ready. Registering tenants,
     /// endpoints and accounts is the caller's (through [`FullStack::admin_url`]).
-    pub async fn start(opts: &Options, full: &FullOptions, http: &Client) -> anyhow::Result<Self> {
+    pub async fn start(opts: &Options, full: FullOptions, http: &Client) -> anyhow::Result<Self> {
         let mut notes = Vec::new();
         for role in Role::ALL {
             let bin = opts.bin_dir.join(format!("switchyard-{}", role.name()));
@@ -567,6 +575,10 @@ impl FullStack {
         let (nats_url, replicas) = match &cluster {
             Some(c) => (c.url(), 3),
             None => (servers.nats.url(), 1),
+        };
+        let s3 = match full.s3_in_front {
+            Some(front) => front(servers.s3.port()),
+            None => servers.s3.endpoint(),
         };
         let dir = tempfile::Builder::new()
             .prefix("swy-bench-")
@@ -624,7 +636,6 @@ allow_cidrs = ["127.0.0.0/8"]
             catalog = toml_string(&opts.catalog.display().to_string()),
             nats = nats_url,
             redis = servers.redis.url(),
-            s3 = servers.s3.endpoint(),
             key = B64.encode(random_bytes::<32>()?),
             ingress_ops = ops[0],
             normalizer_ops = ops[1],
@@ -647,7 +658,9 @@ allow_cidrs = ["127.0.0.0/8"]
             ops,
             notes,
         };
-        for role in [Role::Dispatcher, Role::Normalizer, Role::Ingress] {
+        // The ingress before the normalizer: it creates the claim-check bucket, and the
+        // normalizer is not ready until its S3 probe (a HEAD of the bucket) succeeds.
+        for role in [Role::Dispatcher, Role::Ingress, Role::Normalizer] {
             stack.start_binary(role, http).await?;
         }
         Ok(stack)

@@ -93,6 +93,10 @@ impl Managed {
         self.dir.path()
     }
 
+    pub fn is_running(&self) -> bool {
+        self.process.is_some()
+    }
+
     /// Stops the server and waits until its port refuses connections.
     /// Stopping a stopped server does nothing.
     pub async fn stop(&mut self) -> anyhow::Result<()> {

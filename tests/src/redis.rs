@@ -1,10 +1,13 @@
-//! A real `redis-server` on a free port, without persistence, for the
-//! components' short-lived state (dedup marks, rate limits, delivery state).
+//! A real `redis-server` on a free port, persisting to an append-only file as
+//! in production, for the registry and the components' short-lived state
+//! (dedup marks, rate limits, delivery state).
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::time::Duration;
+
+use anyhow::Context;
 
 use crate::managed::{Managed, Spec};
 use crate::ports::{self, free_port};
@@ -12,9 +15,9 @@ use crate::process::locate;
 
 const READY_WITHIN: Duration = Duration::from_secs(20);
 
-/// A running `redis-server`. Its data lives in memory only: it is empty
-/// again after [`Redis::stop`] and [`Redis::start_again`]. Dropping it kills
-/// the server.
+/// A running `redis-server`. What it was told survives [`Redis::stop`] and
+/// [`Redis::start_again`] (its append-only file); [`Redis::start_again_empty`]
+/// loses it. Dropping it kills the server.
 pub struct Redis {
     server: Managed,
 }
@@ -79,9 +82,33 @@ impl Redis {
         self.server.stop().await
     }
 
-    /// Starts the stopped server again on the same port (empty), and waits
-    /// until it answers `PING`.
+    /// Starts the stopped server again on the same port with the data it had,
+    /// and waits until it answers `PING`.
     pub async fn start_again(&mut self) -> anyhow::Result<()> {
+        self.server.start_again().await
+    }
+
+    /// Starts the stopped server again with its data lost: its persistence files
+    /// (the append-only folder or file, a snapshot) are deleted first.
+    pub async fn start_again_empty(&mut self) -> anyhow::Result<()> {
+        if self.server.is_running() {
+            anyhow::bail!("redis-server is running: stop it before losing its data");
+        }
+        let dir = self.server.dir();
+        for name in ["appendonlydir", "appendonly.aof", "dump.rdb"] {
+            let path = dir.join(name);
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("deleting {}", path.display()));
+                }
+                _ => {}
+            }
+        }
         self.server.start_again().await
     }
 }
