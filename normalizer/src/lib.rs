@@ -107,6 +107,11 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
     );
     tokio::spawn(registry.clone().listen(nats.clone(), background.clone()));
     let store = ClaimCheckStore::new(&config.s3).await?;
+    // The ingress creates the bucket too; a normalizer started first (or alone) must
+    // not stay unready waiting for one. S3 down now: the probe reports it.
+    if let Err(e) = store.ensure_bucket().await {
+        tracing::warn!(error = %e, "The claim-check bucket could not be checked or created; /readyz waits for S3.");
+    }
     tokio::spawn(probe_storage(
         store.clone(),
         redis_probe,

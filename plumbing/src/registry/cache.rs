@@ -35,6 +35,9 @@ const ENTRY_OVERHEAD: usize = 96;
 struct Bounded<T> {
     entries: HashMap<String, Cached<T>>,
     bytes: usize,
+    /// Announcements seen so far. A value read from Redis while one arrived may predate
+    /// the change it announced: it is stored already marked for refetching.
+    changes: u64,
 }
 
 impl<T> Default for Bounded<T> {
@@ -42,6 +45,7 @@ impl<T> Default for Bounded<T> {
         Self {
             entries: HashMap::new(),
             bytes: 0,
+            changes: 0,
         }
     }
 }
@@ -108,10 +112,11 @@ impl RegistryCache {
         if let Some((v, true)) = &stale {
             return Ok(v.clone());
         }
+        let seen = changes(&self.accounts);
         match self.store.get_account(id).await {
             Ok(v) => {
                 let v = v.map(Arc::new);
-                insert(&self.accounts, id, v.clone());
+                insert(&self.accounts, id, v.clone(), seen);
                 Ok(v)
             }
             Err(e) => match stale {
@@ -132,10 +137,11 @@ impl RegistryCache {
         if let Some((v, true)) = &stale {
             return Ok(v.clone());
         }
+        let seen = changes(&self.by_external);
         match self.store.get_account_by_external(connector, external_id).await {
             Ok(v) => {
                 let v = v.map(Arc::new);
-                insert(&self.by_external, &key, v.clone());
+                insert(&self.by_external, &key, v.clone(), seen);
                 Ok(v)
             }
             Err(e) => match stale {
@@ -151,10 +157,11 @@ impl RegistryCache {
         if let Some((v, true)) = &stale {
             return Ok(v.clone());
         }
+        let seen = changes(&self.endpoints);
         match self.store.list_endpoints(tenant_id).await {
             Ok(v) => {
                 let v = Arc::new(v);
-                insert(&self.endpoints, tenant_id, v.clone());
+                insert(&self.endpoints, tenant_id, v.clone(), seen);
                 Ok(v)
             }
             Err(e) => match stale {
@@ -207,6 +214,7 @@ fn lookup<T: Clone>(map: &Map<T>, key: &str, ttl: Duration) -> Option<(T, bool)>
 /// Mark one entry (or, with `None`, every entry) for refetching.
 fn mark_stale<T>(map: &Map<T>, key: Option<&str>) {
     let mut m = map.lock().expect("cache lock");
+    m.changes += 1;
     match key {
         Some(k) => {
             if let Some(c) = m.entries.get_mut(k) {
@@ -217,13 +225,21 @@ fn mark_stale<T>(map: &Map<T>, key: Option<&str>) {
     }
 }
 
-fn insert<T: Negative>(map: &Map<T>, key: &str, value: T) {
-    insert_within(map, key, value, MAX_MAP_BYTES)
+/// Announcements the map has seen: read before a fetch, handed to [`insert`].
+fn changes<T>(map: &Map<T>) -> u64 {
+    map.lock().expect("cache lock").changes
 }
 
-fn insert_within<T: Negative>(map: &Map<T>, key: &str, value: T, budget: usize) {
+/// Store `value`, fetched when the map had seen `seen` announcements: if one came
+/// while it was read, it is stored marked for refetching (the change may be newer).
+fn insert<T: Negative>(map: &Map<T>, key: &str, value: T, seen: u64) {
+    insert_within(map, key, value, MAX_MAP_BYTES, seen)
+}
+
+fn insert_within<T: Negative>(map: &Map<T>, key: &str, value: T, budget: usize, seen: u64) {
     let mut m = map.lock().expect("cache lock");
     let m = &mut *m;
+    let raced = m.changes != seen;
     if let Some(old) = m.entries.remove(key) {
         drop(old);
         m.bytes -= weight(key);
@@ -245,7 +261,7 @@ fn insert_within<T: Negative>(map: &Map<T>, key: &str, value: T, budget: usize) 
         Cached {
             value,
             fetched: Instant::now(),
-            invalidated: false,
+            invalidated: raced,
         },
     );
 }
@@ -265,9 +281,9 @@ mod tests {
     fn a_flood_of_unknown_ids_stays_within_the_budget_and_keeps_known_entries() {
         let map: Map<Option<Arc<u32>>> = Mutex::default();
         let budget = 64 * 1024;
-        insert_within(&map, "known", Some(Arc::new(1)), budget);
+        insert_within(&map, "known", Some(Arc::new(1)), budget, 0);
         for i in 0..10_000 {
-            insert_within(&map, &format!("unknown-{i:040}"), None, budget);
+            insert_within(&map, &format!("unknown-{i:040}"), None, budget, 0);
             let m = map.lock().unwrap();
             assert!(m.bytes <= budget, "{} bytes", m.bytes);
             assert_eq!(m.bytes, m.entries.keys().map(|k| weight(k)).sum::<usize>());
@@ -282,8 +298,23 @@ mod tests {
     fn replacing_an_entry_does_not_count_it_twice() {
         let map: Map<Option<Arc<u32>>> = Mutex::default();
         for _ in 0..100 {
-            insert_within(&map, "a", Some(Arc::new(1)), 1024);
+            insert_within(&map, "a", Some(Arc::new(1)), 1024, 0);
         }
         assert_eq!(map.lock().unwrap().bytes, weight("a"));
+    }
+
+    /// A value read while a change was announced may predate it: it serves, but the
+    /// next lookup reads again instead of trusting it for the TTL.
+    #[test]
+    fn a_value_read_across_an_announcement_is_refetched() {
+        let map: Map<Option<Arc<u32>>> = Mutex::default();
+        let ttl = Duration::from_secs(60);
+        let seen = changes(&map);
+        mark_stale(&map, Some("t"));
+        insert(&map, "t", Some(Arc::new(1)), seen);
+        assert_eq!(lookup(&map, "t", ttl), Some((Some(Arc::new(1)), false)));
+        let seen = changes(&map);
+        insert(&map, "t", Some(Arc::new(2)), seen);
+        assert_eq!(lookup(&map, "t", ttl), Some((Some(Arc::new(2)), true)));
     }
 }
