@@ -15,7 +15,7 @@ use crate::pipeline::{config_for, Pipeline, ADMIN_TOKEN};
 
 /// Longest error body accepted as short: a sentence or two, and a field name (the API
 /// cuts what it quotes of a request).
-const SHORT: usize = 600;
+const SHORT: usize = 1_200;
 
 /// The routes that take a body, each with a valid body to start from (`{id}` is
 /// replaced by the id in the path).

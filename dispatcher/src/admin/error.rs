@@ -135,7 +135,7 @@ fn field_of(detail: &str) -> Option<String> {
 
 /// Longest `error` and `field` answered: serde's messages quote a value of the wrong
 /// type, or an unknown key, whole, and a request's megabyte must not come back.
-const MAX_MESSAGE: usize = 300;
+const MAX_MESSAGE: usize = 1_000;
 const MAX_FIELD: usize = 64;
 
 fn bounded(mut s: String, max: usize) -> String {
