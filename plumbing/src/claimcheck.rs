@@ -294,7 +294,14 @@ impl ClaimCheckStore {
         if claim.len == 0 {
             return Ok(Bytes::new());
         }
-        let range = format!("bytes={}-{}", claim.offset, claim.offset + claim.len - 1);
+        // A reference past the end of what a u64 can address was never written by us.
+        let Some(last) = claim.offset.checked_add(claim.len - 1) else {
+            return Err(ClaimCheckError::Corrupt {
+                key: claim.key.clone(),
+                offset: usize::try_from(claim.offset).unwrap_or(usize::MAX),
+            });
+        };
+        let range = format!("bytes={}-{last}", claim.offset);
         self.get_inner(&claim.key, Some(range)).await
     }
 

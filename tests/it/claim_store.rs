@@ -48,6 +48,16 @@ async fn signed_puts_and_gets_round_trip_and_a_wrong_secret_is_refused() {
         store.get("raw/never-written.swy").await,
         Err(ClaimCheckError::NotFound(_))
     ));
+    // A reference whose end a u64 cannot hold is corrupt, not a panic or a wrapped range.
+    let beyond = ClaimRef {
+        key: key.into(),
+        offset: u64::MAX,
+        len: 2,
+    };
+    assert!(matches!(
+        store.get_claim(&beyond).await,
+        Err(ClaimCheckError::Corrupt { .. })
+    ));
 
     let wrong = ClaimCheckStore::new(&config(servers.s3.endpoint(), "claims-signed", "not-the-secret"))
         .await
