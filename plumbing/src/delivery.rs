@@ -9,10 +9,9 @@
 use async_nats::HeaderMap;
 use bytes::Bytes;
 
-use crate::envelope::{AttemptOutcome, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
+use crate::envelope::{AttemptOutcome, HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
 use crate::names::Names;
 
-pub const HEADER_EVENT_ID: &str = "Switchyard-Event";
 pub const HEADER_ENDPOINT: &str = "Switchyard-Endpoint";
 pub const HEADER_ATTEMPT: &str = "Switchyard-Attempt";
 pub const HEADER_NOT_BEFORE: &str = "Switchyard-Not-Before";

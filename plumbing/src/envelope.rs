@@ -15,10 +15,11 @@ pub const HEADER_EVENT_TYPE: &str = "Switchyard-Type";
 pub const HEADER_RECEIVED_MS: &str = "Switchyard-Received-Ms";
 /// NATS header with the tenant id.
 pub const HEADER_TENANT: &str = "Switchyard-Tenant";
-/// NATS header with the unified event id when the message id is not it (an event
-/// re-delivered from the undelivered stream carries a message id of its own, so the
-/// duplicate window does not drop it, and keeps its `webhook-id`).
-pub const HEADER_EVENT_ID: &str = "Switchyard-Event-Id";
+/// NATS header with the unified event id where the message id is not it: a delivery on
+/// the retry stream ([`crate::delivery`]), and an event re-delivered from the
+/// undelivered stream, whose message id is its own so the duplicate window does not
+/// drop it (the event id, and so the `webhook-id`, stays the original's).
+pub const HEADER_EVENT_ID: &str = "Switchyard-Event";
 /// NATS header of an undelivered event: why no endpoint received it
 /// ([`crate::names::Names::undelivered_stream`]).
 pub const HEADER_UNDELIVERED_REASON: &str = "Switchyard-Undelivered";
