@@ -347,3 +347,51 @@ fn the_dockerfile_copies_every_binary_into_a_distroless_non_root_image() {
         );
     }
 }
+
+/// Every key of the defaults is read by the code that it configures, so a key that is
+/// parsed and never used (as `ingress.public_url` once was) fails here: its field is
+/// accessed as `.<key>` in some crate's sources other than the configuration's own
+/// definitions.
+#[test]
+fn every_default_key_is_read_by_code() {
+    let mut sources = String::new();
+    for dir in [
+        "plumbing/src",
+        "connectors/src",
+        "ingress/src",
+        "normalizer/src",
+        "dispatcher/src",
+        "cli/src",
+    ] {
+        let mut stack = vec![repo().join(dir)];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("plumbing/src/config.rs") {
+                    sources.push_str(&std::fs::read_to_string(&path).unwrap());
+                    sources.push('\n');
+                }
+            }
+        }
+    }
+    // Read where they are validated or resolved, in config.rs itself.
+    let config_rs = read("plumbing/src/config.rs");
+    let impls = &config_rs[config_rs.find("impl Config").expect("impl Config")..];
+    let read_as_field = |text: &str, key: &str| {
+        text.match_indices(&format!(".{key}")).any(|(i, m)| {
+            let next = text[i + m.len()..].chars().next();
+            !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    };
+    let unread: Vec<String> = keys(switchyard_plumbing::config::DEFAULTS, false)
+        .into_iter()
+        .filter(|(_, k)| !read_as_field(&sources, k) && !read_as_field(impls, k))
+        .map(|(s, k)| if s.is_empty() { k } else { format!("{s}.{k}") })
+        .collect();
+    assert!(
+        unread.is_empty(),
+        "these keys of plumbing/config.default.toml are parsed but read nowhere: {unread:?}"
+    );
+}
