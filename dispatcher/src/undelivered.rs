@@ -140,12 +140,7 @@ impl Undelivered {
         source: Option<&HeaderMap>,
         payload: Bytes,
     ) -> Result<(), UndeliveredError> {
-        let mut headers = HeaderMap::new();
-        for name in [HEADER_EVENT_TYPE, HEADER_TENANT, HEADER_RECEIVED_MS] {
-            if let Some(v) = source.and_then(|h| h.get(name)) {
-                headers.insert(name, v.as_str());
-            }
-        }
+        let mut headers = routing_of(source);
         headers.insert(
             async_nats::header::NATS_MESSAGE_ID,
             format!("undelivered:{event_id}:{unified_seq}").as_str(),
@@ -249,12 +244,7 @@ impl Undelivered {
         }
         let stream = self.stream().await?;
         for item in page.items {
-            let mut headers = HeaderMap::new();
-            for name in [HEADER_EVENT_TYPE, HEADER_TENANT, HEADER_RECEIVED_MS] {
-                if let Some(v) = item.headers.get(name) {
-                    headers.insert(name, v.as_str());
-                }
-            }
+            let mut headers = routing_of(Some(&item.headers));
             headers.insert(HEADER_EVENT_ID, item.event_id.as_str());
             headers.insert(
                 async_nats::header::NATS_MESSAGE_ID,
@@ -289,6 +279,17 @@ impl Undelivered {
             .map(|_| ())
             .map_err(|e| UndeliveredError::Nats(e.to_string()))
     }
+}
+
+/// The routing headers of a unified event (type, tenant, received time), copied.
+fn routing_of(source: Option<&HeaderMap>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for name in [HEADER_EVENT_TYPE, HEADER_TENANT, HEADER_RECEIVED_MS] {
+        if let Some(v) = source.and_then(|h| h.get(name)) {
+            headers.insert(name, v.clone());
+        }
+    }
+    headers
 }
 
 fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
