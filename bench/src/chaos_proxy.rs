@@ -114,10 +114,7 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, seed: u64) {
         };
         n += 1;
         shared.connections.fetch_add(1, Ordering::Relaxed);
-        let (shared, rng) = (
-            shared.clone(),
-            crate::chaos::Rng::new(seed ^ n.wrapping_mul(0x9e37_79b9)),
-        );
+        let (shared, rng) = (shared.clone(), crate::rng::Rng::new(seed ^ n.wrapping_mul(0x9e37_79b9)));
         tasks.spawn(async move {
             let _permit = permit;
             let port = shared.upstream.load(Ordering::Relaxed);

@@ -20,9 +20,9 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::e2e::load::{Accepted, Tracker};
+use crate::e2e::receiver::Behaviour;
 use crate::e2e::Rig;
-use crate::e2e_load::{Accepted, Tracker};
-use crate::e2e_receiver::Behaviour;
 use crate::stack::{FullOptions, Role};
 use crate::{OutputArgs, PathArgs};
 
@@ -239,7 +239,7 @@ pub async fn finish(
     let end = load_end + drain_within;
     let m = loop {
         let arrivals = rig.receiver.arrivals_since(run.from);
-        let m = crate::e2e_report::matched(&accepted, &arrivals, rig.receiver_endpoints());
+        let m = crate::e2e::report::matched(&accepted, &arrivals, rig.receiver_endpoints());
         if m.lost == 0 || Instant::now() >= end {
             break m;
         }

@@ -1,6 +1,6 @@
 //! `switchyard-bench isolation`: what one tenant's slow expressions cost another
 //! tenant's quick ones, through the mechanism the dispatcher's filters and the
-//! normalizer's offloaded mappings share ([`switchyard_plumbing::offload`]).
+//! normalizer's offloaded mappings share ([`switchyard_core::offload`]).
 //!
 //! Three runs of `--quick` evaluations of a trivial expression for tenant `quick`, due
 //! at `--rate` a second, at most `--in-flight` at once, each on a one-thread runtime as
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::json;
 use switchyard_connectors::mapping::{Limits, Mapping};
-use switchyard_plumbing::offload::Offload;
+use switchyard_core::offload::Offload;
 use tokio::sync::Semaphore;
 
 /// No run may take longer than this.

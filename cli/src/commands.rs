@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
-use switchyard_plumbing::config::Config;
+use switchyard_core::config::Config;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -386,7 +386,7 @@ fn print_list(items: &[Item], output: Output) {
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
-    switchyard_plumbing::timefmt::rfc3339(t)
+    switchyard_core::timefmt::rfc3339(t)
 }
 
 #[cfg(test)]

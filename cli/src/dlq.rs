@@ -12,9 +12,9 @@ use anyhow::{bail, Context};
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 use serde::Serialize;
-use switchyard_plumbing::config::Config;
-use switchyard_plumbing::envelope::DeadLetter;
-use switchyard_plumbing::names::Names;
+use switchyard_core::config::Config;
+use switchyard_core::envelope::DeadLetter;
+use switchyard_core::names::Names;
 use time::OffsetDateTime;
 
 use crate::filter::Filter;
@@ -54,7 +54,7 @@ impl DeadLetters {
     /// Connect with the binaries' configuration. The stream must exist (the binaries
     /// declare it); this never creates or changes it.
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
-        let client = switchyard_plumbing::nats::connect(&config.nats, "switchyard-cli").await?;
+        let client = switchyard_core::nats::connect(&config.nats, "switchyard-cli").await?;
         Self::with_context(jetstream::new(client), config.names()).await
     }
 
@@ -164,5 +164,5 @@ impl DeadLetters {
 }
 
 fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&switchyard_plumbing::timefmt::rfc3339(*t))
+    s.serialize_str(&switchyard_core::timefmt::rfc3339(*t))
 }

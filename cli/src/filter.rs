@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use switchyard_plumbing::envelope::DeadLetter;
-use switchyard_plumbing::names::Names;
-use switchyard_plumbing::registry::model::type_matches;
+use switchyard_core::envelope::DeadLetter;
+use switchyard_core::names::Names;
+use switchyard_registry::model::type_matches;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 

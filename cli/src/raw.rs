@@ -1,7 +1,7 @@
 //! `replay raw`: re-drive the raw bodies still in S3 through the current mappings (the
 //! backfill after a mapping fix).
 //!
-//! Segments are self-describing ([`switchyard_plumbing::claimcheck`]): each record
+//! Segments are self-describing ([`switchyard_claimcheck`]): each record
 //! header names connector, account, tenant, receive time, content type and the kept
 //! request headers. So for every segment written in the time range, every record of
 //! the connector (and account) received in the range is read, its events are extracted
@@ -28,12 +28,12 @@ use std::future::IntoFuture;
 
 use anyhow::{bail, Context};
 use async_nats::jetstream;
+use switchyard_claimcheck::read::keys_between;
+use switchyard_claimcheck::{read_segment, ClaimCheckStore, Record};
 use switchyard_connectors::{extract, Catalog};
-use switchyard_plumbing::claimcheck::{read_segment, ClaimCheckStore, Record};
-use switchyard_plumbing::claimcheck_read::keys_between;
-use switchyard_plumbing::config::Config;
-use switchyard_plumbing::envelope::{ClaimRef, RawEnvelope};
-use switchyard_plumbing::timefmt::{from_unix_seconds, unix_millis};
+use switchyard_core::config::Config;
+use switchyard_core::envelope::{ClaimRef, RawEnvelope};
+use switchyard_core::timefmt::{from_unix_seconds, unix_millis};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -100,7 +100,7 @@ pub async fn replay_raw(
     let js = if opts.dry_run {
         None
     } else {
-        let client = switchyard_plumbing::nats::connect(&config.nats, "switchyard-cli").await?;
+        let client = switchyard_core::nats::connect(&config.nats, "switchyard-cli").await?;
         Some(jetstream::new(client))
     };
     let names = config.names();

@@ -11,8 +11,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use subtle::ConstantTimeEq;
-use switchyard_dispatcher::sign;
 
 pub async fn run(listen: SocketAddr, secret: Option<String>, log: Option<PathBuf>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
@@ -53,18 +51,10 @@ async fn handle(
     };
     let verdict = match secret.as_ref() {
         None => "unchecked",
-        Some(s) => {
-            let ts_num: i64 = ts.parse().unwrap_or(0);
-            let expected = sign::signature(&[s.as_str()], &id, ts_num, &body);
-            let ok = sig
-                .split(' ')
-                .any(|candidate| bool::from(candidate.as_bytes().ct_eq(expected.as_bytes())));
-            if ok {
-                "valid"
-            } else {
-                "INVALID"
-            }
-        }
+        Some(s) => match switchyard_webhooks::Key::from_secret(s).and_then(|k| k.verify(&id, &ts, &body, &sig)) {
+            Ok(()) => "valid",
+            Err(_) => "INVALID",
+        },
     };
     let event_type = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()

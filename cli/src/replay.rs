@@ -16,7 +16,7 @@
 
 use std::future::IntoFuture;
 
-use switchyard_plumbing::timefmt::unix_millis;
+use switchyard_core::timefmt::unix_millis;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 

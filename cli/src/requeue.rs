@@ -15,9 +15,9 @@
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
-use switchyard_plumbing::delivery::DeliveryJob;
-use switchyard_plumbing::envelope::{DeadLetter, UnifiedEvent};
-use switchyard_plumbing::names::Names;
+use switchyard_core::delivery::DeliveryJob;
+use switchyard_core::envelope::{DeadLetter, UnifiedEvent};
+use switchyard_core::names::Names;
 
 /// A message ready to publish.
 #[derive(Debug, Clone)]
@@ -76,7 +76,7 @@ fn delivery(names: &Names, letter: &DeadLetter, seq: u64, now_ms: i64) -> Result
     let received_ms = field("received_at").and_then(|t| {
         time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
             .ok()
-            .map(switchyard_plumbing::timefmt::unix_millis)
+            .map(switchyard_core::timefmt::unix_millis)
     });
     let job = DeliveryJob {
         event_id,
@@ -118,7 +118,7 @@ fn raw(names: &Names, letter: &DeadLetter, seq: u64) -> Result<Requeue, Unreplay
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use switchyard_plumbing::envelope::{AttemptOutcome, ClaimRef, RawEnvelope};
+    use switchyard_core::envelope::{AttemptOutcome, ClaimRef, RawEnvelope};
 
     use super::*;
 

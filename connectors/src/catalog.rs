@@ -8,51 +8,14 @@
 //! folder `unified/` beside the catalog folder (`connectors/catalog` → `connectors/unified`).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use crate::apply::CompiledMapping;
+pub use crate::compile::CompiledMapping;
 use crate::model::{ConnectorFile, SignatureHeader, SignatureSpec, TimestampSource, UnmappedPolicy};
+use crate::problems::{err, line_of, nth_line_containing};
+pub use crate::problems::{CatalogError, CatalogErrors};
 use crate::unified::UnifiedModels;
-
-/// One problem in the catalog.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CatalogError {
-    pub file: PathBuf,
-    pub line: Option<usize>,
-    pub field: String,
-    pub message: String,
-}
-
-impl fmt::Display for CatalogError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(l) = self.line {
-            write!(f, ":{l}")?;
-        }
-        if !self.field.is_empty() {
-            write!(f, ": {}", self.field)?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-/// Every problem found, in file order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CatalogErrors(pub Vec<CatalogError>);
-
-impl fmt::Display for CatalogErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "the connector catalog has {} problem(s):", self.0.len())?;
-        for e in &self.0 {
-            writeln!(f, "  {e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for CatalogErrors {}
 
 /// One loaded, validated connector.
 #[derive(Debug)]
@@ -66,7 +29,7 @@ pub struct Connector {
     pub methods: Vec<String>,
     pub signature: SignatureSpec,
     pub signature_fallbacks: Vec<SignatureSpec>,
-    pub handshakes: Vec<crate::handshake::Handshake>,
+    pub handshakes: Vec<crate::model::Handshake>,
     pub event: crate::model::EventSpec,
     pub keep_headers: Vec<String>,
     pub unmapped: UnmappedPolicy,
@@ -205,19 +168,6 @@ pub(crate) fn sibling(dir: &Path, name: &str) -> PathBuf {
     }
 }
 
-pub(crate) fn err(file: &Path, line: Option<usize>, field: &str, message: impl Into<String>) -> CatalogError {
-    CatalogError {
-        file: file.to_path_buf(),
-        line,
-        field: field.to_string(),
-        message: message.into(),
-    }
-}
-
-fn line_of(text: &str, byte: usize) -> usize {
-    text[..byte.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
-}
-
 /// What a TOML error says. The parser leaves its message empty for some characters
 /// (a control character in a comment, say): the column is named instead.
 fn syntax_message(text: &str, e: &toml::de::Error) -> String {
@@ -234,11 +184,6 @@ fn syntax_message(text: &str, e: &toml::de::Error) -> String {
 
 fn line_containing(text: &str, needle: &str) -> Option<usize> {
     nth_line_containing(text, needle, 0)
-}
-
-/// The line of the `n`th (from 0) occurrence of `needle`.
-pub(crate) fn nth_line_containing(text: &str, needle: &str, n: usize) -> Option<usize> {
-    text.match_indices(needle).nth(n).map(|(i, _)| line_of(text, i))
 }
 
 fn load_one(path: &Path, text: &str, models: &UnifiedModels, errors: &mut Vec<CatalogError>) -> Option<Connector> {
@@ -282,7 +227,7 @@ fn load_one(path: &Path, text: &str, models: &UnifiedModels, errors: &mut Vec<Ca
             ));
         }
     }
-    let mappings = crate::apply::compile(path, text, &file.name, &file.mappings, models, errors);
+    let mappings = crate::compile::compile(path, text, &file.name, &file.mappings, models, errors);
     if errors.len() > before {
         return None;
     }
@@ -392,22 +337,6 @@ fn valid_name(s: &str) -> bool {
         && s.len() <= 40
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
-/// `segment(.segment)+`, each segment lowercase letters, digits and '_'.
-pub fn valid_unified_type(s: &str) -> bool {
-    let mut n = 0;
-    for seg in s.split('.') {
-        if seg.is_empty()
-            || !seg
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return false;
-        }
-        n += 1;
-    }
-    n >= 2
 }
 
 #[cfg(test)]

@@ -11,51 +11,9 @@
 //!   the account's secret, hex, after the signature check.
 
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
 use serde_json::Value;
 
-use crate::jsonpath::JsonPath;
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Handshake {
-    EchoQuery {
-        param: String,
-        #[serde(default = "default_method")]
-        method: String,
-    },
-    EchoHeader {
-        header: String,
-    },
-    EchoJson {
-        when: JsonPath,
-        equals: String,
-        from: JsonPath,
-        reply_field: String,
-    },
-    HmacJson {
-        when: JsonPath,
-        equals: String,
-        from: JsonPath,
-    },
-    /// A fixed answer to a signed request the condition picks out (Discord's PINGs:
-    /// interactions answer `{"type":1}`, webhook events 204 with no body).
-    Reply {
-        when: crate::model::Condition,
-        #[serde(default = "default_status")]
-        status: u16,
-        #[serde(default)]
-        body: String,
-    },
-}
-
-fn default_status() -> u16 {
-    200
-}
-
-fn default_method() -> String {
-    "POST".into()
-}
+use crate::model::Handshake;
 
 /// The answer to a handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,7 +130,7 @@ mod tests {
     use super::*;
 
     fn parse(toml_text: &str) -> Vec<Handshake> {
-        #[derive(Deserialize)]
+        #[derive(serde::Deserialize)]
         struct F {
             handshake: Vec<Handshake>,
         }

@@ -9,6 +9,7 @@
 //!   every problem at once.
 //! - [`signature`]: the one generic verifier; [`signature::verify`] turns a
 //!   [`signature::RawWebhook`] into a [`signature::VerifiedWebhook`].
+//! - [`template`]: the signed-bytes template a connector file declares.
 //! - [`body`]: JSON and form bodies as one JSON value.
 //! - [`extract`]: event ids, types and times out of a verified request.
 //! - [`handshake`]: the endpoint-ownership handshakes providers send before events.
@@ -16,12 +17,15 @@
 //! - [`jsonpath`]: the small dotted-path language connector files use to point into JSON.
 //! - [`mapping`]: JSONata, behind one small module (compile, evaluate with limits).
 //! - [`unified`]: the unified models, one JSON Schema per unified event type.
-//! - [`apply`]: a connector's mappings, checked at load and applied to one provider event.
+//! - [`compile`]: a connector's mappings, compiled and checked when the catalog loads.
+//! - [`apply`]: a connector's mappings applied to one provider event.
+//! - [`problems`]: what is wrong in a connector file, with its line and field.
 //! - [`fixtures`]: documented provider payloads with their expected unified events.
 
 pub mod apply;
 pub mod body;
 pub mod catalog;
+pub mod compile;
 pub mod extract;
 pub mod fixtures;
 pub mod handshake;
@@ -29,7 +33,9 @@ pub mod jsonpath;
 pub mod live;
 pub mod mapping;
 pub mod model;
+pub mod problems;
 pub mod signature;
+pub mod template;
 pub mod unified;
 
 pub use catalog::{Catalog, CatalogError, Connector};

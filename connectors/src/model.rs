@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::jsonpath::JsonPath;
-use crate::signature::template::Template;
+use crate::template::Template;
 
 /// One connector file.
 #[derive(Debug, Clone, Deserialize)]
@@ -40,7 +40,7 @@ pub struct ConnectorFile {
     pub signature_fallbacks: Vec<SignatureSpec>,
     /// Handshakes the provider sends before events.
     #[serde(default)]
-    pub handshake: Vec<crate::handshake::Handshake>,
+    pub handshake: Vec<Handshake>,
     pub event: EventSpec,
     /// Request headers kept with the claim-check for later stages.
     #[serde(default)]
@@ -386,7 +386,10 @@ impl Condition {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
             }),
-            (None, Some(h)) => crate::signature::header_str(headers, h).map(str::to_string),
+            (None, Some(h)) => headers
+                .get(h.as_str())
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
             (None, None) => Some(String::new()),
         };
         let matched = match (&found, &self.equals) {
@@ -478,4 +481,45 @@ impl<'de> Deserialize<'de> for MappingCases {
         }
         d.deserialize_any(Cases)
     }
+}
+/// A handshake the connector answers (see [`crate::handshake`] for what each kind does).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Handshake {
+    EchoQuery {
+        param: String,
+        #[serde(default = "default_method")]
+        method: String,
+    },
+    EchoHeader {
+        header: String,
+    },
+    EchoJson {
+        when: JsonPath,
+        equals: String,
+        from: JsonPath,
+        reply_field: String,
+    },
+    HmacJson {
+        when: JsonPath,
+        equals: String,
+        from: JsonPath,
+    },
+    /// A fixed answer to a signed request the condition picks out (Discord's PINGs:
+    /// interactions answer `{"type":1}`, webhook events 204 with no body).
+    Reply {
+        when: Condition,
+        #[serde(default = "default_status")]
+        status: u16,
+        #[serde(default)]
+        body: String,
+    },
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+fn default_method() -> String {
+    "POST".into()
 }

@@ -15,8 +15,6 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::catalog::valid_unified_type;
-
 /// The base of every model's `$id`. A reserved domain: the ids are names, never fetched.
 pub const BASE_URI: &str = "https://switchyard.invalid/unified/";
 
@@ -168,6 +166,22 @@ impl UnifiedModels {
         }
         Vec::new()
     }
+}
+
+/// `segment(.segment)+`, each segment lowercase letters, digits and '_'.
+pub fn valid_unified_type(s: &str) -> bool {
+    let mut n = 0;
+    for seg in s.split('.') {
+        if seg.is_empty()
+            || !seg
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return false;
+        }
+        n += 1;
+    }
+    n >= 2
 }
 
 #[cfg(test)]

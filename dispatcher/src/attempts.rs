@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
-use switchyard_plumbing::names::Names;
+use switchyard_core::names::Names;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -172,8 +172,7 @@ async fn read(
         .arg(limit.clamp(1, KEPT_PER_KEY as usize) as isize - 1)
         .query_async(&mut c)
         .await?;
-    let oldest =
-        switchyard_plumbing::timefmt::unix_millis(time::OffsetDateTime::now_utc()) - retention.as_millis() as i64;
+    let oldest = switchyard_core::timefmt::unix_millis(time::OffsetDateTime::now_utc()) - retention.as_millis() as i64;
     Ok(raw
         .iter()
         .filter_map(|r| serde_json::from_str::<AttemptRecord>(r).ok())

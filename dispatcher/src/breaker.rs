@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use switchyard_plumbing::names::Names;
+use switchyard_core::names::Names;
 
 /// Where an endpoint's failure streak stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

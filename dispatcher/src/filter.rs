@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use switchyard_connectors::mapping::{Limits, Mapping, MappingError};
-use switchyard_plumbing::offload::{Offload, OffloadError};
+use switchyard_core::offload::{Offload, OffloadError};
 
 /// Distinct filter texts kept compiled.
 const KEPT: usize = 10_000;

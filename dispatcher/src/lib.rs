@@ -1,5 +1,5 @@
 //! `switchyard-dispatcher`: delivers unified events to tenant endpoints, signed
-//! ([`fanout`] → [`deliver`], [`sign`]), retries them from the retry stream
+//! ([`fanout`] → [`deliver`], signed per Standard Webhooks by `switchyard-webhooks`), retries them from the retry stream
 //! ([`deliver::retries`]), and serves the admin API on its own listener ([`admin`]).
 
 pub mod admin;
@@ -9,7 +9,7 @@ pub mod deliver;
 pub mod fanout;
 pub mod filter;
 pub mod metrics;
-pub mod sign;
+
 pub mod ssrf;
 pub mod undelivered;
 pub mod watch;
@@ -18,11 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_connectors::live::LiveCatalog;
-use switchyard_plumbing::config::Config;
-use switchyard_plumbing::registry::{self, RegistryCache, RegistryStore};
-use switchyard_plumbing::reload;
-use switchyard_plumbing::sealed::Sealer;
-use switchyard_plumbing::telemetry::{self, Readiness};
+use switchyard_core::config::Config;
+use switchyard_core::reload;
+use switchyard_core::telemetry::{self, Readiness};
+use switchyard_registry::sealed::Sealer;
+use switchyard_registry::{RegistryCache, RegistryStore};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -35,11 +35,11 @@ pub enum StartError {
     #[error(transparent)]
     Catalog(#[from] switchyard_connectors::catalog::CatalogErrors),
     #[error(transparent)]
-    Seal(#[from] switchyard_plumbing::sealed::SealError),
+    Seal(#[from] switchyard_registry::sealed::SealError),
     #[error(transparent)]
-    Nats(#[from] switchyard_plumbing::nats::NatsError),
+    Nats(#[from] switchyard_core::nats::NatsError),
     #[error("cannot reach Redis: {0}; is redis-server running at redis.url?")]
-    Redis(#[from] registry::RegistryError),
+    Redis(#[from] switchyard_registry::RegistryError),
     #[error("dispatcher.admin_token is empty: set it (SWITCHYARD_DISPATCHER__ADMIN_TOKEN) to a long random string")]
     NoAdminToken,
     #[error(transparent)]
@@ -63,12 +63,12 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     let catalog = Arc::new(LiveCatalog::load(&config.catalog)?);
     let sealer = Sealer::from_config(&config.secrets)?;
     let names = config.names();
-    let nats = switchyard_plumbing::nats::connect(&config.nats, "switchyard-dispatcher").await?;
+    let nats = switchyard_core::nats::connect(&config.nats, "switchyard-dispatcher").await?;
     let mut js = async_nats::jetstream::new(nats.clone());
     js.set_timeout(Duration::from_millis(config.nats.publish_timeout_ms));
-    switchyard_plumbing::nats::ensure_streams(&js, &names, &config.nats).await?;
+    switchyard_core::nats::ensure_streams(&js, &names, &config.nats).await?;
     let ack_wait = Duration::from_millis(dcfg.request_timeout_ms * 2 + 5_000);
-    let consumer = switchyard_plumbing::nats::durable_consumer(
+    let consumer = switchyard_core::nats::durable_consumer(
         &js,
         &names.unified_stream(),
         &names.dispatcher_consumer(),
@@ -76,7 +76,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
         ack_wait,
     )
     .await?;
-    let retry_consumer = switchyard_plumbing::nats::durable_consumer(
+    let retry_consumer = switchyard_core::nats::durable_consumer(
         &js,
         &names.retry_stream(),
         &names.retry_consumer(),
@@ -84,7 +84,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
         ack_wait,
     )
     .await?;
-    let redis = registry::store::connect(&config.redis).await?;
+    let redis = switchyard_registry::store::connect(&config.redis).await?;
     let store = RegistryStore::new(
         redis.clone(),
         names.clone(),

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
+use switchyard_core::config::Config;
 use switchyard_dispatcher::Listeners;
-use switchyard_plumbing::config::Config;
 
 #[derive(Parser)]
 #[command(version, about = "Deliver unified events to tenant endpoints; serve the admin API.")]
@@ -20,13 +20,13 @@ fn main() -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref())?;
     // One thread by default (`dispatcher.worker_threads`): measured, a second worker
     // thread costs ~40 % more CPU per delivery in wake-ups and buys no throughput.
-    let runtime = switchyard_plumbing::shutdown::runtime(config.dispatcher.worker_threads)
+    let runtime = switchyard_core::shutdown::runtime(config.dispatcher.worker_threads)
         .context("cannot start the async runtime")?;
     runtime.block_on(serve(config))
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    switchyard_plumbing::telemetry::init_logging(&config.telemetry);
+    switchyard_core::telemetry::init_logging(&config.telemetry);
     let (a, o) = (config.dispatcher.admin_listen, config.dispatcher.ops_listen);
     let admin = tokio::net::TcpListener::bind(a)
         .await
@@ -34,7 +34,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let ops = tokio::net::TcpListener::bind(o)
         .await
         .with_context(|| format!("cannot listen on dispatcher.ops_listen = {o}; is another process using it?"))?;
-    let shutdown = switchyard_plumbing::shutdown::on_signal();
+    let shutdown = switchyard_core::shutdown::on_signal();
     switchyard_dispatcher::run(config, Listeners { admin, ops }, shutdown).await?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! / sum by (tenant) (rate(switchyard_dispatcher_attempts_total[5m]))`.
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
-use switchyard_plumbing::telemetry::LATENCY_BUCKETS;
+use switchyard_core::telemetry::LATENCY_BUCKETS;
 
 #[derive(Clone)]
 pub struct Metrics {

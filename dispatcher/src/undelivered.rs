@@ -23,10 +23,10 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::Serialize;
-use switchyard_plumbing::envelope::{
+use switchyard_core::envelope::{
     HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT, HEADER_UNDELIVERED_REASON,
 };
-use switchyard_plumbing::names::Names;
+use switchyard_core::names::Names;
 use time::OffsetDateTime;
 
 /// How long the stream may stay silent while a listing still expects messages.
@@ -293,5 +293,5 @@ fn routing_of(source: Option<&HeaderMap>) -> HeaderMap {
 }
 
 fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&switchyard_plumbing::timefmt::rfc3339(*t))
+    s.serialize_str(&switchyard_core::timefmt::rfc3339(*t))
 }

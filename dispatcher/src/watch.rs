@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use redis::aio::ConnectionManager;
-use switchyard_plumbing::names::Names;
-use switchyard_plumbing::registry::RegistryStore;
-use switchyard_plumbing::telemetry::Readiness;
+use switchyard_core::names::Names;
+use switchyard_core::telemetry::Readiness;
+use switchyard_registry::RegistryStore;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
@@ -43,7 +43,7 @@ impl Watch {
                 _ = tick.tick() => {}
             }
             self.readiness
-                .set("nats", switchyard_plumbing::nats::is_connected(&self.nats));
+                .set("nats", switchyard_core::nats::is_connected(&self.nats));
             self.readiness.set("redis", self.redis_answers().await);
             if let Ok(info) = self.consumer.info().await {
                 self.metrics.consumer_pending.set(info.num_pending as i64);

@@ -37,13 +37,13 @@ use async_nats::jetstream;
 use bytes::Bytes;
 use futures::future::join_all;
 use redis::aio::ConnectionManager;
+use switchyard_claimcheck::{ClaimCheckStore, RecordHeader, SegmentBuilder};
 use switchyard_connectors::extract::ExtractedEvent;
 use switchyard_connectors::signature::VerifiedWebhook;
-use switchyard_plumbing::claimcheck::{self, ClaimCheckStore, RecordHeader, SegmentBuilder};
-use switchyard_plumbing::config::IngressConfig;
-use switchyard_plumbing::envelope::{ClaimRef, RawEnvelope};
-use switchyard_plumbing::names::Names;
-use switchyard_plumbing::telemetry::Readiness;
+use switchyard_core::config::IngressConfig;
+use switchyard_core::envelope::{ClaimRef, RawEnvelope};
+use switchyard_core::names::Names;
+use switchyard_core::telemetry::Readiness;
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio_util::task::TaskTracker;
 
@@ -240,7 +240,7 @@ async fn flush(shared: &Shared, group: Vec<Submission>, waiting: Vec<String>, se
 
     // 2. One segment for every body that carries a new event.
     let now = time::OffsetDateTime::now_utc();
-    let key = claimcheck::segment_key(now, &deps.instance, seq);
+    let key = switchyard_claimcheck::segment_key(now, &deps.instance, seq);
     let mut segment = SegmentBuilder::with_capacity(pending.iter().map(|p| p.sub.webhook.body().len() + 256).sum());
     let mut claims: Vec<Option<ClaimRef>> = Vec::with_capacity(pending.len());
     for p in &pending {
@@ -333,7 +333,7 @@ async fn flush(shared: &Shared, group: Vec<Submission>, waiting: Vec<String>, se
                 item: e.item,
                 occurred_at: e
                     .occurred_ms
-                    .and_then(|ms| switchyard_plumbing::timefmt::from_unix_seconds(ms / 1000)),
+                    .and_then(|ms| switchyard_core::timefmt::from_unix_seconds(ms / 1000)),
                 received_ms: p.sub.received_ms,
                 claim: claim.clone(),
                 content_type: p.sub.content_type.clone(),
@@ -413,6 +413,6 @@ fn answer_all(group: Vec<Submission>, outcome: Outcome) {
 }
 
 fn idem_key(s: &Submission, r: &Routed) -> String {
-    let account = switchyard_plumbing::ids::account_part(&r.account_id, r.event.account.as_deref());
-    switchyard_plumbing::ids::idempotency_key(&s.connector, &account, &r.event.id)
+    let account = switchyard_core::ids::account_part(&r.account_id, r.event.account.as_deref());
+    switchyard_core::ids::idempotency_key(&s.connector, &account, &r.event.id)
 }

@@ -15,8 +15,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
-use switchyard_plumbing::names::Names;
-use switchyard_plumbing::telemetry::Readiness;
+use switchyard_core::names::Names;
+use switchyard_core::telemetry::Readiness;
 
 /// How long Redis is skipped after it failed.
 const REDIS_PAUSE: Duration = Duration::from_secs(1);

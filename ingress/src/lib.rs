@@ -18,13 +18,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchyard_claimcheck::ClaimCheckStore;
 use switchyard_connectors::live::LiveCatalog;
-use switchyard_plumbing::claimcheck::ClaimCheckStore;
-use switchyard_plumbing::config::{Config, IngressConfig};
-use switchyard_plumbing::registry::{self, RegistryCache, RegistryStore, SigningSecret};
-use switchyard_plumbing::reload;
-use switchyard_plumbing::sealed::Sealer;
-use switchyard_plumbing::telemetry::Readiness;
+use switchyard_core::config::{Config, IngressConfig};
+use switchyard_core::reload;
+use switchyard_core::telemetry::Readiness;
+use switchyard_registry::sealed::Sealer;
+use switchyard_registry::{RegistryCache, RegistryStore, SigningSecret};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -71,19 +71,19 @@ pub enum StartError {
     #[error(transparent)]
     Catalog(#[from] switchyard_connectors::catalog::CatalogErrors),
     #[error(transparent)]
-    Seal(#[from] switchyard_plumbing::sealed::SealError),
+    Seal(#[from] switchyard_registry::sealed::SealError),
     #[error(transparent)]
-    Nats(#[from] switchyard_plumbing::nats::NatsError),
+    Nats(#[from] switchyard_core::nats::NatsError),
     #[error("S3 claim-check store: {0}")]
-    S3(#[from] switchyard_plumbing::claimcheck::ClaimCheckError),
+    S3(#[from] switchyard_claimcheck::ClaimCheckError),
     #[error(transparent)]
-    Config(#[from] switchyard_plumbing::config::ConfigError),
+    Config(#[from] switchyard_core::config::ConfigError),
     #[error(
         "[connectors.{0}] in the configuration names no connector of the catalog; fix the name or remove the table"
     )]
     UnknownConnectorSettings(String),
     #[error("cannot reach Redis: {0}; is redis-server running at redis.url?")]
-    Redis(#[from] switchyard_plumbing::registry::RegistryError),
+    Redis(#[from] switchyard_registry::RegistryError),
     #[error(transparent)]
     CalledUrl(#[from] called_url::CalledUrlError),
 }
@@ -107,13 +107,13 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     }
     let sealer = Sealer::from_config(&config.secrets)?;
     let names = config.names();
-    let nats = switchyard_plumbing::nats::connect(&config.nats, "switchyard-ingress").await?;
+    let nats = switchyard_core::nats::connect(&config.nats, "switchyard-ingress").await?;
     let mut js = async_nats::jetstream::new(nats.clone());
     js.set_timeout(Duration::from_millis(config.nats.publish_timeout_ms));
-    switchyard_plumbing::nats::ensure_streams(&js, &names, &config.nats).await?;
+    switchyard_core::nats::ensure_streams(&js, &names, &config.nats).await?;
     let store = ClaimCheckStore::new(&config.s3).await?;
     store.ensure_bucket().await?;
-    let redis = registry::store::connect(&config.redis).await?;
+    let redis = switchyard_registry::store::connect(&config.redis).await?;
     let registry = RegistryCache::new(
         RegistryStore::new(
             redis.clone(),
@@ -172,7 +172,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
         called_url,
     });
     let Listeners { public, ops } = listeners;
-    tokio::spawn(switchyard_plumbing::telemetry::serve_ops(
+    tokio::spawn(switchyard_core::telemetry::serve_ops(
         ops,
         state.prometheus.clone(),
         readiness.clone(),
@@ -208,7 +208,10 @@ async fn probe(
             "nats",
             nats.connection_state() == async_nats::connection::State::Connected,
         );
-        switchyard_plumbing::probe::storage(&store, &redis, &readiness).await;
+        // The two probes at once: a slow S3 answer must not delay the Redis one.
+        let (s3, redis_up) = tokio::join!(store.probe(), switchyard_registry::ping(&redis));
+        readiness.set("s3", s3.is_ok());
+        readiness.set("redis", redis_up);
     }
 }
 

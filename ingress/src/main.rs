@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use switchyard_plumbing::config::Config;
+use switchyard_core::config::Config;
 
 /// mimalloc rather than glibc's malloc: each webhook allocates and frees many small
 /// buffers (headers, envelopes, keys) and glibc's allocator, with its consolidation
@@ -26,13 +26,13 @@ fn main() -> anyhow::Result<()> {
     // One thread by default: a webhook's hops (connection → committer → S3, NATS, Redis
     // clients → answer) then never wake a parked thread, which costs more CPU than the
     // work itself at these rates (`ingress.worker_threads`).
-    let runtime = switchyard_plumbing::shutdown::runtime(config.ingress.worker_threads)
-        .context("cannot start the async runtime")?;
+    let runtime =
+        switchyard_core::shutdown::runtime(config.ingress.worker_threads).context("cannot start the async runtime")?;
     runtime.block_on(serve(config))
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    switchyard_plumbing::telemetry::init_logging(&config.telemetry);
+    switchyard_core::telemetry::init_logging(&config.telemetry);
     let (addr, ops) = (config.ingress.listen, config.ingress.ops_listen);
     let public = tokio::net::TcpListener::bind(addr)
         .await
@@ -40,7 +40,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let ops = tokio::net::TcpListener::bind(ops)
         .await
         .with_context(|| format!("cannot listen on ingress.ops_listen = {ops}; is another process using it?"))?;
-    let shutdown = switchyard_plumbing::shutdown::on_signal();
+    let shutdown = switchyard_core::shutdown::on_signal();
     switchyard_ingress::run(config, switchyard_ingress::Listeners { public, ops }, shutdown).await?;
     Ok(())
 }

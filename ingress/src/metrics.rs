@@ -2,7 +2,7 @@
 //! from the catalog (`unknown` otherwise), outcomes and reasons from the code.
 
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
-use switchyard_plumbing::telemetry::LATENCY_BUCKETS;
+use switchyard_core::telemetry::LATENCY_BUCKETS;
 
 #[derive(Clone)]
 pub struct Metrics {

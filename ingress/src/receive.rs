@@ -14,7 +14,7 @@ use switchyard_connectors::signature::header_str;
 use switchyard_connectors::signature::{self, RawWebhook};
 use switchyard_connectors::Connector;
 use switchyard_connectors::{body, extract, handshake};
-use switchyard_plumbing::registry::active_secrets;
+use switchyard_core::secret::active_secrets;
 use tokio::sync::oneshot;
 
 use crate::commit::{Outcome, Routed, Submission};
@@ -346,7 +346,7 @@ async fn receive(
         events,
         headers,
         content_type,
-        received_ms: switchyard_plumbing::timefmt::unix_millis(time::OffsetDateTime::now_utc()),
+        received_ms: switchyard_core::timefmt::unix_millis(time::OffsetDateTime::now_utc()),
         reply: tx,
     };
     if state.committer.submit(submission).is_err() {

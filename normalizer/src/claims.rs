@@ -12,8 +12,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use switchyard_plumbing::claimcheck::{ClaimCheckError, ClaimCheckStore};
-use switchyard_plumbing::envelope::ClaimRef;
+use switchyard_claimcheck::{ClaimCheckError, ClaimCheckStore};
+use switchyard_core::envelope::ClaimRef;
 use tokio::sync::OnceCell;
 
 use crate::metrics::Metrics;

@@ -5,8 +5,8 @@
 use std::future::IntoFuture;
 
 use async_nats::jetstream;
-use switchyard_plumbing::envelope::{DeadLetter, RawEnvelope};
-use switchyard_plumbing::names::Names;
+use switchyard_core::envelope::{DeadLetter, RawEnvelope};
+use switchyard_core::names::Names;
 
 /// Publish the dead letter and wait for its PubAck.
 pub async fn publish(
@@ -19,12 +19,12 @@ pub async fn publish(
     // Unique per failure: a replayed event that fails the same way again is
     // dead-lettered again (a repeated id would be dropped by the duplicate window while
     // the first dead letter is already deleted by its replay).
-    let failed_ms = switchyard_plumbing::timefmt::unix_millis(time::OffsetDateTime::now_utc());
+    let failed_ms = switchyard_core::timefmt::unix_millis(time::OffsetDateTime::now_utc());
     let key = env.idempotency_key();
     // A key a header cannot carry (a line break in an old envelope's event id) is
     // named by its hash, so even such an event reaches the dead letters.
     let key = if key.chars().any(char::is_control) {
-        switchyard_plumbing::ids::unified_event_id(&key, 0)
+        switchyard_core::ids::unified_event_id(&key, 0)
     } else {
         key
     };
@@ -43,7 +43,7 @@ pub async fn publish(
         event_type: None,
         event: None,
         attempts: Vec::new(),
-        failed_at: switchyard_plumbing::timefmt::rfc3339(time::OffsetDateTime::now_utc()),
+        failed_at: switchyard_core::timefmt::rfc3339(time::OffsetDateTime::now_utc()),
     };
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());

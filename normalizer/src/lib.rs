@@ -17,14 +17,14 @@ pub mod work;
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchyard_claimcheck::ClaimCheckStore;
 use switchyard_connectors::live::LiveCatalog;
 use switchyard_connectors::mapping::Limits;
-use switchyard_plumbing::claimcheck::ClaimCheckStore;
-use switchyard_plumbing::config::Config;
-use switchyard_plumbing::registry::{self, RegistryCache, RegistryStore};
-use switchyard_plumbing::reload;
-use switchyard_plumbing::sealed::Sealer;
-use switchyard_plumbing::telemetry::{self, Readiness};
+use switchyard_core::config::Config;
+use switchyard_core::reload;
+use switchyard_core::telemetry::{self, Readiness};
+use switchyard_registry::sealed::Sealer;
+use switchyard_registry::{RegistryCache, RegistryStore};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -38,13 +38,13 @@ pub enum StartError {
     #[error(transparent)]
     Catalog(#[from] switchyard_connectors::catalog::CatalogErrors),
     #[error(transparent)]
-    Nats(#[from] switchyard_plumbing::nats::NatsError),
+    Nats(#[from] switchyard_core::nats::NatsError),
     #[error(transparent)]
-    Seal(#[from] switchyard_plumbing::sealed::SealError),
+    Seal(#[from] switchyard_registry::sealed::SealError),
     #[error("cannot reach Redis: {0}; is redis-server running at redis.url?")]
-    Redis(#[from] switchyard_plumbing::registry::RegistryError),
+    Redis(#[from] switchyard_registry::RegistryError),
     #[error("S3 claim-check store: {0}")]
-    S3(#[from] switchyard_plumbing::claimcheck::ClaimCheckError),
+    S3(#[from] switchyard_claimcheck::ClaimCheckError),
     #[error("the raw-envelope consumer failed: {0}")]
     Consumer(String),
 }
@@ -53,12 +53,12 @@ pub enum StartError {
 pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) -> Result<(), StartError> {
     let catalog = Arc::new(LiveCatalog::load(&config.catalog)?);
     let names = config.names();
-    let nats = switchyard_plumbing::nats::connect(&config.nats, "switchyard-normalizer").await?;
+    let nats = switchyard_core::nats::connect(&config.nats, "switchyard-normalizer").await?;
     let mut js = async_nats::jetstream::new(nats.clone());
     js.set_timeout(Duration::from_millis(config.nats.publish_timeout_ms));
-    switchyard_plumbing::nats::ensure_streams(&js, &names, &config.nats).await?;
+    switchyard_core::nats::ensure_streams(&js, &names, &config.nats).await?;
     let ncfg = &config.normalizer;
-    let consumer = switchyard_plumbing::nats::durable_consumer(
+    let consumer = switchyard_core::nats::durable_consumer(
         &js,
         &names.raw_stream(),
         &names.normalizer_consumer(),
@@ -94,7 +94,7 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
     ));
 
     let sealer = Sealer::from_config(&config.secrets)?;
-    let redis = registry::store::connect(&config.redis).await?;
+    let redis = switchyard_registry::store::connect(&config.redis).await?;
     let redis_probe = redis.clone();
     let registry = RegistryCache::new(
         RegistryStore::new(
@@ -168,7 +168,10 @@ async fn probe_storage(
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        switchyard_plumbing::probe::storage(&store, &redis, &readiness).await;
+        // The two probes at once: a slow S3 answer must not delay the Redis one.
+        let (s3, redis_up) = tokio::join!(store.probe(), switchyard_registry::ping(&redis));
+        readiness.set("s3", s3.is_ok());
+        readiness.set("redis", redis_up);
     }
 }
 
@@ -186,7 +189,7 @@ async fn watch(
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        readiness.set("nats", switchyard_plumbing::nats::is_connected(&nats));
+        readiness.set("nats", switchyard_core::nats::is_connected(&nats));
         if let Ok(info) = consumer.info().await {
             metrics.consumer_pending.set(info.num_pending as i64);
         }

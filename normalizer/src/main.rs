@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use switchyard_plumbing::config::Config;
+use switchyard_core::config::Config;
 
 /// mimalloc rather than glibc's malloc: every event builds and drops many small values
 /// (parsed JSON, the engine's values, the unified event), and glibc's allocator took
@@ -25,18 +25,18 @@ fn main() -> anyhow::Result<()> {
     let config = Config::load(args.config.as_deref())?;
     // One thread by default (`normalizer.worker_threads`): fetching, mapping and
     // publishing an event then never wake a parked thread.
-    let runtime = switchyard_plumbing::shutdown::runtime(config.normalizer.worker_threads)
+    let runtime = switchyard_core::shutdown::runtime(config.normalizer.worker_threads)
         .context("cannot start the async runtime")?;
     runtime.block_on(serve(config))
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    switchyard_plumbing::telemetry::init_logging(&config.telemetry);
+    switchyard_core::telemetry::init_logging(&config.telemetry);
     let addr = config.normalizer.ops_listen;
     let ops = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on normalizer.ops_listen = {addr}; is another process using it?"))?;
-    let shutdown = switchyard_plumbing::shutdown::on_signal();
+    let shutdown = switchyard_core::shutdown::on_signal();
     switchyard_normalizer::run(config, ops, shutdown).await?;
     Ok(())
 }

@@ -6,9 +6,9 @@
 use switchyard_connectors::apply::{self, Outcome};
 use switchyard_connectors::mapping::Limits;
 use switchyard_connectors::Connector;
-use switchyard_plumbing::envelope::{RawEnvelope, UnifiedEvent};
-use switchyard_plumbing::ids;
-use switchyard_plumbing::timefmt;
+use switchyard_core::envelope::{RawEnvelope, UnifiedEvent};
+use switchyard_core::ids;
+use switchyard_core::timefmt;
 
 /// What became of one raw event.
 #[derive(Debug, PartialEq)]
@@ -74,7 +74,7 @@ pub(crate) mod tests {
 
     use serde_json::json;
     use switchyard_connectors::Catalog;
-    use switchyard_plumbing::envelope::ClaimRef;
+    use switchyard_core::envelope::ClaimRef;
 
     use super::*;
 

@@ -1,5 +1,5 @@
 //! Where an event is mapped: on the runtime thread when it is cheap for certain, on the
-//! mapping threads otherwise ([`switchyard_plumbing::offload`]).
+//! mapping threads otherwise ([`switchyard_core::offload`]).
 //!
 //! The runtime thread (one, by default) also fetches, publishes and acks every other
 //! event, so it maps only events of at most `normalizer.mapping_inline_bytes` whose
@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use switchyard_connectors::mapping::Limits;
 use switchyard_connectors::Connector;
-use switchyard_plumbing::envelope::RawEnvelope;
-use switchyard_plumbing::offload::{Offload, OffloadError};
+use switchyard_core::envelope::RawEnvelope;
+use switchyard_core::offload::{Offload, OffloadError};
 
 use crate::map::{normalize, Failure, Mapped};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Offloaded};
 
 /// An inline evaluation longer than this sends its connector's events off the runtime
 /// thread for [`SLOW_FOR`].
@@ -35,26 +35,6 @@ pub const SLOW_INLINE: Duration = Duration::from_millis(5);
 pub const SLOW_FOR: Duration = Duration::from_secs(60);
 /// Connectors remembered as slow, at most (there are as many as the catalog has).
 const SLOW_KEPT: usize = 1_000;
-
-/// Why an event was mapped off the runtime thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Offloaded {
-    Large,
-    Unbounded,
-    Slow,
-}
-
-impl Offloaded {
-    pub const ALL: [Offloaded; 3] = [Offloaded::Large, Offloaded::Unbounded, Offloaded::Slow];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Offloaded::Large => "large",
-            Offloaded::Unbounded => "unbounded",
-            Offloaded::Slow => "slow",
-        }
-    }
-}
 
 pub struct Mapper {
     offload: Offload,

@@ -1,7 +1,7 @@
 //! The normalizer's metrics, defined once.
 
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
-use switchyard_plumbing::telemetry::LATENCY_BUCKETS;
+use switchyard_core::telemetry::LATENCY_BUCKETS;
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -107,7 +107,7 @@ impl Metrics {
             )
             .expect("valid metric"),
         };
-        for reason in crate::mapper::Offloaded::ALL {
+        for reason in Offloaded::ALL {
             m.offloaded.with_label_values(&[reason.as_str()]);
         }
         for c in [
@@ -125,5 +125,26 @@ impl Metrics {
             registry.register(c).expect("metric registered once");
         }
         m
+    }
+}
+
+/// Why an event was mapped off the runtime thread (the `reason` label of
+/// `switchyard_normalizer_offloaded_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offloaded {
+    Large,
+    Unbounded,
+    Slow,
+}
+
+impl Offloaded {
+    pub const ALL: [Offloaded; 3] = [Offloaded::Large, Offloaded::Unbounded, Offloaded::Slow];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Offloaded::Large => "large",
+            Offloaded::Unbounded => "unbounded",
+            Offloaded::Slow => "slow",
+        }
     }
 }

@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
 use futures::{FutureExt, StreamExt};
+use switchyard_claimcheck::ClaimCheckError;
 use switchyard_connectors::live::LiveCatalog;
-use switchyard_plumbing::claimcheck::ClaimCheckError;
-use switchyard_plumbing::envelope::{RawEnvelope, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
-use switchyard_plumbing::names::Names;
-use switchyard_plumbing::registry::RegistryCache;
+use switchyard_core::envelope::{RawEnvelope, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
+use switchyard_core::names::Names;
+use switchyard_registry::RegistryCache;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -278,7 +278,7 @@ impl Worker {
             .normalized
             .with_label_values(&[&connector.name, type_label])
             .inc();
-        let now_ms = switchyard_plumbing::timefmt::unix_millis(time::OffsetDateTime::now_utc());
+        let now_ms = switchyard_core::timefmt::unix_millis(time::OffsetDateTime::now_utc());
         self.metrics
             .queue_lag_seconds
             .with_label_values(&[&connector.name])
@@ -365,5 +365,5 @@ impl Worker {
 
 fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
-    Some(switchyard_plumbing::timefmt::unix_millis(t))
+    Some(switchyard_core::timefmt::unix_millis(t))
 }

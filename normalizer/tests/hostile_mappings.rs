@@ -17,8 +17,8 @@ use switchyard_connectors::catalog::Catalog;
 use switchyard_connectors::extract::{extract, Unrecognized, UNRECOGNIZED_TYPE};
 use switchyard_connectors::mapping::Limits;
 use switchyard_connectors::signature::{verify, RawWebhook};
+use switchyard_core::envelope::{ClaimRef, RawEnvelope};
 use switchyard_normalizer::map::{normalize, Failure, Mapped};
-use switchyard_plumbing::envelope::{ClaimRef, RawEnvelope};
 
 /// A connector whose provider event types are the hostile cases: each one's mapping is
 /// the expression under test. Ids and types come from the JSON body, as most providers'.

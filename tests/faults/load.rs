@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
-use switchyard_plumbing::config::Config;
-use switchyard_plumbing::ids;
+use switchyard_core::config::Config;
+use switchyard_core::ids;
 use switchyard_tests::{wait_until, ClusterServers, Servers};
 
 use crate::pipeline::{config_for, Pipeline};

@@ -516,9 +516,9 @@ async fn a_deleted_tenants_webhooks_are_refused_once_the_caches_hear_of_it() {
 /// disabling) rest on: a write from a stale read changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_from_a_stale_read_neither_overwrites_nor_resurrects() {
-    use switchyard_plumbing::registry::store::{connect, Replaced};
-    use switchyard_plumbing::registry::RegistryStore;
-    use switchyard_plumbing::sealed::Sealer;
+    use switchyard_registry::sealed::Sealer;
+    use switchyard_registry::store::{connect, Replaced};
+    use switchyard_registry::RegistryStore;
 
     let p = start("admin-cas").await;
     p.admin(Method::PUT, "/v1/tenants/acme", None).await;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use switchyard_plumbing::claimcheck::read_segment;
+use switchyard_claimcheck::read_segment;
 use switchyard_tests::{shared, wait_until};
 
 use crate::pipeline::{config_for, hubspot_v3_headers, Pipeline, Receiver};

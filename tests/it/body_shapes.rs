@@ -109,7 +109,7 @@ async fn an_empty_batch_is_answered_200_and_stores_nothing() {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"asana-hook-secret").unwrap();
     mac.update(body.as_bytes());
     let sig = ("X-Hook-Signature".to_string(), hex::encode(mac.finalize().into_bytes()));
-    let names = switchyard_plumbing::names::Names::new(&p.config.namespace);
+    let names = switchyard_core::names::Names::new(&p.config.namespace);
     let before = p.stream_messages(&names.raw_stream()).await;
     let (status, _, answer) = p.post_webhook("/v1/webhooks/asana/acct_e", &[sig], body).await;
     assert_eq!((status, answer["events"].as_u64()), (200, Some(0)), "{answer}");

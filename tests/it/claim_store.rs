@@ -3,9 +3,10 @@
 //! and a wrong secret is refused, never taken for a missing object.
 
 use bytes::Bytes;
-use switchyard_plumbing::claimcheck::{ClaimCheckError, ClaimCheckStore};
-use switchyard_plumbing::config::{Redacted, S3Config};
-use switchyard_plumbing::envelope::ClaimRef;
+use switchyard_claimcheck::{ClaimCheckError, ClaimCheckStore};
+use switchyard_core::config::S3Config;
+use switchyard_core::envelope::ClaimRef;
+use switchyard_core::secret::Secret;
 use switchyard_tests::s3::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 use switchyard_tests::shared;
 
@@ -17,7 +18,7 @@ pub fn config(endpoint: String, bucket: &str, secret: &str) -> S3Config {
         bucket: bucket.into(),
         path_style: true,
         access_key_id: ACCESS_KEY_ID.into(),
-        secret_access_key: Redacted::new(secret),
+        secret_access_key: Secret::new(secret),
         timeout_ms: 5_000,
     }
 }

@@ -34,7 +34,7 @@ async fn events_flow_when_one_of_each_binary_and_a_nats_node_stop() {
 
     // Every stream is replicated on all three nodes.
     let names = config.names();
-    let client = switchyard_plumbing::nats::connect(&config.nats, "cluster-test")
+    let client = switchyard_core::nats::connect(&config.nats, "cluster-test")
         .await
         .unwrap();
     let js = async_nats::jetstream::new(client);

@@ -18,7 +18,7 @@ use axum::response::IntoResponse;
 use bytes::Bytes;
 use reqwest::Method;
 use serde_json::{json, Value};
-use switchyard_plumbing::envelope::{DeadLetter, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
+use switchyard_core::envelope::{DeadLetter, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
 use switchyard_tests::{shared, wait_until};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -167,7 +167,7 @@ async fn publish(p: &Pipeline, tenant: &str, event_type: &str, n: usize, data: V
     h.insert(HEADER_TENANT, tenant);
     h.insert(
         HEADER_RECEIVED_MS,
-        switchyard_plumbing::timefmt::unix_millis(time::OffsetDateTime::now_utc())
+        switchyard_core::timefmt::unix_millis(time::OffsetDateTime::now_utc())
             .to_string()
             .as_str(),
     );

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use switchyard_plumbing::config::Config;
+use switchyard_core::config::Config;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -63,7 +63,7 @@ fn the_production_sample_configuration_loads_and_names_every_key() {
     let config = Config::from_toml(&loadable).unwrap_or_else(|e| panic!("deploy/systemd/switchyard.toml: {e}"));
     assert_eq!(config.nats.replicas, 3);
 
-    let defaults = keys(switchyard_plumbing::config::DEFAULTS, false);
+    let defaults = keys(switchyard_core::config::DEFAULTS, false);
     assert!(defaults.len() > 40, "too few keys read from the defaults: {defaults:?}");
     let documented = keys(&sample, true);
     let missing: Vec<String> = defaults
@@ -72,7 +72,7 @@ fn the_production_sample_configuration_loads_and_names_every_key() {
         .collect();
     assert!(
         missing.is_empty(),
-        "deploy/systemd/switchyard.toml does not document these keys of plumbing/config.default.toml \
+        "deploy/systemd/switchyard.toml does not document these keys of core/config.default.toml \
          (add each with its default, unit and effect): {missing:?}"
     );
 }
@@ -356,7 +356,9 @@ fn the_dockerfile_copies_every_binary_into_a_distroless_non_root_image() {
 fn every_default_key_is_read_by_code() {
     let mut sources = String::new();
     for dir in [
-        "plumbing/src",
+        "core/src",
+        "claimcheck/src",
+        "registry/src",
         "connectors/src",
         "ingress/src",
         "normalizer/src",
@@ -369,7 +371,7 @@ fn every_default_key_is_read_by_code() {
                 let path = entry.path();
                 if path.is_dir() {
                     stack.push(path);
-                } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("plumbing/src/config.rs") {
+                } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("core/src/config.rs") {
                     sources.push_str(&std::fs::read_to_string(&path).unwrap());
                     sources.push('\n');
                 }
@@ -377,7 +379,7 @@ fn every_default_key_is_read_by_code() {
         }
     }
     // Read where they are validated or resolved, in config.rs itself.
-    let config_rs = read("plumbing/src/config.rs");
+    let config_rs = read("core/src/config.rs");
     let impls = &config_rs[config_rs.find("impl Config").expect("impl Config")..];
     let read_as_field = |text: &str, key: &str| {
         text.match_indices(&format!(".{key}")).any(|(i, m)| {
@@ -385,13 +387,13 @@ fn every_default_key_is_read_by_code() {
             !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
         })
     };
-    let unread: Vec<String> = keys(switchyard_plumbing::config::DEFAULTS, false)
+    let unread: Vec<String> = keys(switchyard_core::config::DEFAULTS, false)
         .into_iter()
         .filter(|(_, k)| !read_as_field(&sources, k) && !read_as_field(impls, k))
         .map(|(s, k)| if s.is_empty() { k } else { format!("{s}.{k}") })
         .collect();
     assert!(
         unread.is_empty(),
-        "these keys of plumbing/config.default.toml are parsed but read nowhere: {unread:?}"
+        "these keys of core/config.default.toml are parsed but read nowhere: {unread:?}"
     );
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::json;
-use switchyard_plumbing::envelope::{HEADER_EVENT_TYPE, HEADER_TENANT};
+use switchyard_core::envelope::{HEADER_EVENT_TYPE, HEADER_TENANT};
 use switchyard_tests::{shared, unique_prefix, wait_until};
 
 use crate::pipeline::{config_for, Pipeline, Receiver};

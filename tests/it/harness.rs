@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::claim_store;
 use async_nats::jetstream;
 use bytes::Bytes;
-use switchyard_plumbing::claimcheck::ClaimCheckStore;
+use switchyard_claimcheck::ClaimCheckStore;
 use switchyard_tests::s3::SECRET_ACCESS_KEY;
 use switchyard_tests::{shared, unique_prefix, wait_for, wait_until, Servers};
 

@@ -13,6 +13,7 @@ mod event_type_globs;
 mod filter_isolation;
 mod handshakes;
 mod harness;
+mod manifests;
 mod metrics_names;
 mod pipeline;
 mod proxy_env;

@@ -19,7 +19,8 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use reqwest::Method;
 use serde_json::{json, Value};
-use switchyard_plumbing::config::{ConfiguredSecret, ConnectorSettings, Redacted};
+use switchyard_core::config::{ConfiguredSecret, ConnectorSettings};
+use switchyard_core::secret::Secret;
 use switchyard_tests::{shared, wait_for, wait_until};
 use tokio::net::TcpListener;
 
@@ -177,7 +178,7 @@ async fn start_pipeline(catalog: &Path) -> Pipeline {
     config.connectors.insert(
         "hubspot".into(),
         ConnectorSettings {
-            secrets: vec![ConfiguredSecret::Plain(Redacted::new(HUBSPOT_APP_SECRET))],
+            secrets: vec![ConfiguredSecret::Plain(Secret::new(HUBSPOT_APP_SECRET))],
             public_keys: vec![],
             legacy_signatures: false,
         },

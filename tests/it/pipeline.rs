@@ -12,8 +12,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
 use serde_json::{json, Value};
-use switchyard_plumbing::claimcheck::ClaimCheckStore;
-use switchyard_plumbing::config::Config;
+use switchyard_claimcheck::ClaimCheckStore;
+use switchyard_core::config::Config;
 use switchyard_tests::{unique_prefix, wait_until, Nats, Redis, S3};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -263,7 +263,7 @@ impl Pipeline {
     /// Publish a unified event of `event_type` for `tenant` straight to the unified
     /// stream, as the normalizer would; its id (`evt_<tag>…`).
     pub async fn publish_unified(&self, tenant: &str, event_type: &str, tag: &str) -> String {
-        use switchyard_plumbing::envelope::{HEADER_EVENT_TYPE, HEADER_TENANT};
+        use switchyard_core::envelope::{HEADER_EVENT_TYPE, HEADER_TENANT};
         let js = self.jetstream().await;
         let id = format!("evt_{}", switchyard_tests::unique_prefix(tag));
         let event = json!({

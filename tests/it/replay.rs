@@ -16,8 +16,9 @@ use switchyard_cli::dlq::DeadLetters;
 use switchyard_cli::filter::Filter;
 use switchyard_cli::progress::Silent;
 use switchyard_cli::{raw, replay};
-use switchyard_plumbing::config::{Config, ConfiguredSecret, ConnectorSettings, Redacted};
-use switchyard_plumbing::ids;
+use switchyard_core::config::{Config, ConfiguredSecret, ConnectorSettings};
+use switchyard_core::ids;
+use switchyard_core::secret::Secret;
 use switchyard_tests::{shared, wait_until};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -38,7 +39,7 @@ async fn hubspot_pipeline(tag: &str) -> Pipeline {
     config.connectors.insert(
         "hubspot".into(),
         ConnectorSettings {
-            secrets: vec![ConfiguredSecret::Plain(Redacted::new(APP_SECRET))],
+            secrets: vec![ConfiguredSecret::Plain(Secret::new(APP_SECRET))],
             public_keys: vec![],
             legacy_signatures: false,
         },

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use switchyard_plumbing::config::{ConfiguredSecret, ConnectorSettings, Redacted};
+use switchyard_core::config::{ConfiguredSecret, ConnectorSettings};
+use switchyard_core::secret::Secret;
 use switchyard_tests::{shared, wait_until};
 
 use crate::pipeline::{config_for, hubspot_v3_headers, Pipeline, Receiver};
@@ -54,7 +55,7 @@ async fn a_routed_batch_reaches_each_portals_tenant_and_an_unknown_portal_is_dea
     config.connectors.insert(
         "hubspot".into(),
         ConnectorSettings {
-            secrets: vec![ConfiguredSecret::Plain(Redacted::new(APP_SECRET))],
+            secrets: vec![ConfiguredSecret::Plain(Secret::new(APP_SECRET))],
             public_keys: vec![],
             legacy_signatures: false,
         },
@@ -185,7 +186,7 @@ async fn an_old_scheme_without_a_timestamp_is_refused_unless_opted_in() {
         config.connectors.insert(
             "hubspot".into(),
             ConnectorSettings {
-                secrets: vec![ConfiguredSecret::Plain(Redacted::new(APP_SECRET))],
+                secrets: vec![ConfiguredSecret::Plain(Secret::new(APP_SECRET))],
                 public_keys: vec![],
                 legacy_signatures: legacy,
             },

@@ -50,7 +50,7 @@ async fn events_no_endpoint_took_are_recorded_and_redelivered_once_one_does() {
     assert_eq!(st.as_u16(), 201, "{ep}");
     let endpoint = ep["id"].as_str().unwrap().to_string();
     let before = time::OffsetDateTime::now_utc() - time::Duration::seconds(5);
-    let since = switchyard_plumbing::timefmt::rfc3339(before);
+    let since = switchyard_core::timefmt::rfc3339(before);
 
     // Every endpoint disabled: recorded as no_endpoint.
     let first = p.publish_unified("t-und", "crm.contact.created", "und").await;

@@ -1,7 +1,7 @@
 //! A real S3 API — SeaweedFS's all-in-one `weed server -s3` — on free ports
 //! with a temporary data directory, for the claim-check store that holds
 //! webhook bodies. It checks every request's SigV4 signature, as AWS does: the
-//! key `local` with the secret `local` (what `plumbing/config.default.toml`
+//! key `local` with the secret `local` (what `core/config.default.toml`
 //! configures) may do anything; anonymous requests may only touch the bucket
 //! the readiness probe writes.
 

@@ -6,7 +6,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use switchyard_connectors::signature::template::{Inputs, Template};
+use switchyard_connectors::template::{Inputs, Template};
 
 #[derive(Debug, Arbitrary)]
 struct Input<'a> {

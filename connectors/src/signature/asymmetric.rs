@@ -6,9 +6,9 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
-use super::template::Inputs;
 use super::{check_timestamp, header_str, RawWebhook, VerifyError};
 use crate::model::{AsymmetricSpec, Encoding};
+use crate::template::Inputs;
 
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Curve {

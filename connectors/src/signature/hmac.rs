@@ -5,9 +5,9 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 
 use super::header;
-use super::template::Inputs;
 use super::{check_timestamp, header_str, RawWebhook, VerifyError};
 use crate::model::{Encoding, HmacAlgorithm, HmacConstruction, HmacSpec, SecretFormat, TimestampSource, UrlVariant};
+use crate::template::Inputs;
 
 pub(super) fn verify(spec: &HmacSpec, raw: &RawWebhook, secrets: &[&str], now: i64) -> Result<(), VerifyError> {
     let needs_json = spec.body_field.is_some()

@@ -10,7 +10,6 @@ mod asymmetric;
 pub mod header;
 mod hmac;
 mod shared_secret;
-pub mod template;
 
 use bytes::Bytes;
 use http::HeaderMap;

@@ -15,12 +15,12 @@ use serde_json::Value;
 
 use super::header::{self, MAX_CANDIDATES};
 use super::sign::sign;
-use super::template::{Inputs, Template};
 use super::{verify, RawWebhook};
 use crate::body;
 use crate::catalog::Catalog;
 use crate::jsonpath::JsonPath;
 use crate::model::{SignatureHeader, SignatureSpec, TimestampSource};
+use crate::template::{Inputs, Template};
 
 const NOW: i64 = 1_700_000_000;
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

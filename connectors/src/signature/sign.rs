@@ -7,10 +7,10 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 
 use super::hmac::key_bytes;
-use super::template::Inputs;
 use crate::model::{
     Encoding, HmacAlgorithm, HmacConstruction, SignatureHeader, SignatureSpec, TimeUnit, TimestampSource,
 };
+use crate::template::Inputs;
 
 /// The headers a provider would send for `body` signed with `secret` at Unix time
 /// `now`; `url` and `method` matter only to schemes that sign them.

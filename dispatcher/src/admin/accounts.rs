@@ -15,11 +15,11 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use switchyard_plumbing::names::is_valid_id;
-use switchyard_plumbing::registry::cache::account_changed;
-use switchyard_plumbing::registry::store::AccountQuery;
-use switchyard_plumbing::registry::{Account, SigningSecret};
-use switchyard_plumbing::sealed::SecretString;
+use switchyard_core::names::is_valid_id;
+use switchyard_core::secret::Secret;
+use switchyard_registry::cache::account_changed;
+use switchyard_registry::store::AccountQuery;
+use switchyard_registry::{Account, SigningSecret};
 
 use super::page::{self, Params};
 use super::{now, Admin, ApiError};
@@ -75,7 +75,7 @@ impl SecretInput {
             ),
         };
         Ok(SigningSecret {
-            value: SecretString::new(value),
+            value: Secret::new(value),
             expires_at,
         })
     }
@@ -213,7 +213,7 @@ fn view(a: &Account) -> Value {
         "external_id": a.external_id,
         // Write-only: how many, and when each expires; never the values.
         "signing_secrets": a.signing_secrets.iter().map(|s| json!({
-            "expires_at": s.expires_at.and_then(switchyard_plumbing::timefmt::from_unix_seconds),
+            "expires_at": s.expires_at.and_then(switchyard_core::timefmt::from_unix_seconds),
         })).collect::<Vec<_>>(),
         "public_keys": a.public_keys,
         "created_at": a.created_at,

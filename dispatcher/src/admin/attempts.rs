@@ -52,7 +52,7 @@ fn answer(records: &[AttemptRecord]) -> Value {
             let mut v = serde_json::to_value(r).expect("an attempt record serializes");
             let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(r.at_ms) * 1_000_000)
                 .ok()
-                .map(switchyard_plumbing::timefmt::rfc3339);
+                .map(switchyard_core::timefmt::rfc3339);
             v["at"] = json!(at);
             v
         })

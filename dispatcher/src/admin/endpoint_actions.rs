@@ -12,12 +12,11 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
-use switchyard_plumbing::registry::SigningSecret;
-use switchyard_plumbing::sealed::SecretString;
+use switchyard_core::secret::Secret;
+use switchyard_core::secret::SigningSecret;
 
-use super::endpoints::{find_versioned, save, view};
+use super::endpoint_record::{find_versioned, forget_failures, save, view};
 use super::{now, Admin, ApiError};
-use crate::sign;
 
 /// The longest grace period a rotation may ask for.
 pub const MAX_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -60,14 +59,14 @@ pub async fn rotate_secret(
                 ),
             ));
         }
-        let old = std::mem::replace(&mut ep.secret, SecretString::new(""));
+        let old = std::mem::replace(&mut ep.secret, Secret::new(""));
         ep.previous_secrets.push(SigningSecret {
             value: old,
             expires_at: Some(now_unix + grace.as_secs() as i64),
         });
     }
-    let secret = sign::new_secret();
-    ep.secret = SecretString::new(secret.clone());
+    let secret = switchyard_webhooks::new_secret();
+    ep.secret = Secret::new(secret.clone());
     ep.updated_at = now();
     save(&admin, &ep, &read_at).await?;
     tracing::info!(%tenant_id, endpoint_id = %id, grace_secs = grace.as_secs(), "Endpoint secret rotated.");
@@ -90,11 +89,4 @@ pub async fn enable(
     save(&admin, &ep, &read_at).await?;
     tracing::info!(%tenant_id, endpoint_id = %id, "Endpoint enabled.");
     Ok(Json(view(&ep)))
-}
-
-/// Clear the breaker's streak before enabling: an endpoint enabled with its old streak
-/// would be disabled again by its next failure.
-pub(super) async fn forget_failures(admin: &Admin, endpoint_id: &str) -> Result<(), ApiError> {
-    crate::breaker::reset(&admin.redis, admin.store.names(), endpoint_id).await?;
-    Ok(())
 }

@@ -11,13 +11,12 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use switchyard_plumbing::registry::cache::endpoints_changed;
-use switchyard_plumbing::registry::store::{EndpointVersion, Replaced};
-use switchyard_plumbing::registry::Endpoint;
-use switchyard_plumbing::sealed::SecretString;
+use switchyard_core::secret::Secret;
+use switchyard_registry::cache::endpoints_changed;
+use switchyard_registry::Endpoint;
 
+use super::endpoint_record::{self, find_versioned, save, view};
 use super::{fields, now, Admin, ApiError};
-use crate::sign;
 
 /// `disabled_reason` of an endpoint an operator disabled.
 const MANUAL: &str = "manual";
@@ -65,13 +64,13 @@ pub async fn create(
     // Last: it resolves the host.
     fields::url(&admin, &body.url).await?;
 
-    let secret = sign::new_secret();
+    let secret = switchyard_webhooks::new_secret();
     let mut ep = Endpoint::new(
         format!("ep_{}", hex_id()),
         tenant_id,
         body.url,
         body.event_types,
-        SecretString::new(secret.clone()),
+        Secret::new(secret.clone()),
         &now(),
     );
     ep.description = body.description;
@@ -112,36 +111,6 @@ pub(super) async fn find(admin: &Admin, tenant_id: &str, id: &str) -> Result<End
         .get_endpoint(tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such endpoint"))
-}
-
-/// The endpoint and the version it was read at, for [`save`].
-pub(super) async fn find_versioned(
-    admin: &Admin,
-    tenant_id: &str,
-    id: &str,
-) -> Result<(Endpoint, EndpointVersion), ApiError> {
-    admin
-        .store
-        .get_endpoint_versioned(tenant_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such endpoint"))
-}
-
-/// Store an endpoint changed since [`find_versioned`] and announce it, unless it was
-/// changed or deleted meanwhile (the dispatcher disables endpoints too): then nothing
-/// is written, and the answer is 409 or 404.
-pub(super) async fn save(admin: &Admin, ep: &Endpoint, read_at: &EndpointVersion) -> Result<(), ApiError> {
-    match admin.store.replace_endpoint(ep, read_at).await? {
-        Replaced::Done => {
-            admin.announce(endpoints_changed(&ep.tenant_id)).await;
-            Ok(())
-        }
-        Replaced::Gone => Err(ApiError::not_found("no such endpoint (it was deleted meanwhile)")),
-        Replaced::Changed => Err(ApiError::conflict(
-            None,
-            "the endpoint changed while this request was applied (the dispatcher may have disabled it); read it again and retry",
-        )),
-    }
 }
 
 /// Fields left out stay as they are; `null` clears `filter`, `rate_limit` and
@@ -202,7 +171,7 @@ pub async fn update(
     }
     match body.enabled {
         Some(true) if !ep.enabled => {
-            super::endpoint_actions::forget_failures(&admin, &ep.id).await?;
+            endpoint_record::forget_failures(&admin, &ep.id).await?;
             ep.enabled = true;
             ep.disabled_reason = None;
         }
@@ -232,34 +201,6 @@ pub async fn delete(
     let _ = crate::breaker::reset(&admin.redis, admin.store.names(), &id).await;
     tracing::info!(%tenant_id, endpoint_id = %id, "Endpoint deleted.");
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// An endpoint as the API shows it: every field but the secrets, of which it shows
-/// only when the rotated-out ones still signing expire.
-pub(super) fn view(ep: &Endpoint) -> Value {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let previous: Vec<Value> = ep
-        .previous_secrets
-        .iter()
-        .filter(|s| s.is_active(now))
-        .map(|s| json!({ "expires_at": s.expires_at.and_then(switchyard_plumbing::timefmt::from_unix_seconds) }))
-        .collect();
-    json!({
-        "id": ep.id,
-        "tenant_id": ep.tenant_id,
-        "url": ep.url,
-        "description": ep.description,
-        "event_types": ep.event_types,
-        "filter": ep.filter,
-        "headers": ep.headers,
-        "rate_limit": ep.rate_limit,
-        "max_in_flight": ep.max_in_flight,
-        "enabled": ep.enabled,
-        "disabled_reason": ep.disabled_reason,
-        "previous_secrets": previous,
-        "created_at": ep.created_at,
-        "updated_at": ep.updated_at,
-    })
 }
 
 fn hex_id() -> String {

@@ -7,7 +7,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use switchyard_plumbing::registry::RegistryError;
+use switchyard_registry::RegistryError;
 
 #[derive(Debug)]
 pub struct ApiError {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::http::{HeaderName, HeaderValue};
 use serde::{Deserialize, Deserializer};
 use switchyard_connectors::mapping::Mapping;
-use switchyard_plumbing::registry::model::type_matches;
+use switchyard_registry::model::type_matches;
 
 use super::{Admin, ApiError};
 

@@ -11,6 +11,7 @@
 mod accounts;
 mod attempts;
 mod endpoint_actions;
+mod endpoint_record;
 mod endpoints;
 mod error;
 mod fields;
@@ -31,7 +32,7 @@ use axum::routing::{get, on, MethodFilter, MethodRouter};
 use axum::Router;
 use subtle::ConstantTimeEq;
 use switchyard_connectors::live::LiveCatalog;
-use switchyard_plumbing::registry::RegistryStore;
+use switchyard_registry::RegistryStore;
 
 pub use error::ApiError;
 
@@ -55,7 +56,7 @@ pub struct Admin {
 
 impl Admin {
     async fn announce(&self, what: String) {
-        switchyard_plumbing::registry::cache::announce(&self.nats, self.store.names().registry_changes(), what).await;
+        switchyard_registry::cache::announce(&self.nats, self.store.names().registry_changes(), what).await;
     }
 }
 
@@ -157,7 +158,7 @@ async fn authorize(State(admin): State<Arc<Admin>>, req: Request, next: Next) ->
 }
 
 fn now() -> String {
-    switchyard_plumbing::timefmt::rfc3339(time::OffsetDateTime::now_utc())
+    switchyard_core::timefmt::rfc3339(time::OffsetDateTime::now_utc())
 }
 
 #[cfg(test)]

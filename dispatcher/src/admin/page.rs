@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::Query;
 use serde_json::{json, Value};
-use switchyard_plumbing::registry::store::Page;
+use switchyard_registry::store::Page;
 
 use super::ApiError;
 

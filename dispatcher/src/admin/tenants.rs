@@ -10,9 +10,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
-use switchyard_plumbing::names::is_valid_id;
-use switchyard_plumbing::registry::cache::{account_changed, endpoints_changed};
-use switchyard_plumbing::registry::Tenant;
+use switchyard_core::names::is_valid_id;
+use switchyard_registry::cache::{account_changed, endpoints_changed};
+use switchyard_registry::Tenant;
 
 use super::page::{self, Params};
 use super::{now, Admin, ApiError};

@@ -4,11 +4,10 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use switchyard_plumbing::registry::Endpoint;
+use switchyard_registry::Endpoint;
 
 use super::schedule::parse_retry_after;
 use crate::attempts::BODY_KEPT;
-use crate::sign;
 use crate::ssrf::DestinationPolicy;
 
 /// What one attempt came to.
@@ -82,7 +81,7 @@ pub async fn post(
     }
     let now = time::OffsetDateTime::now_utc();
     let ts = now.unix_timestamp();
-    let signature = sign::signature(&ep.signing_secrets(ts), event_id, ts, body);
+    let signature = switchyard_webhooks::signature(&ep.signing_secrets(ts), event_id, ts, body);
     let mut req = http
         .post(url)
         .header("content-type", "application/json")
@@ -158,7 +157,7 @@ fn one_line(e: reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_plumbing::sealed::SecretString;
+    use switchyard_core::secret::Secret;
 
     fn endpoint(url: &str) -> Endpoint {
         Endpoint::new(
@@ -166,7 +165,7 @@ mod tests {
             "t1",
             url,
             vec!["*".into()],
-            SecretString::new(crate::sign::new_secret()),
+            Secret::new(switchyard_webhooks::new_secret()),
             "2026-11-23T00:00:00Z",
         )
     }

@@ -5,9 +5,9 @@
 use std::future::IntoFuture;
 
 use async_nats::jetstream;
-use switchyard_plumbing::delivery::DeliveryJob;
-use switchyard_plumbing::envelope::DeadLetter;
-use switchyard_plumbing::names::Names;
+use switchyard_core::delivery::DeliveryJob;
+use switchyard_core::envelope::DeadLetter;
+use switchyard_core::names::Names;
 
 use super::EngineError;
 
@@ -47,7 +47,7 @@ pub async fn publish(
         event_type: Some(job.event_type.clone()),
         event,
         attempts: job.history.clone(),
-        failed_at: switchyard_plumbing::timefmt::rfc3339(time::OffsetDateTime::now_utc()),
+        failed_at: switchyard_core::timefmt::rfc3339(time::OffsetDateTime::now_utc()),
     };
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());

@@ -5,11 +5,11 @@
 
 use std::future::IntoFuture;
 
-use switchyard_plumbing::delivery::DeliveryJob;
-use switchyard_plumbing::envelope::{UnifiedEvent, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
-use switchyard_plumbing::registry::cache::{announce, endpoints_changed};
-use switchyard_plumbing::registry::store::Replaced;
-use switchyard_plumbing::registry::Endpoint;
+use switchyard_core::delivery::DeliveryJob;
+use switchyard_core::envelope::{UnifiedEvent, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
+use switchyard_registry::cache::{announce, endpoints_changed};
+use switchyard_registry::store::Replaced;
+use switchyard_registry::Endpoint;
 
 use super::{now_ms, Engine};
 
@@ -37,7 +37,7 @@ impl Engine {
             };
             current.enabled = false;
             current.disabled_reason = Some(reason.to_string());
-            current.updated_at = switchyard_plumbing::timefmt::rfc3339(time::OffsetDateTime::now_utc());
+            current.updated_at = switchyard_core::timefmt::rfc3339(time::OffsetDateTime::now_utc());
             match store.replace_endpoint(&current, &version).await {
                 Ok(Replaced::Done) => {
                     written = true;
@@ -94,7 +94,7 @@ impl Engine {
 
     async fn announce_to_tenant(&self, ep: &Endpoint, reason: &str, detail: &str) {
         let now = time::OffsetDateTime::now_utc();
-        let at = switchyard_plumbing::timefmt::rfc3339(now);
+        let at = switchyard_core::timefmt::rfc3339(now);
         let id = format!("evt_sys_{}_{}", ep.id, now_ms() / 1000);
         let event = UnifiedEvent {
             id: id.clone(),

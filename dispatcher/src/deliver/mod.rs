@@ -33,10 +33,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use switchyard_plumbing::delivery::DeliveryJob;
-use switchyard_plumbing::envelope::AttemptOutcome;
-use switchyard_plumbing::names::Names;
-use switchyard_plumbing::registry::{Endpoint, RegistryCache};
+use switchyard_core::delivery::DeliveryJob;
+use switchyard_core::envelope::AttemptOutcome;
+use switchyard_core::names::Names;
+use switchyard_registry::{Endpoint, RegistryCache};
 
 use crate::attempts::{AttemptLog, AttemptRecord};
 use crate::breaker::Breaker;
@@ -96,7 +96,7 @@ pub struct Engine {
 }
 
 fn now_ms() -> i64 {
-    switchyard_plumbing::timefmt::unix_millis(time::OffsetDateTime::now_utc())
+    switchyard_core::timefmt::unix_millis(time::OffsetDateTime::now_utc())
 }
 
 impl Engine {
@@ -178,7 +178,7 @@ impl Engine {
                 let detail = format!(
                     "{} attempts in a row failed since {}",
                     streak.count,
-                    switchyard_plumbing::timefmt::rfc3339(
+                    switchyard_core::timefmt::rfc3339(
                         time::OffsetDateTime::from_unix_timestamp(streak.since_ms / 1000)
                             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
                     )

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use switchyard_plumbing::names::Names;
+use switchyard_core::names::Names;
 
 pub struct RateLimiter {
     redis: ConnectionManager,

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
-use switchyard_plumbing::delivery::DeliveryJob;
-use switchyard_plumbing::names::Names;
+use switchyard_core::delivery::DeliveryJob;
+use switchyard_core::names::Names;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

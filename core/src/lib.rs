@@ -1,0 +1,33 @@
+//! The types and wiring every Switchyard binary shares, and nothing that talks to S3 or
+//! Redis (those are `switchyard-claimcheck` and `switchyard-registry`).
+//!
+//! # Layout
+//! - [`config`]: the one configuration file (embedded defaults → `--config` file →
+//!   `SWITCHYARD_…` environment), validated on load.
+//! - [`secret`]: the one type secrets are held in.
+//! - [`names`]: stream, subject, consumer and key names derived from one namespace.
+//! - [`envelope`]: what travels on the streams: the raw envelope (ingress → normalizer)
+//!   and the unified event (normalizer → dispatcher).
+//! - [`delivery`]: the retry messages the dispatcher schedules for itself.
+//! - [`ids`]: deterministic event ids.
+//! - [`nats`]: connecting to NATS and declaring the JetStream streams.
+//! - [`telemetry`]: logs, the metrics registry and the small ops listener
+//!   (`/healthz`, `/readyz`, `/metrics`).
+//! - [`offload`]: slow work (mappings, filters) off the runtime thread, within a
+//!   budget per tenant.
+//! - [`shutdown`]: turning SIGTERM/SIGINT into a cancellation token.
+//! - [`reload`]: when to reload the connector catalog without a restart (SIGHUP, poll).
+//! - [`timefmt`]: RFC 3339 and Unix milliseconds.
+
+pub mod config;
+pub mod delivery;
+pub mod envelope;
+pub mod ids;
+pub mod names;
+pub mod nats;
+pub mod offload;
+pub mod reload;
+pub mod secret;
+pub mod shutdown;
+pub mod telemetry;
+pub mod timefmt;
