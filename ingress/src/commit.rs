@@ -29,7 +29,6 @@
 //! Redis is an optimisation here: when it is down, dedupe is skipped and JetStream
 //! still dedupes.
 
-use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -348,9 +347,9 @@ async fn flush(shared: &Shared, group: Vec<Submission>, waiting: Vec<String>, se
                 continue;
             };
             headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
-            match deps.js.publish_with_headers(subject.clone(), headers, payload).await {
-                Ok(ack) => {
-                    acks.push(ack.into_future());
+            match switchyard_core::publish::send(&deps.js, subject.clone(), headers, payload).await {
+                Ok(pending) => {
+                    acks.push(pending.acked());
                     owners.push(i);
                 }
                 Err(err) => {
