@@ -160,6 +160,20 @@ impl Ops {
         crate::reload::spawn(&self.prometheus, self.background.clone(), reload);
     }
 
+    /// Answer `/readyz` with "draining" as soon as `shutdown` fires, while the work in
+    /// flight finishes: a load balancer or orchestrator stops sending before the
+    /// process stops taking.
+    pub fn draining_on(&self, shutdown: &CancellationToken) {
+        let readiness = self.readiness.clone();
+        let (shutdown, background) = (shutdown.clone(), self.background.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => readiness.start_draining(),
+                _ = background.cancelled() => {}
+            }
+        });
+    }
+
     /// The work has drained: report it, stop the background tasks and flush what the
     /// NATS client still holds (within [`FLUSH_WAIT`]).
     pub async fn stop(&self, nats: &async_nats::Client) {

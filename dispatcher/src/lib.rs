@@ -73,6 +73,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     let sealer = Sealer::from_config(&config.secrets)?;
     let deps = connect(&config, sealer).await?;
     let ops = Ops::new("dispatcher", &[("nats", true), ("redis", true)]);
+    ops.draining_on(&shutdown);
     let metrics = Metrics::new(&ops.prometheus);
     watch_all(&ops, &deps, &catalog, &metrics, listeners.ops);
     let destinations = DestinationPolicy::new(&dcfg.allow_cidrs)?;

@@ -70,6 +70,7 @@ pub async fn run(config: Config, ops_listener: TcpListener, shutdown: Cancellati
     // S3 holds every event's body: without it nothing can be normalized. Without Redis
     // events are routed by their envelopes: degraded, still working.
     let ops = Ops::new("normalizer", &[("nats", true), ("s3", true), ("redis", false)]);
+    ops.draining_on(&shutdown);
     let metrics = Metrics::new(&ops.prometheus);
     let live = catalog.clone();
     ops.reload(move |forced| live.reload(forced));
