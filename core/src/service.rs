@@ -121,13 +121,15 @@ pub struct Ops {
     /// cancelled by [`Ops::stop`], after the work has drained, so `/metrics` and
     /// `/readyz` answer during the drain.
     pub background: CancellationToken,
+    /// The `<component>` of the metric names (`switchyard_<component>_…`).
+    component: &'static str,
 }
 
 impl Ops {
     /// `deps` as [`Readiness::new`] takes them, each up: start-up has just reached them
     /// all; the probes take over from here. Exported as
     /// `switchyard_<component>_dependency_up`.
-    pub fn new(component: &str, deps: &[(&'static str, bool)]) -> Self {
+    pub fn new(component: &'static str, deps: &[(&'static str, bool)]) -> Self {
         let prometheus = Registry::new();
         let readiness = Readiness::new(deps);
         readiness.export(&prometheus, component);
@@ -138,6 +140,7 @@ impl Ops {
             prometheus,
             readiness,
             background: CancellationToken::new(),
+            component,
         }
     }
 
@@ -157,7 +160,7 @@ impl Ops {
         &self,
         reload: impl FnMut(bool) -> Result<Option<usize>, E> + Send + 'static,
     ) {
-        crate::reload::spawn(&self.prometheus, self.background.clone(), reload);
+        crate::reload::spawn(&self.prometheus, self.component, self.background.clone(), reload);
     }
 
     /// Answer `/readyz` with "draining" as soon as `shutdown` fires, while the work in

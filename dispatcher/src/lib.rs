@@ -74,7 +74,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     let deps = connect(&config, sealer).await?;
     let ops = Ops::new("dispatcher", &[("nats", true), ("redis", true)]);
     ops.draining_on(&shutdown);
-    let metrics = Metrics::new(&ops.prometheus);
+    let metrics = Metrics::new(&ops.prometheus, dcfg.per_tenant_metrics);
     watch_all(&ops, &deps, &catalog, &metrics, listeners.ops);
     let destinations = DestinationPolicy::new(&dcfg.allow_cidrs)?;
     let admin_task = serve_admin(

@@ -232,10 +232,7 @@ impl Engine {
                 job.not_before_ms = now_ms() + (DEFER_FOR + jitter).as_millis() as i64;
                 let msg_id = format!("{}:{}:{}:deferred", job.event_id, job.endpoint_id, job.attempt);
                 retries::publish(&self.js, &self.names, &job, &msg_id).await?;
-                self.metrics
-                    .deliveries
-                    .with_label_values(&[&job.tenant_id, &job.endpoint_id, "deferred"])
-                    .inc();
+                self.metrics.delivery(&job.tenant_id, "deferred");
                 Ok(Fate::Deferred)
             }
         }
@@ -250,10 +247,7 @@ impl Engine {
         deadletter::publish(&self.js, &self.names, job, reason, detail).await?;
         let reason = reason.as_str();
         self.metrics.dead_letters.with_label_values(&[reason]).inc();
-        self.metrics
-            .deliveries
-            .with_label_values(&[&job.tenant_id, &job.endpoint_id, "dead_lettered"])
-            .inc();
+        self.metrics.delivery(&job.tenant_id, "dead_lettered");
         tracing::warn!(
             event_id = %job.event_id,
             endpoint_id = %job.endpoint_id,
@@ -265,10 +259,7 @@ impl Engine {
     }
 
     fn record(&self, job: &DeliveryJob, ep: &Endpoint, started_ms: i64, o: &Outcome) {
-        self.metrics
-            .attempts
-            .with_label_values(&[&ep.tenant_id, o.class.as_str()])
-            .inc();
+        self.metrics.attempt(&ep.tenant_id, o.class.as_str());
         self.metrics.attempt_seconds.observe(o.latency.as_secs_f64());
         if !o.is_success() {
             tracing::info!(
@@ -296,9 +287,6 @@ impl Engine {
     }
 
     fn count(&self, ep: &Endpoint, outcome: &str) {
-        self.metrics
-            .deliveries
-            .with_label_values(&[&ep.tenant_id, &ep.id, outcome])
-            .inc();
+        self.metrics.delivery(&ep.tenant_id, outcome);
     }
 }
