@@ -13,7 +13,7 @@
 //! `sum by (tenant) (rate(switchyard_dispatcher_attempts_total{outcome="success"}[5m]))
 //! / sum by (tenant) (rate(switchyard_dispatcher_attempts_total[5m]))`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use prometheus::core::Collector;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
@@ -197,16 +197,27 @@ impl Metrics {
             return;
         }
         for vec in [&self.attempts, &self.deliveries] {
-            let gone: Vec<Vec<String>> = vec
+            // Exported label pairs come sorted by name, not in declaration
+            // order: find the tenant by name and remove by name.
+            let gone: Vec<Vec<(String, String)>> = vec
                 .collect()
                 .iter()
                 .flat_map(|family| family.get_metric())
-                .map(|m| m.get_label().iter().map(|l| l.value().to_string()).collect::<Vec<_>>())
-                .filter(|labels| labels.first().is_some_and(|t| !existing.contains(t)))
+                .map(|m| {
+                    m.get_label()
+                        .iter()
+                        .map(|l| (l.name().to_string(), l.value().to_string()))
+                        .collect::<Vec<_>>()
+                })
+                .filter(|labels| {
+                    labels
+                        .iter()
+                        .any(|(name, value)| name == "tenant" && !existing.contains(value))
+                })
                 .collect();
             for labels in gone {
-                let values: Vec<&str> = labels.iter().map(String::as_str).collect();
-                let _ = vec.remove_label_values(&values);
+                let by_name: HashMap<&str, &str> = labels.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                let _ = vec.remove(&by_name);
             }
         }
     }
