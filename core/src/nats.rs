@@ -23,7 +23,7 @@ pub enum NatsError {
 }
 
 /// How often a stream's declaration is tried while the server is not ready yet.
-const DECLARE_ATTEMPTS: u32 = 4;
+const DECLARE_ATTEMPTS: u32 = 6;
 
 /// Create the stream, or update it to `config`. A server still starting (JetStream not
 /// up, no leader yet, a timed-out request) is given a few tries; any other refusal is
@@ -59,6 +59,10 @@ fn not_ready_yet(kind: jetstream::context::CreateStreamErrorKind) -> bool {
             ErrorCode::CLUSTER_NOT_ACTIVE,
             ErrorCode::CLUSTER_NOT_LEADER,
             ErrorCode::STREAM_NAME_EXIST,
+            // Two binaries starting together both find no stream and both create it:
+            // the server refuses the second create as overlapping the first (seen
+            // with nats-server 2.10/2.11). The next try updates the stream instead.
+            ErrorCode::STREAM_SUBJECT_OVERLAP,
         ]
         .contains(&e.error_code()),
         _ => false,

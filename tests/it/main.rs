@@ -23,5 +23,6 @@ mod replay;
 mod routing;
 mod sealed_headers;
 mod signed_url;
+mod streams;
 mod undelivered;
 mod walking_skeleton;
