@@ -77,15 +77,28 @@ impl Filter {
     }
 }
 
+/// A time or rate argument that does not parse; each says what to write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgError {
+    #[error("{0:?} is neither an RFC 3339 time (2026-11-23T09:00:00Z) nor a duration ago (2h, 30m, 7d)")]
+    Time(String),
+    #[error("{0:?} is not a rate such as 20/s")]
+    Rate(String),
+    #[error("{0:?}: the rate's unit is /s, /m or /h")]
+    RateUnit(String),
+    #[error("{0:?}: the rate must be more than 0")]
+    RateNotPositive(String),
+}
+
 /// A point in time: RFC 3339 (`2026-11-23T09:00:00Z`), or a duration before `now`
 /// (`90s`, `30m`, `2h`, `7d`, `1w`).
-pub fn parse_time(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+pub fn parse_time(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, ArgError> {
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
         return Ok(t);
     }
-    parse_duration(s).map(|d| now - d).ok_or_else(|| {
-        format!("{s:?} is neither an RFC 3339 time (2026-11-23T09:00:00Z) nor a duration ago (2h, 30m, 7d)")
-    })
+    parse_duration(s)
+        .map(|d| now - d)
+        .ok_or_else(|| ArgError::Time(s.to_string()))
 }
 
 /// `90s`, `30m`, `2h`, `7d`, `1w`.
@@ -106,20 +119,17 @@ fn parse_duration(s: &str) -> Option<Duration> {
 }
 
 /// A rate such as `20/s`, `600/m` or `20`, in items per second.
-pub fn parse_rate(s: &str) -> Result<f64, String> {
+pub fn parse_rate(s: &str) -> Result<f64, ArgError> {
     let (n, per) = s.split_once('/').unwrap_or((s, "s"));
-    let n: f64 = n
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a rate such as 20/s"))?;
+    let n: f64 = n.trim().parse().map_err(|_| ArgError::Rate(s.to_string()))?;
     let per = match per.trim() {
         "s" => 1.0,
         "m" | "min" => 60.0,
         "h" => 3600.0,
-        _ => return Err(format!("{s:?}: the rate's unit is /s, /m or /h")),
+        _ => return Err(ArgError::RateUnit(s.to_string())),
     };
     if !(n > 0.0 && n.is_finite()) {
-        return Err(format!("{s:?}: the rate must be more than 0"));
+        return Err(ArgError::RateNotPositive(s.to_string()));
     }
     Ok(n / per)
 }

@@ -32,13 +32,28 @@ impl fmt::Display for JsonPath {
     }
 }
 
+/// Why a JSON path does not parse; each says how to write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("a JSON path cannot be empty (use \"$\" for the whole document)")]
+    Empty,
+    #[error("JSON path {0:?} has an empty segment")]
+    EmptySegment(String),
+    #[error("JSON path {0:?} has an unclosed '['")]
+    Unclosed(String),
+    #[error("JSON path {path:?}: {index:?} is not an array index")]
+    BadIndex { path: String, index: String },
+    #[error("JSON path {path:?} is malformed near {near:?}")]
+    Malformed { path: String, near: String },
+}
+
 impl JsonPath {
     /// Parse `a.b[2].c`; `$` alone is the whole document.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, PathError> {
         let mut steps = Vec::new();
         if text != "$" {
             if text.is_empty() {
-                return Err("a JSON path cannot be empty (use \"$\" for the whole document)".into());
+                return Err(PathError::Empty);
             }
             for part in text.split('.') {
                 let (name, mut rest) = match part.find('[') {
@@ -46,22 +61,24 @@ impl JsonPath {
                     None => (part, ""),
                 };
                 if name.is_empty() && rest.is_empty() {
-                    return Err(format!("JSON path {text:?} has an empty segment"));
+                    return Err(PathError::EmptySegment(text.to_string()));
                 }
                 if !name.is_empty() {
                     steps.push(Step::Key(name.to_string()));
                 }
                 while !rest.is_empty() {
-                    let close = rest
-                        .find(']')
-                        .ok_or_else(|| format!("JSON path {text:?} has an unclosed '['"))?;
-                    let idx: usize = rest[1..close]
-                        .parse()
-                        .map_err(|_| format!("JSON path {text:?}: {:?} is not an array index", &rest[1..close]))?;
+                    let close = rest.find(']').ok_or_else(|| PathError::Unclosed(text.to_string()))?;
+                    let idx: usize = rest[1..close].parse().map_err(|_| PathError::BadIndex {
+                        path: text.to_string(),
+                        index: rest[1..close].to_string(),
+                    })?;
                     steps.push(Step::Index(idx));
                     rest = &rest[close + 1..];
                     if !rest.is_empty() && !rest.starts_with('[') {
-                        return Err(format!("JSON path {text:?} is malformed near {rest:?}"));
+                        return Err(PathError::Malformed {
+                            path: text.to_string(),
+                            near: rest.to_string(),
+                        });
                     }
                 }
             }

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::jsonpath::JsonPath;
+use crate::jsonpath::{JsonPath, PathError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Part {
@@ -43,8 +43,23 @@ pub struct Inputs<'a> {
     pub form: Option<&'a [(String, String)]>,
 }
 
+/// Why a signed-bytes template does not parse; each says what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("template is empty")]
+    Empty,
+    #[error("template {text:?}: '{{' at {at} is never closed")]
+    Unclosed { text: String, at: usize },
+    #[error("template {text:?}: lone '}}' at {at} (write '}}}}')")]
+    LoneBrace { text: String, at: usize },
+    #[error("template {text:?}: unknown placeholder {{{name}}} (known: {{body}}, {{timestamp}}, {{method}}, {{url}}, {{header:Name}}, {{json:path}}, {{form_sorted}})")]
+    UnknownPlaceholder { text: String, name: String },
+    #[error("template {text:?}: {error}")]
+    Path { text: String, error: PathError },
+}
+
 impl Template {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
         let mut parts = Vec::new();
         let mut lit = String::new();
         let mut chars = text.char_indices().peekable();
@@ -59,9 +74,10 @@ impl Template {
                     lit.push('}');
                 }
                 '{' => {
-                    let close = text[i..]
-                        .find('}')
-                        .ok_or_else(|| format!("template {text:?}: '{{' at {i} is never closed"))?;
+                    let close = text[i..].find('}').ok_or_else(|| TemplateError::Unclosed {
+                        text: text.to_string(),
+                        at: i,
+                    })?;
                     let name = &text[i + 1..i + close];
                     let part = match name {
                         "body" => Part::Body,
@@ -71,11 +87,15 @@ impl Template {
                         "form_sorted" => Part::FormSorted,
                         _ => match (name.strip_prefix("header:"), name.strip_prefix("json:")) {
                             (Some(h), _) if !h.is_empty() => Part::Header(h.to_ascii_lowercase()),
-                            (_, Some(p)) => Part::Json(JsonPath::parse(p).map_err(|e| format!("template {text:?}: {e}"))?),
+                            (_, Some(p)) => Part::Json(JsonPath::parse(p).map_err(|error| TemplateError::Path {
+                                text: text.to_string(),
+                                error,
+                            })?),
                             _ => {
-                                return Err(format!(
-                                    "template {text:?}: unknown placeholder {{{name}}} (known: {{body}}, {{timestamp}}, {{method}}, {{url}}, {{header:Name}}, {{json:path}}, {{form_sorted}})"
-                                ))
+                                return Err(TemplateError::UnknownPlaceholder {
+                                    text: text.to_string(),
+                                    name: name.to_string(),
+                                })
                             }
                         },
                     };
@@ -91,7 +111,12 @@ impl Template {
                         }
                     }
                 }
-                '}' => return Err(format!("template {text:?}: lone '}}' at {i} (write '}}}}')")),
+                '}' => {
+                    return Err(TemplateError::LoneBrace {
+                        text: text.to_string(),
+                        at: i,
+                    })
+                }
                 c => lit.push(c),
             }
         }
@@ -99,7 +124,7 @@ impl Template {
             parts.push(Part::Literal(lit));
         }
         if parts.is_empty() {
-            return Err("template is empty".into());
+            return Err(TemplateError::Empty);
         }
         Ok(Self { parts })
     }
@@ -195,8 +220,14 @@ mod tests {
 
     #[test]
     fn bad_templates_say_why() {
-        assert!(Template::parse("{bodyy}").unwrap_err().contains("unknown placeholder"));
-        assert!(Template::parse("{body").unwrap_err().contains("never closed"));
+        assert!(Template::parse("{bodyy}")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown placeholder"));
+        assert!(Template::parse("{body")
+            .unwrap_err()
+            .to_string()
+            .contains("never closed"));
         assert!(Template::parse("").is_err());
         assert!(Template::parse("a}b").is_err());
     }

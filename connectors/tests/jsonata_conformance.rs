@@ -4,7 +4,7 @@
 //!
 //! The suite is not part of this repository. It is found at `$SWITCHYARD_JSONATA_SUITE`,
 //! else at `../shared/jsonata-test-suite` beside the checkout; when it is absent the test
-//! says so and passes. To see the summary and every failure:
+//! says so and passes, unless the suite was asked for (see [`suite_dir`]): then it fails. To see the summary and every failure:
 //!
 //! ```sh
 //! cargo test -p switchyard-connectors --test jsonata_conformance -- --nocapture
@@ -131,21 +131,29 @@ fn jsonata_test_suite() {
     );
 }
 
-/// The suite's folder, or `None` (with a message) when it is not there.
+/// The suite's folder, or `None` (with a message) when it is not there and need not be.
+///
+/// Where the suite was asked for, its absence fails the test instead: when
+/// `SWITCHYARD_JSONATA_SUITE` names a folder, or when `SWITCHYARD_REQUIRE_JSONATA_SUITE`
+/// is set (`.ci/run` sets it whenever the suite is on the machine, so a moved or
+/// misnamed suite cannot turn CI's conformance run into a silent skip).
 fn suite_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("SWITCHYARD_JSONATA_SUITE") {
+    let named = std::env::var_os("SWITCHYARD_JSONATA_SUITE");
+    let required = named.is_some() || std::env::var_os("SWITCHYARD_REQUIRE_JSONATA_SUITE").is_some();
+    let dir = match named {
         Some(d) => PathBuf::from(d),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/jsonata-test-suite"),
     };
     if dir.join("groups").is_dir() {
-        Some(dir.canonicalize().unwrap_or(dir))
-    } else {
-        println!(
-            "SKIPPED the JSONata test suite: {} has no groups/ folder; set SWITCHYARD_JSONATA_SUITE to the suite's folder",
-            dir.display()
-        );
-        None
+        return Some(dir.canonicalize().unwrap_or(dir));
     }
+    let missing = format!(
+        "the JSONata test suite is not at {} (no groups/ folder); set SWITCHYARD_JSONATA_SUITE to the suite's folder",
+        dir.display()
+    );
+    assert!(!required, "{missing}");
+    println!("SKIPPED: {missing}");
+    None
 }
 
 fn run(case: &Case) -> Outcome {

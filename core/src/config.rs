@@ -253,6 +253,8 @@ pub struct DispatcherConfig {
     pub disable_after_hours: u64,
     pub rotation_grace_hours: u64,
     pub attempts_retention_hours: u64,
+    /// The `tenant` label of the dispatcher's metrics carries tenant ids.
+    pub per_tenant_metrics: bool,
     pub allow_cidrs: Vec<String>,
     pub worker_threads: usize,
 }

@@ -11,6 +11,9 @@
 //! - [`delivery`]: the retry messages the dispatcher schedules for itself.
 //! - [`ids`]: deterministic event ids.
 //! - [`nats`]: connecting to NATS and declaring the JetStream streams.
+//! - [`publish`]: publishing durably (a message counts once its PubAck is in).
+//! - [`consume`]: the one pull-consumer loop (pull, handle, settle, drain).
+//! - [`service`]: the start-up and shut-down every binary shares.
 //! - [`telemetry`]: logs, the metrics registry and the small ops listener
 //!   (`/healthz`, `/readyz`, `/metrics`).
 //! - [`offload`]: slow work (mappings, filters) off the runtime thread, within a
@@ -20,14 +23,17 @@
 //! - [`timefmt`]: RFC 3339 and Unix milliseconds.
 
 pub mod config;
+pub mod consume;
 pub mod delivery;
 pub mod envelope;
 pub mod ids;
 pub mod names;
 pub mod nats;
 pub mod offload;
+pub mod publish;
 pub mod reload;
 pub mod secret;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod timefmt;

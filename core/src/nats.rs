@@ -1,7 +1,8 @@
 //! Connecting to NATS and declaring the JetStream streams every binary relies on.
 //!
 //! Streams are declared idempotently by each binary at start-up (create, or update to
-//! the configured limits), so the order in which binaries start does not matter.
+//! the configured limits: `create_or_update_stream`), so the order in which binaries
+//! start does not matter.
 
 use std::time::Duration;
 
@@ -19,6 +20,63 @@ pub enum NatsError {
     },
     #[error("cannot declare JetStream stream {stream}: {detail}; is JetStream enabled on the server?")]
     Stream { stream: String, detail: String },
+}
+
+/// How often a stream's declaration is tried while the server is not ready yet.
+const DECLARE_ATTEMPTS: u32 = 4;
+
+/// Create the stream, or update it to `config`. A server still starting (JetStream not
+/// up, no leader yet, a timed-out request) is given a few tries; any other refusal is
+/// final at once (a bad configuration does not improve by asking again).
+async fn declare(js: &jetstream::Context, config: stream::Config) -> Result<(), NatsError> {
+    let mut attempt = 1;
+    loop {
+        match js.create_or_update_stream(config.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt < DECLARE_ATTEMPTS && not_ready_yet(e.kind()) => {
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(NatsError::Stream {
+                    stream: config.name,
+                    detail: e.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// Whether a refused declaration may succeed in a moment: the server is not ready yet,
+/// or another process created the stream between our update and our create.
+fn not_ready_yet(kind: jetstream::context::CreateStreamErrorKind) -> bool {
+    use jetstream::context::CreateStreamErrorKind as Kind;
+    use jetstream::ErrorCode;
+    match kind {
+        Kind::JetStreamUnavailable | Kind::TimedOut => true,
+        Kind::JetStream(e) => [
+            ErrorCode::CLUSTER_NOT_AVAILABLE,
+            ErrorCode::CLUSTER_NOT_ACTIVE,
+            ErrorCode::CLUSTER_NOT_LEADER,
+            ErrorCode::STREAM_NAME_EXIST,
+        ]
+        .contains(&e.error_code()),
+        _ => false,
+    }
+}
+
+/// Connect as `client_name`, open JetStream with `nats.publish_timeout_ms` as the
+/// deadline of every request and PubAck ([`crate::publish`]), and declare the streams.
+pub async fn jetstream(
+    cfg: &NatsConfig,
+    names: &Names,
+    client_name: &str,
+) -> Result<(async_nats::Client, jetstream::Context), NatsError> {
+    let nats = connect(cfg, client_name).await?;
+    let mut js = jetstream::new(nats.clone());
+    js.set_timeout(Duration::from_millis(cfg.publish_timeout_ms));
+    ensure_streams(&js, names, cfg).await?;
+    Ok((nats, js))
 }
 
 /// Connect to NATS: any of the comma-separated servers of `nats.url` (a cluster's nodes).
@@ -59,7 +117,7 @@ pub async fn ensure_streams(js: &jetstream::Context, names: &Names, cfg: &NatsCo
     ];
     for (name, subject, age, retention) in streams {
         let config = stream::Config {
-            name: name.clone(),
+            name,
             subjects: vec![subject],
             storage: stream::StorageType::File,
             retention,
@@ -68,36 +126,7 @@ pub async fn ensure_streams(js: &jetstream::Context, names: &Names, cfg: &NatsCo
             num_replicas: cfg.replicas,
             ..Default::default()
         };
-        // Several processes start at once: when another one creates the stream between
-        // our lookup and our create, look again and update instead.
-        let mut attempt = 0;
-        loop {
-            let result = match js.get_stream(&name).await {
-                Ok(_) => js
-                    .update_stream(config.clone())
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string()),
-                Err(_) => js
-                    .create_stream(config.clone())
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string()),
-            };
-            match result {
-                Ok(()) => break,
-                Err(_) if attempt < 3 => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
-                }
-                Err(detail) => {
-                    return Err(NatsError::Stream {
-                        stream: name.clone(),
-                        detail,
-                    })
-                }
-            }
-        }
+        declare(js, config).await?;
     }
     Ok(())
 }

@@ -9,17 +9,17 @@ use tokio_util::sync::CancellationToken;
 /// How often the binaries look for changed catalog files.
 pub const POLL_EVERY: Duration = Duration::from_secs(2);
 
-/// `switchyard_catalog_reloads_total{outcome}`: `reloaded` or `rejected`.
+/// `switchyard_<component>_catalog_reloads_total{outcome}`: `reloaded` or `rejected`.
 #[derive(Clone)]
 pub struct ReloadMetrics {
     pub reloads: IntCounterVec,
 }
 
 impl ReloadMetrics {
-    pub fn new(registry: &Registry) -> Self {
+    pub fn new(registry: &Registry, component: &str) -> Self {
         let reloads = IntCounterVec::new(
             Opts::new(
-                "switchyard_catalog_reloads_total",
+                format!("switchyard_{component}_catalog_reloads_total"),
                 "Connector catalog reloads by outcome (reloaded, rejected: the previous catalog stays).",
             ),
             &["outcome"],
@@ -35,10 +35,16 @@ impl ReloadMetrics {
 /// Start [`watch`] on the runtime with the default poll, counting into `registry`.
 pub fn spawn<E: std::fmt::Display + 'static>(
     registry: &Registry,
+    component: &str,
     shutdown: CancellationToken,
     reload: impl FnMut(bool) -> Result<Option<usize>, E> + Send + 'static,
 ) {
-    tokio::spawn(watch(POLL_EVERY, shutdown, ReloadMetrics::new(registry), reload));
+    tokio::spawn(watch(
+        POLL_EVERY,
+        shutdown,
+        ReloadMetrics::new(registry, component),
+        reload,
+    ));
 }
 
 /// Call `reload(forced)` every `every` (`forced` = false) and on each SIGHUP (`forced` =

@@ -3,7 +3,7 @@
 //!
 //! Writes are off the delivery path: attempts go through a bounded channel to one task
 //! that writes them in pipelined batches. When Redis is slow or down and the channel is
-//! full, records are dropped and counted (`switchyard_attempt_log_dropped_total`): the
+//! full, records are dropped and counted (`switchyard_dispatcher_attempt_log_dropped_total`): the
 //! log is for looking, deliveries themselves never depend on it.
 //!
 //! Keys: `attempts:ep:<endpoint id>` and `attempts:ev:<event id>`, lists of JSON

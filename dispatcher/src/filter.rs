@@ -35,7 +35,9 @@ pub const PER_TENANT: usize = 2;
 /// is handed back.
 pub const BUSY_WAIT: Duration = Duration::from_secs(2);
 pub struct Filters {
-    compiled: Mutex<HashMap<String, Result<Mapping, String>>>,
+    /// Filter text → its compiled form, or why it does not compile (kept too: a filter
+    /// that does not compile is not compiled again for every event).
+    compiled: Mutex<HashMap<String, Result<Mapping, FilterError>>>,
     /// The blocking threads evaluating filters, and each tenant's share of them.
     offload: Offload,
     limits: Limits,
@@ -47,13 +49,28 @@ impl Default for Filters {
     }
 }
 
+/// Why a filter could not judge an event; the delivery's dead-letter detail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    #[error("the filter does not compile: {0}")]
+    Compile(MappingError),
+    #[error("the filter failed: {0}")]
+    Failed(MappingError),
+    #[error("the filter's evaluation panicked")]
+    Panicked,
+    #[error("the filter was still running after {0:?}; it was abandoned")]
+    Abandoned(Duration),
+    #[error("the filter must give true or false, it gave {0}")]
+    NotBoolean(&'static str),
+}
+
 /// A filter's verdict on one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Pass,
     Skip,
     /// It could not be evaluated (or is not boolean): the reason, for a dead letter.
-    Error(String),
+    Error(FilterError),
     /// It could not be evaluated now through no fault of its own (the engine is busy
     /// with other evaluations): the event should come back later.
     Later,
@@ -69,7 +86,7 @@ impl Filters {
         }
     }
 
-    fn get(&self, source: &str) -> Result<Mapping, String> {
+    fn get(&self, source: &str) -> Result<Mapping, FilterError> {
         let mut m = self.compiled.lock().expect("filters lock");
         if let Some(c) = m.get(source) {
             return c.clone();
@@ -77,7 +94,7 @@ impl Filters {
         if m.len() >= KEPT {
             m.clear();
         }
-        let c = Mapping::compile(source).map_err(|e| e.to_string());
+        let c = Mapping::compile(source).map_err(FilterError::Compile);
         m.insert(source.to_string(), c.clone());
         c
     }
@@ -86,7 +103,7 @@ impl Filters {
     pub async fn check(&self, tenant: &str, source: &str, event: Arc<Value>) -> Verdict {
         let mapping = match self.get(source) {
             Ok(m) => m,
-            Err(e) => return Verdict::Error(format!("the filter does not compile: {e}")),
+            Err(e) => return Verdict::Error(e),
         };
         let give_up = tokio::time::Instant::now() + BUSY_WAIT;
         let mut pause = Duration::from_millis(20);
@@ -112,25 +129,23 @@ impl Filters {
         match ran {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(MappingError::Busy(_))) => Err(Evaluation::Busy),
-            Ok(Err(e)) => Err(Evaluation::Failed(format!("the filter failed: {e}"))),
-            Err(OffloadError::Panicked) => Err(Evaluation::Failed("the filter's evaluation panicked".into())),
-            Err(OffloadError::Abandoned(after)) => Err(Evaluation::Failed(format!(
-                "the filter was still running after {after:?}; it was abandoned"
-            ))),
+            Ok(Err(e)) => Err(Evaluation::Failed(FilterError::Failed(e))),
+            Err(OffloadError::Panicked) => Err(Evaluation::Failed(FilterError::Panicked)),
+            Err(OffloadError::Abandoned(after)) => Err(Evaluation::Failed(FilterError::Abandoned(after))),
         }
     }
 }
 
 enum Evaluation {
     Busy,
-    Failed(String),
+    Failed(FilterError),
 }
 
 fn judge(v: Option<Value>) -> Verdict {
     match v {
         Some(Value::Bool(true)) => Verdict::Pass,
         Some(Value::Bool(false)) | None => Verdict::Skip,
-        Some(other) => Verdict::Error(format!("the filter must give true or false, it gave {}", kind(&other))),
+        Some(other) => Verdict::Error(FilterError::NotBoolean(kind(&other))),
     }
 }
 
@@ -161,8 +176,14 @@ mod tests {
         );
         assert_eq!(check("data.amount > 50000").await, Verdict::Skip);
         assert_eq!(check("data.missing").await, Verdict::Skip);
-        assert!(matches!(check("data.amount").await, Verdict::Error(_)));
-        assert!(matches!(check("data.amount >").await, Verdict::Error(_)));
+        assert_eq!(
+            check("data.amount").await,
+            Verdict::Error(FilterError::NotBoolean("a number"))
+        );
+        assert!(matches!(
+            check("data.amount >").await,
+            Verdict::Error(FilterError::Compile(_))
+        ));
     }
 
     /// One tenant's slow filters take at most its budget: with the pool's other

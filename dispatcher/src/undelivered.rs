@@ -15,7 +15,6 @@
 //! Reading never disturbs the stream: an ordered consumer (ephemeral, no acks) per
 //! listing, filtered on the tenant's subject.
 
-use std::future::IntoFuture;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
@@ -27,6 +26,7 @@ use switchyard_core::envelope::{
     HEADER_EVENT_ID, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT, HEADER_UNDELIVERED_REASON,
 };
 use switchyard_core::names::Names;
+use switchyard_core::publish::{self, PublishError};
 use time::OffsetDateTime;
 
 /// How long the stream may stay silent while a listing still expects messages.
@@ -63,6 +63,8 @@ impl Reason {
 pub enum UndeliveredError {
     #[error("the undelivered stream is unavailable ({0}); is NATS up? retry later")]
     Nats(String),
+    #[error("the undelivered stream is unavailable ({0}); is NATS up? retry later")]
+    Publish(#[from] PublishError),
     #[error("the undelivered stream sent nothing for {0:?} while more was expected; retry later")]
     Silent(Duration),
 }
@@ -152,13 +154,8 @@ impl Undelivered {
     }
 
     async fn publish(&self, subject: String, headers: HeaderMap, payload: Bytes) -> Result<(), UndeliveredError> {
-        let nats = |e: &dyn std::fmt::Display| UndeliveredError::Nats(e.to_string());
-        let ack = self
-            .js
-            .publish_with_headers(subject, headers, payload)
-            .await
-            .map_err(|e| nats(&e))?;
-        ack.into_future().await.map(|_| ()).map_err(|e| nats(&e))
+        publish::durably(&self.js, subject, headers, payload).await?;
+        Ok(())
     }
 
     async fn stream(&self) -> Result<stream::Stream, UndeliveredError> {

@@ -99,28 +99,35 @@ impl Watch {
         }
     }
 
-    /// Endpoints disabled right now, per tenant.
+    /// Endpoints disabled right now, per tenant; and the series of deleted tenants gone.
     async fn count_disabled_endpoints(&self) {
         let mut counts: Vec<(String, i64)> = Vec::new();
         let mut cursor: Option<String> = None;
+        // Only a walk of every tenant tells which were deleted.
+        let mut complete = true;
+        let mut existing = std::collections::HashSet::new();
         loop {
             let Ok(page) = self.store.list_tenants(cursor.as_deref(), 500).await else {
                 return; // Redis down: keep the last figures
             };
             for t in &page.items {
+                existing.insert(t.id.clone());
                 if let Ok(eps) = self.store.list_endpoints(&t.id).await {
                     counts.push((t.id.clone(), eps.iter().filter(|e| !e.enabled).count() as i64));
                 }
             }
             cursor = page.next_cursor;
-            if cursor.is_none() || counts.len() >= WALK_AT_MOST {
+            if cursor.is_none() {
+                break;
+            }
+            if existing.len() >= WALK_AT_MOST {
+                complete = false;
                 break;
             }
         }
-        let gauge = &self.metrics.endpoints_disabled_now;
-        gauge.reset();
-        for (tenant, n) in counts.into_iter().filter(|(_, n)| *n > 0) {
-            gauge.with_label_values(&[&tenant]).set(n);
+        self.metrics.set_disabled_endpoints(&counts);
+        if complete {
+            self.metrics.keep_tenants(&existing);
         }
     }
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use switchyard_claimcheck::ClaimCheckStore;
 use switchyard_connectors::live::LiveCatalog;
 use switchyard_core::config::{Config, IngressConfig};
-use switchyard_core::reload;
+use switchyard_core::service::Ops;
 use switchyard_core::telemetry::Readiness;
 use switchyard_registry::sealed::Sealer;
 use switchyard_registry::{RegistryCache, RegistryStore, SigningSecret};
@@ -107,10 +107,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     }
     let sealer = Sealer::from_config(&config.secrets)?;
     let names = config.names();
-    let nats = switchyard_core::nats::connect(&config.nats, "switchyard-ingress").await?;
-    let mut js = async_nats::jetstream::new(nats.clone());
-    js.set_timeout(Duration::from_millis(config.nats.publish_timeout_ms));
-    switchyard_core::nats::ensure_streams(&js, &names, &config.nats).await?;
+    let (nats, js) = switchyard_core::nats::jetstream(&config.nats, &names, "switchyard-ingress").await?;
     let store = ClaimCheckStore::new(&config.s3).await?;
     store.ensure_bucket().await?;
     let redis = switchyard_registry::store::connect(&config.redis).await?;
@@ -124,25 +121,18 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
         Duration::from_secs(60),
     );
 
-    let prometheus = prometheus::Registry::new();
-    let metrics = Metrics::new(&prometheus);
+    let ops = Ops::new("ingress", &[("nats", true), ("s3", true), ("redis", false)]);
+    let metrics = Metrics::new(&ops.prometheus);
     metrics.expose_from_start(catalog.current().names());
-    let readiness = Readiness::new(&[("nats", true), ("s3", true), ("redis", false)]);
-    readiness.export(&prometheus, "ingress");
-    readiness.set("nats", true);
-    readiness.set("s3", true);
-    readiness.set("redis", true);
-
-    let background = CancellationToken::new();
     let live = catalog.clone();
-    reload::spawn(&prometheus, background.clone(), move |forced| live.reload(forced));
-    tokio::spawn(registry.clone().listen(nats.clone(), background.clone()));
+    ops.reload(move |forced| live.reload(forced));
+    tokio::spawn(registry.clone().listen(nats.clone(), ops.background.clone()));
     tokio::spawn(probe(
         nats.clone(),
         store.clone(),
         redis.clone(),
-        readiness.clone(),
-        background.clone(),
+        ops.readiness.clone(),
+        ops.background.clone(),
     ));
 
     let flushes = TaskTracker::new();
@@ -154,7 +144,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
             redis: Some(redis),
             names,
             metrics: metrics.clone(),
-            readiness: readiness.clone(),
+            readiness: ops.readiness.clone(),
             instance: instance_id(),
         },
         &config.ingress,
@@ -165,27 +155,21 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
         registry,
         committer,
         metrics,
-        prometheus,
-        readiness: readiness.clone(),
+        prometheus: ops.prometheus.clone(),
+        readiness: ops.readiness.clone(),
         cfg: config.ingress.clone(),
         connector_keys,
         called_url,
     });
-    let Listeners { public, ops } = listeners;
-    tokio::spawn(switchyard_core::telemetry::serve_ops(
-        ops,
-        state.prometheus.clone(),
-        readiness.clone(),
-        background.clone(),
-    ));
+    ops.serve(listeners.ops);
+    let public = listeners.public;
     tracing::info!(addr = %public.local_addr().map(|a| a.to_string()).unwrap_or_default(), connectors = state.catalog.current().len(), "Ingress listening.");
-    server::serve(public, state, shutdown, readiness).await;
+    server::serve(public, state, shutdown, ops.readiness.clone()).await;
     // Every handler is done and has dropped its committer handle; let the last groups
     // finish, then stop the background tasks.
     flushes.close();
     flushes.wait().await;
-    background.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(5), nats.flush()).await;
+    ops.stop(&nats).await;
     tracing::info!("Ingress stopped.");
     Ok(())
 }

@@ -3,15 +3,17 @@
 //! A pool of workers shares one durable pull consumer on the raw stream ([`work`]). For
 //! each envelope it reads the claim-check ([`claims`]), maps the event with the
 //! connector's JSONata ([`map`]) on the runtime thread when that is cheap for certain and
-//! on the mapping threads otherwise ([`mapper`]), publishes the unified event, and acks;
-//! what cannot be normalized goes to the dead-letter stream with its reason
-//! ([`deadletter`]).
+//! on the mapping threads otherwise ([`mapper`]), publishes the unified event, and acks
+//! ([`outcome`] says how each outcome is settled); what cannot be normalized goes to
+//! the dead-letter stream with its reason ([`reason`], [`deadletter`]).
 
 pub mod claims;
 pub mod deadletter;
 pub mod map;
 pub mod mapper;
 pub mod metrics;
+pub mod outcome;
+pub mod reason;
 pub mod work;
 
 use std::sync::Arc;
@@ -21,8 +23,9 @@ use switchyard_claimcheck::ClaimCheckStore;
 use switchyard_connectors::live::LiveCatalog;
 use switchyard_connectors::mapping::Limits;
 use switchyard_core::config::Config;
-use switchyard_core::reload;
-use switchyard_core::telemetry::{self, Readiness};
+use switchyard_core::consume::{self, ConsumeError, Pull};
+use switchyard_core::service::Ops;
+use switchyard_core::telemetry::Readiness;
 use switchyard_registry::sealed::Sealer;
 use switchyard_registry::{RegistryCache, RegistryStore};
 use tokio::net::TcpListener;
@@ -46,17 +49,14 @@ pub enum StartError {
     #[error("S3 claim-check store: {0}")]
     S3(#[from] switchyard_claimcheck::ClaimCheckError),
     #[error("the raw-envelope consumer failed: {0}")]
-    Consumer(String),
+    Consumer(#[from] ConsumeError),
 }
 
 /// Run until `shutdown`; the ops endpoints are served on `ops`.
-pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) -> Result<(), StartError> {
+pub async fn run(config: Config, ops_listener: TcpListener, shutdown: CancellationToken) -> Result<(), StartError> {
     let catalog = Arc::new(LiveCatalog::load(&config.catalog)?);
     let names = config.names();
-    let nats = switchyard_core::nats::connect(&config.nats, "switchyard-normalizer").await?;
-    let mut js = async_nats::jetstream::new(nats.clone());
-    js.set_timeout(Duration::from_millis(config.nats.publish_timeout_ms));
-    switchyard_core::nats::ensure_streams(&js, &names, &config.nats).await?;
+    let (nats, js) = switchyard_core::nats::jetstream(&config.nats, &names, "switchyard-normalizer").await?;
     let ncfg = &config.normalizer;
     let consumer = switchyard_core::nats::durable_consumer(
         &js,
@@ -67,30 +67,20 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
     )
     .await?;
 
-    let prometheus = prometheus::Registry::new();
-    let metrics = Metrics::new(&prometheus);
     // S3 holds every event's body: without it nothing can be normalized. Without Redis
     // events are routed by their envelopes: degraded, still working.
-    let readiness = Readiness::new(&[("nats", true), ("s3", true), ("redis", false)]);
-    readiness.export(&prometheus, "normalizer");
-    for dependency in ["nats", "s3", "redis"] {
-        readiness.set(dependency, true);
-    }
-    let background = CancellationToken::new();
+    let ops = Ops::new("normalizer", &[("nats", true), ("s3", true), ("redis", false)]);
+    ops.draining_on(&shutdown);
+    let metrics = Metrics::new(&ops.prometheus);
     let live = catalog.clone();
-    reload::spawn(&prometheus, background.clone(), move |forced| live.reload(forced));
-    tokio::spawn(telemetry::serve_ops(
-        ops,
-        prometheus,
-        readiness.clone(),
-        background.clone(),
-    ));
+    ops.reload(move |forced| live.reload(forced));
+    ops.serve(ops_listener);
     tokio::spawn(watch(
         nats.clone(),
         consumer.clone(),
         metrics.clone(),
-        readiness.clone(),
-        background.clone(),
+        ops.readiness.clone(),
+        ops.background.clone(),
     ));
 
     let sealer = Sealer::from_config(&config.secrets)?;
@@ -105,7 +95,7 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
         ),
         Duration::from_secs(60),
     );
-    tokio::spawn(registry.clone().listen(nats.clone(), background.clone()));
+    tokio::spawn(registry.clone().listen(nats.clone(), ops.background.clone()));
     let store = ClaimCheckStore::new(&config.s3).await?;
     // The ingress creates the bucket too; a normalizer started first (or alone) must
     // not stay unready waiting for one. S3 down now: the probe reports it.
@@ -115,8 +105,8 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
     tokio::spawn(probe_storage(
         store.clone(),
         redis_probe,
-        readiness.clone(),
-        background.clone(),
+        ops.readiness.clone(),
+        ops.background.clone(),
     ));
     let worker = Arc::new(Worker {
         js,
@@ -144,15 +134,17 @@ pub async fn run(config: Config, ops: TcpListener, shutdown: CancellationToken) 
         concurrency = ncfg.concurrency,
         "Normalizer running."
     );
-    let result = worker
-        .run(consumer, ncfg.fetch_batch, ncfg.concurrency, shutdown.clone())
-        .await
-        .map_err(StartError::Consumer);
-    readiness.start_draining();
-    background.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(5), nats.flush()).await;
+    let pull = Pull {
+        batch: ncfg.fetch_batch,
+        concurrency: ncfg.concurrency,
+        // Started events finish: their outcome is made durable and acked.
+        grace: None,
+        what: "raw envelopes",
+    };
+    let result = consume::run(consumer, pull, worker, shutdown).await;
+    ops.stop(&nats).await;
     tracing::info!("Normalizer stopped.");
-    result
+    Ok(result?)
 }
 
 /// S3 and Redis as `/readyz` reports them, every few seconds.

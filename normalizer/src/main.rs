@@ -1,10 +1,7 @@
-//! `switchyard-normalizer`: turn raw provider events into unified events.
+//! `switchyard-normalizer`: turn raw provider events into unified events. The start-up
+//! is the one every binary shares ([`switchyard_core::service`]).
 
-use std::path::PathBuf;
-
-use anyhow::Context;
-use clap::Parser;
-use switchyard_core::config::Config;
+use switchyard_core::service::Binary;
 
 /// mimalloc rather than glibc's malloc: every event builds and drops many small values
 /// (parsed JSON, the engine's values, the unified event), and glibc's allocator took
@@ -12,31 +9,15 @@ use switchyard_core::config::Config;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[derive(Parser)]
-#[command(version, about = "Turn raw provider events into unified events.")]
-struct Args {
-    /// Configuration file (TOML); every key can also be set as SWITCHYARD_<SECTION>__<KEY>.
-    #[arg(long, env = "SWITCHYARD_CONFIG")]
-    config: Option<PathBuf>,
-}
-
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let config = Config::load(args.config.as_deref())?;
-    // One thread by default (`normalizer.worker_threads`): fetching, mapping and
-    // publishing an event then never wake a parked thread.
-    let runtime = switchyard_core::shutdown::runtime(config.normalizer.worker_threads)
-        .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config))
-}
-
-async fn serve(config: Config) -> anyhow::Result<()> {
-    switchyard_core::telemetry::init_logging(&config.telemetry);
-    let addr = config.normalizer.ops_listen;
-    let ops = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on normalizer.ops_listen = {addr}; is another process using it?"))?;
-    let shutdown = switchyard_core::shutdown::on_signal();
-    switchyard_normalizer::run(config, ops, shutdown).await?;
+    Binary {
+        name: "switchyard-normalizer",
+        about: "Turn raw provider events into unified events.",
+        // One thread by default (`normalizer.worker_threads`): fetching, mapping and
+        // publishing an event then never wake a parked thread.
+        worker_threads: |c| c.normalizer.worker_threads,
+        listen: [("normalizer.ops_listen", |c| c.normalizer.ops_listen)],
+    }
+    .main(|config, [ops], shutdown| switchyard_normalizer::run(config, ops, shutdown))?;
     Ok(())
 }

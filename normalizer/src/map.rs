@@ -3,12 +3,14 @@
 //! the same steps `switchyard connectors map` and the fixtures run); this wraps the result in the
 //! unified envelope. Pure: no I/O.
 
-use switchyard_connectors::apply::{self, Outcome};
-use switchyard_connectors::mapping::Limits;
+use switchyard_connectors::apply::{self, ApplyError, Outcome};
+use switchyard_connectors::mapping::{Limits, MappingError};
 use switchyard_connectors::Connector;
 use switchyard_core::envelope::{RawEnvelope, UnifiedEvent};
 use switchyard_core::ids;
 use switchyard_core::timefmt;
+
+use crate::reason::Reason;
 
 /// What became of one raw event.
 #[derive(Debug, PartialEq)]
@@ -18,21 +20,57 @@ pub enum Mapped {
     Dropped,
 }
 
-/// Why an event cannot be normalized; it is dead-lettered with this reason.
+/// Why an event was not mapped.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// A closed set: `malformed_body`, `missing_item`, `mapping_error`, `mapping_empty`,
-    /// `input_too_large`, `engine_busy` (retried, never dead-lettered), `internal_error`.
-    pub reason: &'static str,
-    pub detail: String,
-    /// The mapping's time limit stopped it: retried before it is dead-lettered.
-    pub time_limit: bool,
+pub enum Failure {
+    /// Abandoned evaluations still hold the engine: no fault of this event's, which is
+    /// tried again later and never dead-lettered.
+    Busy(String),
+    /// The event cannot be mapped: it is dead-lettered with `reason`.
+    Unmappable {
+        reason: Reason,
+        detail: String,
+        /// The mapping's time limit stopped it: retried before it is dead-lettered.
+        time_limit: bool,
+    },
 }
 
-impl From<apply::ApplyError> for Failure {
-    fn from(e: apply::ApplyError) -> Self {
-        Self {
-            reason: e.reason(),
+impl Failure {
+    /// The dead-letter reason; `None` for [`Failure::Busy`].
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            Failure::Busy(_) => None,
+            Failure::Unmappable { reason, .. } => Some(*reason),
+        }
+    }
+
+    /// One line for the operator.
+    pub fn detail(&self) -> &str {
+        match self {
+            Failure::Busy(detail) | Failure::Unmappable { detail, .. } => detail,
+        }
+    }
+
+    pub fn is_time_limit(&self) -> bool {
+        matches!(self, Failure::Unmappable { time_limit: true, .. })
+    }
+}
+
+impl From<ApplyError> for Failure {
+    fn from(e: ApplyError) -> Self {
+        let reason = match &e {
+            ApplyError::MalformedBody => Reason::MalformedBody,
+            ApplyError::MissingItem(_) => Reason::MissingItem,
+            ApplyError::Mapping {
+                source: MappingError::Busy(_),
+                ..
+            } => return Failure::Busy(e.to_string()),
+            ApplyError::Mapping { .. } => Reason::MappingError,
+            ApplyError::Empty(_) => Reason::MappingEmpty,
+            ApplyError::InputTooLarge { .. } => Reason::InputTooLarge,
+        };
+        Failure::Unmappable {
+            reason,
             time_limit: e.is_time_limit(),
             detail: e.to_string(),
         }
@@ -117,6 +155,32 @@ pub(crate) mod tests {
         match normalize(catalog.get("stripe").unwrap(), env, body, Limits::default()).unwrap() {
             Mapped::Event(e) => *e,
             Mapped::Dropped => panic!("dropped"),
+        }
+    }
+
+    /// The typed reasons carry the names the connectors crate gives its errors.
+    #[test]
+    fn failures_keep_the_connectors_reason_names() {
+        let errors = [
+            ApplyError::MalformedBody,
+            ApplyError::MissingItem(3),
+            ApplyError::Empty("x".into()),
+            ApplyError::InputTooLarge {
+                provider_type: "x".into(),
+                bytes: 2,
+                limit: 1,
+            },
+            ApplyError::Mapping {
+                provider_type: "x".into(),
+                source: MappingError::Busy(4),
+            },
+        ];
+        for e in errors {
+            let name = e.reason();
+            match Failure::from(e) {
+                Failure::Busy(_) => assert_eq!(name, "engine_busy"),
+                f => assert_eq!(f.reason().map(Reason::as_str), Some(name), "{f:?}"),
+            }
         }
     }
 

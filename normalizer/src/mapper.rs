@@ -28,6 +28,7 @@ use switchyard_core::offload::{Offload, OffloadError};
 
 use crate::map::{normalize, Failure, Mapped};
 use crate::metrics::{Metrics, Offloaded};
+use crate::reason::Reason;
 
 /// An inline evaluation longer than this sends its connector's events off the runtime
 /// thread for [`SLOW_FOR`].
@@ -105,13 +106,13 @@ impl Mapper {
             .await;
         match ran {
             Ok(mapped) => mapped,
-            Err(OffloadError::Abandoned(after)) => Err(Failure {
-                reason: "mapping_error",
+            Err(OffloadError::Abandoned(after)) => Err(Failure::Unmappable {
+                reason: Reason::MappingError,
                 detail: format!("the mapping was still running after {after:?}; it was abandoned"),
                 time_limit: true,
             }),
-            Err(OffloadError::Panicked) => Err(Failure {
-                reason: "internal_error",
+            Err(OffloadError::Panicked) => Err(Failure::Unmappable {
+                reason: Reason::InternalError,
                 detail: "the mapping's evaluation panicked".into(),
                 time_limit: false,
             }),

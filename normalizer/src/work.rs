@@ -1,37 +1,41 @@
-//! The worker loop: pull raw envelopes in batches, normalize them with bounded
-//! concurrency, publish unified events, ack.
+//! The worker: normalize one raw envelope, make its outcome durable, and say how to
+//! settle it. The pull loop around it (batches, bounded concurrency, drain on shutdown)
+//! is the one every consumer shares ([`switchyard_core::consume`]).
 //!
 //! # The ack rule
 //! A raw message is acked only after its outcome is durable: its unified event has a
 //! PubAck, or its dead letter has one, or it was dropped by the connector's declared
 //! policy (counted). A transient failure (S3 or NATS unavailable) naks with a delay,
-//! so the message comes back. On shutdown the loop stops pulling, finishes what it
-//! holds, and returns; anything not finished is redelivered after `ack_wait`.
+//! so the message comes back ([`crate::outcome`]). On shutdown the loop stops pulling,
+//! finishes what it holds, and returns; anything not finished is redelivered after
+//! `ack_wait`.
+//!
+//! # The steps of one event
+//! [`Worker::process`]: read the envelope → find its connector → route it to its
+//! account ([`Worker::route`]) → read its claim-check → map it → check the mapping's
+//! output against its schema ([`schema_violation`]) → publish the unified event with its
+//! routing headers ([`unified_headers`]) → count it.
 
-use std::future::IntoFuture;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind};
-use futures::{FutureExt, StreamExt};
-use switchyard_claimcheck::ClaimCheckError;
+use async_nats::jetstream;
+use futures::FutureExt;
 use switchyard_connectors::live::LiveCatalog;
-use switchyard_core::envelope::{RawEnvelope, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
+use switchyard_connectors::unified::UnifiedModels as Models;
+use switchyard_core::consume::{Handler, Settle};
+use switchyard_core::envelope::{RawEnvelope, UnifiedEvent, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
 use switchyard_core::names::Names;
+use switchyard_core::publish;
 use switchyard_registry::RegistryCache;
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::claims::ClaimReader;
 use crate::deadletter;
 use crate::map::Mapped;
 use crate::mapper::Mapper;
 use crate::metrics::Metrics;
-
-/// Delay before a transiently failed message is offered again.
-const RETRY_DELAY: Duration = Duration::from_secs(2);
+use crate::outcome::{self, Next, Outcome, Transient, BAD_ENVELOPE};
+use crate::reason::Reason;
 
 pub struct Worker {
     pub js: jetstream::Context,
@@ -49,255 +53,147 @@ pub struct Worker {
     pub max_deliveries: u32,
 }
 
-enum Step {
-    Ack,
-    Retry(String),
+impl Handler for Worker {
+    async fn handle(&self, msg: &jetstream::Message) -> Settle {
+        let outcome = self.outcome(msg).await;
+        if let Outcome::Retry(why) = &outcome {
+            tracing::warn!(reason = %why, "Transient failure; the event will be retried.");
+        }
+        outcome.settle()
+    }
 }
 
 impl Worker {
-    pub async fn run(
-        self: Arc<Self>,
-        consumer: jetstream::consumer::PullConsumer,
-        batch: usize,
-        concurrency: usize,
-        shutdown: CancellationToken,
-    ) -> Result<(), String> {
-        let messages = consumer
-            .stream()
-            .max_messages_per_batch(batch)
-            .heartbeat(Duration::from_secs(5))
-            .messages()
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut messages = Box::pin(messages.take_until(shutdown.cancelled_owned()));
-        // Each message is its own task, so the runtime's threads share the work; the
-        // semaphore bounds how many are in hand at once (a permit is taken before the
-        // next message is pulled off the stream).
-        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-        let tasks = TaskTracker::new();
-        loop {
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                break;
-            };
-            match messages.next().await {
-                Some(Ok(msg)) => {
-                    let me = self.clone();
-                    // Boxed: the handling future is several KB (S3, NATS and dead-letter
-                    // states), which the runtime would otherwise copy a few times per
-                    // spawn and once more on completion (~3 % of the CPU per event).
-                    tasks.spawn(Box::pin(async move {
-                        me.handle(msg).await;
-                        drop(permit);
-                    }));
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "Pulling raw envelopes failed; the consumer retries.");
-                }
-                None => break,
-            }
-        }
-        // Started messages finish: their outcome is made durable and acked.
-        tasks.close();
-        tasks.wait().await;
-        // Shutting down: what was fetched but not started goes back at once (nak), so
-        // another normalizer takes it now rather than after the ack wait.
-        let mut fetched = messages.as_mut().get_pin_mut();
-        for _ in 0..batch {
-            match tokio::time::timeout(Duration::from_millis(20), fetched.next()).await {
-                Ok(Some(Ok(msg))) => {
-                    let _ = msg.ack_with(AckKind::Nak(None)).await;
-                }
-                _ => break,
-            }
-        }
-        Ok(())
-    }
-
-    async fn handle(&self, msg: jetstream::Message) {
+    /// What becomes of `msg`, made durable. No input may take the worker down: a panic
+    /// in handling is this event's dead letter, not a redelivery loop.
+    async fn outcome(&self, msg: &jetstream::Message) -> Outcome {
         let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
-        let step = if delivered >= i64::from(self.max_deliveries) {
+        if delivered >= i64::from(self.max_deliveries) {
             // Every earlier delivery crashed or hung before its outcome was acked.
             let detail = format!(
                 "delivered {delivered} times without an outcome (normalizer.max_deliveries); its handling crashed or never finished"
             );
-            self.dead_letter_message(&msg, "redelivery_limit", detail).await
-        } else {
-            // No input may take the worker down: a panic in handling is this event's
-            // dead letter, not a redelivery loop.
-            match AssertUnwindSafe(self.process(&msg)).catch_unwind().await {
-                Ok(step) => step,
-                Err(panic) => {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
-                    tracing::error!(panic = %what, "Handling a raw event panicked; dead-lettering it.");
-                    self.dead_letter_message(
-                        &msg,
-                        "internal_error",
-                        format!("the normalizer failed on this event: {what}"),
-                    )
-                    .await
-                }
+            return self.dead_letter_message(msg, Reason::RedeliveryLimit, detail).await;
+        }
+        match AssertUnwindSafe(self.process(msg)).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %what, "Handling a raw event panicked; dead-lettering it.");
+                let detail = format!("the normalizer failed on this event: {what}");
+                self.dead_letter_message(msg, Reason::InternalError, detail).await
             }
-        };
-        let r = match step {
-            Step::Ack => msg.ack().await,
-            Step::Retry(why) => {
-                tracing::warn!(reason = %why, "Transient failure; the event will be retried.");
-                msg.ack_with(AckKind::Nak(Some(RETRY_DELAY))).await
-            }
-        };
-        if let Err(e) = r {
-            // The message is redelivered after ack_wait; the unified event's id makes
-            // the re-publish a duplicate that JetStream drops.
-            tracing::warn!(error = %e, "Ack failed.");
         }
     }
 
-    async fn process(&self, msg: &jetstream::Message) -> Step {
+    /// The steps of one event (see the module's doc).
+    async fn process(&self, msg: &jetstream::Message) -> Outcome {
         let env: RawEnvelope = match serde_json::from_slice(&msg.payload) {
             Ok(e) => e,
             Err(e) => {
                 // Not ours to interpret; keep it visible but never block the stream on it.
                 tracing::error!(error = %e, subject = %msg.subject, "Raw message is not an envelope; terminating it.");
-                self.metrics
-                    .failures
-                    .with_label_values(&["unknown", "bad_envelope"])
-                    .inc();
-                let _ = msg.ack_with(AckKind::Term).await;
-                return Step::Ack;
+                return self.not_envelope();
             }
         };
         let catalog = self.catalog.current();
         let Some(connector) = catalog.get(&env.connector).cloned() else {
-            return self
-                .dead_letter(
-                    &env,
-                    "unknown_connector",
-                    format!("connector {:?} is not in the catalog", env.connector),
-                )
-                .await;
+            let detail = format!("connector {:?} is not in the catalog", env.connector);
+            return self.dead_letter(&env, Reason::UnknownConnector, detail).await;
         };
         let env = match self.route(env).await {
             Ok(env) => env,
-            Err(step) => return step,
+            Err(outcome) => return outcome,
         };
         let body = match self.claims.body(&env.claim).await {
             Ok(b) => b,
-            Err(ClaimCheckError::NotFound(key)) => {
-                return self
-                    .dead_letter(
-                        &env,
-                        "claim_missing",
-                        format!("claim-check object {key} does not exist"),
-                    )
-                    .await
-            }
-            Err(e @ ClaimCheckError::Corrupt { .. }) => {
-                return self.dead_letter(&env, "claim_corrupt", e.to_string()).await
-            }
-            Err(e) => return Step::Retry(e.to_string()),
+            Err(e) => return self.follow(&env, outcome::after_claim(e)).await,
         };
-        let mapped = self.mapper.map(&connector, &env, body).await;
-        let event = match mapped {
+        let event = match self.mapper.map(&connector, &env, body).await {
             Ok(Mapped::Event(e)) => e,
             Ok(Mapped::Dropped) => {
                 self.metrics.dropped.with_label_values(&[&connector.name]).inc();
-                return Step::Ack;
+                return Outcome::Dropped;
             }
-            Err(f) if f.reason == "engine_busy" => return Step::Retry(f.detail),
-            Err(f) if f.time_limit => {
+            Err(f) => {
                 let attempt = msg.info().map(|i| i.delivered.max(1) as u64).unwrap_or(1);
-                if attempt < u64::from(self.timeout_attempts) {
+                if f.is_time_limit() && attempt < u64::from(self.timeout_attempts) {
                     self.metrics
                         .time_limit_retries
                         .with_label_values(&[&connector.name])
                         .inc();
-                    return Step::Retry(format!(
-                        "{} (attempt {attempt} of {}; tried again in case a busy CPU stopped it)",
-                        f.detail, self.timeout_attempts
-                    ));
                 }
-                let detail = format!("{} (on each of {attempt} attempts)", f.detail);
-                return self.dead_letter(&env, f.reason, detail).await;
+                return self
+                    .follow(&env, outcome::after_mapping(f, attempt, self.timeout_attempts))
+                    .await;
             }
-            Err(f) => return self.dead_letter(&env, f.reason, f.detail).await,
         };
         // A mapping that produces the wrong shape is the connector author's bug: the
         // event waits in the dead letters for the fixed mapping, never reaches a tenant.
         let models = catalog.models();
-        if models.contains(&event.event_type) {
-            if let Err(errors) = models.validate(&event.event_type, &event.data) {
-                let mut detail = format!(
-                    "the {} mapping produced data that does not match the {} schema: {}",
-                    connector.name,
-                    event.event_type,
-                    errors.join("; ")
-                );
-                detail.truncate(detail.floor_char_boundary(1000));
-                return self.dead_letter(&env, "schema_violation", detail).await;
-            }
+        if let Some(detail) = schema_violation(models, &connector.name, &event) {
+            return self.dead_letter(&env, Reason::SchemaViolation, detail).await;
         }
-        let mut headers = async_nats::HeaderMap::new();
-        let received = env.received_ms.to_string();
-        for (name, value) in [
-            (async_nats::header::NATS_MESSAGE_ID.as_ref(), event.id.as_str()),
-            (HEADER_EVENT_TYPE, event.event_type.as_str()),
-            (HEADER_TENANT, event.tenant_id.as_str()),
-            (HEADER_RECEIVED_MS, received.as_str()),
-        ] {
-            // Checked, never `insert(&str)`, which panics on a line break (an envelope
-            // written before the ingress refused such ids may still carry one).
-            match value.parse::<async_nats::HeaderValue>() {
-                Ok(v) => headers.insert(name, v),
-                Err(_) => {
-                    let detail = format!("the event's {name} cannot be sent as a NATS header (control characters)");
-                    return self.dead_letter(&env, "invalid_header", detail).await;
-                }
+        let headers = match unified_headers(&event, env.received_ms) {
+            Ok(h) => h,
+            Err(name) => {
+                let detail = format!("the event's {name} cannot be sent as a NATS header (control characters)");
+                return self.dead_letter(&env, Reason::InvalidHeader, detail).await;
             }
-        }
+        };
         let payload = serde_json::to_vec(&event).expect("a unified event serializes");
         let subject = self.names.unified_subject(&event.tenant_id);
-        let published = match self.js.publish_with_headers(subject, headers, payload.into()).await {
-            Ok(ack) => ack.into_future().await.map(|_| ()).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(e) = published {
-            return Step::Retry(format!("publishing the unified event: {e}"));
+        if let Err(e) = publish::durably(&self.js, subject, headers, payload.into()).await {
+            return Outcome::Retry(Transient::Publish(e));
         }
-        // A closed set of labels: the catalog's unified types, else `pass_through` (a
-        // provider's own event types are the provider's to invent, without bound).
-        let type_label = if models.contains(&event.event_type) {
-            event.event_type.as_str()
-        } else {
-            "pass_through"
-        };
+        self.count_normalized(models, &connector.name, &env, &event);
+        Outcome::Published
+    }
+
+    /// Take the step a decision of [`crate::outcome`] calls for.
+    async fn follow(&self, env: &RawEnvelope, next: Next) -> Outcome {
+        match next {
+            Next::Retry(why) => Outcome::Retry(why),
+            Next::DeadLetter(reason, detail) => self.dead_letter(env, reason, detail).await,
+        }
+    }
+
+    fn count_normalized(&self, models: &Models, connector: &str, env: &RawEnvelope, event: &UnifiedEvent) {
         self.metrics
             .normalized
-            .with_label_values(&[&connector.name, type_label])
+            .with_label_values(&[connector, type_label(models, &event.event_type)])
             .inc();
         let now_ms = switchyard_core::timefmt::unix_millis(time::OffsetDateTime::now_utc());
         self.metrics
             .queue_lag_seconds
-            .with_label_values(&[&connector.name])
+            .with_label_values(&[connector])
             .observe((now_ms - env.received_ms).max(0) as f64 / 1000.0);
         if let Some(occurred) = env.occurred_at.as_deref().and_then(parse_rfc3339_ms) {
             let lag = (now_ms - occurred).max(0);
             self.metrics
                 .ingestion_lag_seconds
-                .with_label_values(&[&connector.name])
+                .with_label_values(&[connector])
                 .observe(lag as f64 / 1000.0);
         }
-        Step::Ack
+    }
+
+    fn not_envelope(&self) -> Outcome {
+        self.metrics
+            .failures
+            .with_label_values(&["unknown", BAD_ENVELOPE])
+            .inc();
+        Outcome::NotEnvelope
     }
 
     /// The event's account and tenant as the registry has them now. An event whose
     /// routing key matched no account at the ingress is looked up again (the account
     /// may have been registered since: the replay of its dead letter). When the registry
     /// cannot be reached, a routed event goes on with what the ingress resolved.
-    async fn route(&self, mut env: RawEnvelope) -> Result<RawEnvelope, Step> {
+    async fn route(&self, mut env: RawEnvelope) -> Result<RawEnvelope, Outcome> {
         if env.account_id.is_empty() {
             let external = env.external_account.clone().unwrap_or_default();
             return match self.registry.account_by_external(&env.connector, &external).await {
@@ -311,9 +207,9 @@ impl Worker {
                         "no {} account is registered with external_id {external:?}; register it, then replay this dead letter",
                         env.connector
                     );
-                    Err(self.dead_letter(&env, "unknown_account", detail).await)
+                    Err(self.dead_letter(&env, Reason::UnknownAccount, detail).await)
                 }
-                Err(e) => Err(Step::Retry(format!("looking up the account: {e}"))),
+                Err(e) => Err(Outcome::Retry(Transient::Registry(e))),
             };
         }
         match self.registry.account(&env.account_id).await {
@@ -326,7 +222,7 @@ impl Worker {
                     "account {:?} is not registered (deleted since the event arrived?); register it, then replay this dead letter",
                     env.account_id
                 );
-                Err(self.dead_letter(&env, "unknown_account", detail).await)
+                Err(self.dead_letter(&env, Reason::UnknownAccount, detail).await)
             }
             Err(e) => {
                 tracing::debug!(error = %e, "Registry unreachable; routing by the envelope.");
@@ -337,33 +233,127 @@ impl Worker {
 
     /// [`Self::dead_letter`] for a message whose envelope is read again here; one that
     /// is no envelope is terminated (counted), as in `process`.
-    async fn dead_letter_message(&self, msg: &jetstream::Message, reason: &'static str, detail: String) -> Step {
+    async fn dead_letter_message(&self, msg: &jetstream::Message, reason: Reason, detail: String) -> Outcome {
         match serde_json::from_slice::<RawEnvelope>(&msg.payload) {
             Ok(env) => self.dead_letter(&env, reason, detail).await,
-            Err(_) => {
-                self.metrics
-                    .failures
-                    .with_label_values(&["unknown", "bad_envelope"])
-                    .inc();
-                let _ = msg.ack_with(AckKind::Term).await;
-                Step::Ack
-            }
+            Err(_) => self.not_envelope(),
         }
     }
 
-    async fn dead_letter(&self, env: &RawEnvelope, reason: &'static str, detail: String) -> Step {
-        tracing::warn!(connector = %env.connector, account_id = %env.account_id, reason, "Event dead-lettered.");
+    async fn dead_letter(&self, env: &RawEnvelope, reason: Reason, detail: String) -> Outcome {
+        let label = reason.as_str();
+        tracing::warn!(connector = %env.connector, account_id = %env.account_id, reason = label, "Event dead-lettered.");
         match deadletter::publish(&self.js, &self.names, reason, detail, env).await {
             Ok(()) => {
-                self.metrics.failures.with_label_values(&[&env.connector, reason]).inc();
-                Step::Ack
+                self.metrics.failures.with_label_values(&[&env.connector, label]).inc();
+                Outcome::DeadLettered
             }
-            Err(e) => Step::Retry(format!("publishing a dead letter: {e}")),
+            Err(e) => Outcome::Retry(Transient::DeadLetter(e)),
         }
+    }
+}
+
+/// Why `event`'s data does not match its unified type's schema, at most 1000 bytes of
+/// it; `None` when it does (or the type is a provider's own, without a schema).
+fn schema_violation(models: &Models, connector: &str, event: &UnifiedEvent) -> Option<String> {
+    if !models.contains(&event.event_type) {
+        return None;
+    }
+    let errors = models.validate(&event.event_type, &event.data).err()?;
+    let mut detail = format!(
+        "the {connector} mapping produced data that does not match the {} schema: {}",
+        event.event_type,
+        errors.join("; ")
+    );
+    detail.truncate(detail.floor_char_boundary(1000));
+    Some(detail)
+}
+
+/// The unified event's routing headers: its id (the duplicate window's key), type,
+/// tenant and received time. `Err(name)`: that value cannot be a header.
+fn unified_headers(event: &UnifiedEvent, received_ms: i64) -> Result<async_nats::HeaderMap, &'static str> {
+    let mut headers = async_nats::HeaderMap::new();
+    let received = received_ms.to_string();
+    for (name, value) in [
+        (async_nats::header::NATS_MESSAGE_ID.as_ref(), event.id.as_str()),
+        (HEADER_EVENT_TYPE, event.event_type.as_str()),
+        (HEADER_TENANT, event.tenant_id.as_str()),
+        (HEADER_RECEIVED_MS, received.as_str()),
+    ] {
+        // Checked, never `insert(&str)`, which panics on a line break (an envelope
+        // written before the ingress refused such ids may still carry one).
+        let value = value.parse::<async_nats::HeaderValue>().map_err(|_| name)?;
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
+/// A closed set of labels: the catalog's unified types, else `pass_through` (a
+/// provider's own event types are the provider's to invent, without bound).
+fn type_label<'a>(models: &Models, event_type: &'a str) -> &'a str {
+    if models.contains(event_type) {
+        event_type
+    } else {
+        "pass_through"
     }
 }
 
 fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
     Some(switchyard_core::timefmt::unix_millis(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use switchyard_connectors::Catalog;
+
+    use super::*;
+
+    fn catalog() -> Catalog {
+        Catalog::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/catalog")).unwrap()
+    }
+
+    fn event(event_type: &str, data: serde_json::Value) -> UnifiedEvent {
+        UnifiedEvent {
+            id: "u1".into(),
+            event_type: event_type.into(),
+            tenant_id: "t1".into(),
+            account_id: "a1".into(),
+            connector: "stripe".into(),
+            occurred_at: "2023-11-14T22:13:20Z".into(),
+            received_at: "2023-11-14T22:13:21Z".into(),
+            data,
+        }
+    }
+
+    #[test]
+    fn headers_carry_the_routing_and_refuse_a_line_break() {
+        let e = event("stripe.payout.paid", serde_json::json!({}));
+        let h = unified_headers(&e, 1234).unwrap();
+        assert_eq!(h.get(HEADER_TENANT).unwrap().as_str(), "t1");
+        assert_eq!(h.get(HEADER_RECEIVED_MS).unwrap().as_str(), "1234");
+        assert_eq!(h.get(async_nats::header::NATS_MESSAGE_ID).unwrap().as_str(), "u1");
+        let mut bad = e.clone();
+        bad.tenant_id = "t\n1".into();
+        assert_eq!(unified_headers(&bad, 1234).unwrap_err(), HEADER_TENANT);
+    }
+
+    #[test]
+    fn only_unified_types_are_checked_and_labelled() {
+        let catalog = catalog();
+        let models = catalog.models();
+        let passing = event("stripe.payout.paid", serde_json::json!({"anything": 1}));
+        assert_eq!(schema_violation(models, "stripe", &passing), None);
+        assert_eq!(type_label(models, &passing.event_type), "pass_through");
+        let wrong = event("payments.invoice.paid", serde_json::json!({"invoice": "not an object"}));
+        let detail = schema_violation(models, "stripe", &wrong).expect("a violation");
+        assert!(
+            detail.starts_with("the stripe mapping produced data that does not match"),
+            "{detail}"
+        );
+        assert!(detail.len() <= 1000);
+        assert_eq!(type_label(models, &wrong.event_type), "payments.invoice.paid");
+    }
 }

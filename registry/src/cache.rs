@@ -6,48 +6,40 @@
 //! - When Redis is unreachable, an expired entry is served stale rather than failing:
 //!   the ingress keeps accepting webhooks for known accounts through a Redis outage.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use quick_cache::sync::Cache;
+use quick_cache::Weighter;
 use tokio_util::sync::CancellationToken;
 
 use super::model::{Account, Endpoint};
 use super::store::{RegistryError, RegistryStore};
 
+#[derive(Clone)]
 struct Cached<T> {
     value: T,
     fetched: Instant,
+    /// Announcements the map had seen when the value was read from Redis.
+    seen: u64,
     /// A change was announced: refetch, but keep serving this while Redis is down.
     invalidated: bool,
 }
 
 /// Bytes one map may hold (keys plus a fixed cost per entry). Accounts and endpoints are
 /// few and small next to this; only a flood of unknown ids could reach it.
-const MAX_MAP_BYTES: usize = 8 << 20;
+const MAX_MAP_BYTES: u64 = 8 << 20;
 /// What an entry costs besides its key: the slot, the value's `Arc`, the timestamps.
 const ENTRY_OVERHEAD: usize = 96;
 
-/// One cache map, bounded in bytes. When full, the entries for ids that do not exist
-/// (negative entries: cheap to look up again, and what a flood of made-up ids creates)
-/// go first; only if that is not enough does everything go.
-struct Bounded<T> {
-    entries: HashMap<String, Cached<T>>,
-    bytes: usize,
-    /// Announcements seen so far. A value read from Redis while one arrived may predate
-    /// the change it announced: it is stored already marked for refetching.
-    changes: u64,
-}
+/// A "no such id" entry weighs this many times its size: a flood of made-up ids fills
+/// the map with nothing else, and ids that do not exist are cheap to look up again.
+const NEGATIVE_FACTOR: u64 = 4;
 
-impl<T> Default for Bounded<T> {
-    fn default() -> Self {
-        Self {
-            entries: HashMap::new(),
-            bytes: 0,
-            changes: 0,
-        }
-    }
+fn weight(key: &str) -> u64 {
+    (key.len() + ENTRY_OVERHEAD) as u64
 }
 
 /// Whether a cached value says "no such thing".
@@ -67,11 +59,43 @@ impl<T> Negative for Arc<Vec<T>> {
     }
 }
 
-fn weight(key: &str) -> usize {
-    key.len() + ENTRY_OVERHEAD
+#[derive(Clone)]
+struct ByKeyLength;
+
+impl<T: Negative> Weighter<String, Cached<T>> for ByKeyLength {
+    fn weight(&self, key: &String, c: &Cached<T>) -> u64 {
+        if c.value.is_negative() {
+            weight(key) * NEGATIVE_FACTOR
+        } else {
+            weight(key)
+        }
+    }
 }
 
-type Map<T> = Mutex<Bounded<T>>;
+/// One cache map, bounded in bytes by [quick_cache]. Its eviction keeps what is looked
+/// up again (the accounts webhooks arrive for) over what was looked up once (what a
+/// flood of made-up ids creates), so a flood costs misses, not the known accounts; and
+/// a "no such id" entry weighs [`NEGATIVE_FACTOR`] times more, so a flood holds little.
+struct Map<T: Clone + Negative> {
+    entries: Cache<String, Cached<T>, ByKeyLength>,
+    /// Announcements seen so far. A value read from Redis while one arrived may predate
+    /// the change it announced: it is stored already marked for refetching.
+    changes: AtomicU64,
+    /// Every entry read before this many announcements is stale (an announcement that
+    /// names no single key, such as an account whose routing keys are not known here).
+    all_stale_before: AtomicU64,
+}
+
+impl<T: Clone + Negative> Map<T> {
+    fn new(budget: u64) -> Self {
+        let items = (budget / weight("")) as usize;
+        Self {
+            entries: Cache::with_weighter(items, budget, ByKeyLength),
+            changes: AtomicU64::new(0),
+            all_stale_before: AtomicU64::new(0),
+        }
+    }
+}
 
 pub struct RegistryCache {
     store: RegistryStore,
@@ -96,9 +120,9 @@ impl RegistryCache {
         Arc::new(Self {
             store,
             ttl,
-            accounts: Mutex::default(),
-            by_external: Mutex::default(),
-            endpoints: Mutex::default(),
+            accounts: Map::new(MAX_MAP_BYTES),
+            by_external: Map::new(MAX_MAP_BYTES),
+            endpoints: Map::new(MAX_MAP_BYTES),
         })
     }
 
@@ -204,63 +228,42 @@ impl RegistryCache {
 }
 
 /// `(value, fresh)` if cached.
-fn lookup<T: Clone>(map: &Map<T>, key: &str, ttl: Duration) -> Option<(T, bool)> {
-    let m = map.lock().expect("cache lock");
-    m.entries
-        .get(key)
-        .map(|c| (c.value.clone(), !c.invalidated && c.fetched.elapsed() < ttl))
+fn lookup<T: Clone + Negative>(map: &Map<T>, key: &str, ttl: Duration) -> Option<(T, bool)> {
+    let c = map.entries.get(key)?;
+    let fresh = !c.invalidated && c.seen >= map.all_stale_before.load(Ordering::Acquire) && c.fetched.elapsed() < ttl;
+    Some((c.value, fresh))
 }
 
 /// Mark one entry (or, with `None`, every entry) for refetching.
-fn mark_stale<T>(map: &Map<T>, key: Option<&str>) {
-    let mut m = map.lock().expect("cache lock");
-    m.changes += 1;
+fn mark_stale<T: Clone + Negative>(map: &Map<T>, key: Option<&str>) {
+    let now = map.changes.fetch_add(1, Ordering::AcqRel) + 1;
     match key {
         Some(k) => {
-            if let Some(c) = m.entries.get_mut(k) {
+            if let Some(mut c) = map.entries.peek(k) {
                 c.invalidated = true;
+                // Only if still there; `soft` leaves its standing in the cache as it was.
+                let _ = map.entries.replace(k.to_string(), c, true);
             }
         }
-        None => m.entries.values_mut().for_each(|c| c.invalidated = true),
+        None => map.all_stale_before.store(now, Ordering::Release),
     }
 }
 
 /// Announcements the map has seen: read before a fetch, handed to [`insert`].
-fn changes<T>(map: &Map<T>) -> u64 {
-    map.lock().expect("cache lock").changes
+fn changes<T: Clone + Negative>(map: &Map<T>) -> u64 {
+    map.changes.load(Ordering::Acquire)
 }
 
 /// Store `value`, fetched when the map had seen `seen` announcements: if one came
 /// while it was read, it is stored marked for refetching (the change may be newer).
-fn insert<T: Negative>(map: &Map<T>, key: &str, value: T, seen: u64) {
-    insert_within(map, key, value, MAX_MAP_BYTES, seen)
-}
-
-fn insert_within<T: Negative>(map: &Map<T>, key: &str, value: T, budget: usize, seen: u64) {
-    let mut m = map.lock().expect("cache lock");
-    let m = &mut *m;
-    let raced = m.changes != seen;
-    if let Some(old) = m.entries.remove(key) {
-        drop(old);
-        m.bytes -= weight(key);
-    }
-    let w = weight(key);
-    if m.bytes + w > budget {
-        m.entries.retain(|_, c| !c.value.is_negative());
-        m.bytes = m.entries.keys().map(|k| weight(k)).sum();
-        if m.bytes + w > budget {
-            m.entries.clear();
-            m.bytes = 0;
-        }
-        // Give the memory back rather than keep the flood's high-water mark.
-        m.entries.shrink_to_fit();
-    }
-    m.bytes += w;
-    m.entries.insert(
+fn insert<T: Clone + Negative>(map: &Map<T>, key: &str, value: T, seen: u64) {
+    let raced = changes(map) != seen;
+    map.entries.insert(
         key.to_string(),
         Cached {
             value,
             fetched: Instant::now(),
+            seen,
             invalidated: raced,
         },
     );
@@ -278,36 +281,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_flood_of_unknown_ids_stays_within_the_budget_and_keeps_known_entries() {
-        let map: Map<Option<Arc<u32>>> = Mutex::default();
+    fn a_flood_of_unknown_ids_stays_within_the_budget_and_keeps_accounts_in_use() {
         let budget = 64 * 1024;
-        insert_within(&map, "known", Some(Arc::new(1)), budget, 0);
+        let map: Map<Option<Arc<u32>>> = Map::new(budget);
+        let ttl = Duration::from_secs(60);
+        insert(&map, "known", Some(Arc::new(1)), 0);
         for i in 0..10_000 {
-            insert_within(&map, &format!("unknown-{i:040}"), None, budget, 0);
-            let m = map.lock().unwrap();
-            assert!(m.bytes <= budget, "{} bytes", m.bytes);
-            assert_eq!(m.bytes, m.entries.keys().map(|k| weight(k)).sum::<usize>());
+            insert(&map, &format!("unknown-{i:040}"), None, 0);
+            assert!(map.entries.weight() <= budget, "{} bytes", map.entries.weight());
+            // Webhooks keep arriving for the known account meanwhile.
+            if i % 50 == 0 {
+                assert!(
+                    lookup(&map, "known", ttl).is_some(),
+                    "the known account was evicted at {i}"
+                );
+            }
         }
         assert!(
-            lookup(&map, "known", Duration::from_secs(60)).is_some(),
+            lookup(&map, "known", ttl).is_some(),
             "a known account survives the flood"
         );
     }
 
     #[test]
     fn replacing_an_entry_does_not_count_it_twice() {
-        let map: Map<Option<Arc<u32>>> = Mutex::default();
+        let map: Map<Option<Arc<u32>>> = Map::new(1024);
         for _ in 0..100 {
-            insert_within(&map, "a", Some(Arc::new(1)), 1024, 0);
+            insert(&map, "a", Some(Arc::new(1)), 0);
         }
-        assert_eq!(map.lock().unwrap().bytes, weight("a"));
+        assert_eq!(map.entries.weight(), weight("a"));
+        insert(&map, "a", None, 0);
+        assert_eq!(
+            map.entries.weight(),
+            weight("a") * NEGATIVE_FACTOR,
+            "a negative entry weighs more"
+        );
     }
 
     /// A value read while a change was announced may predate it: it serves, but the
     /// next lookup reads again instead of trusting it for the TTL.
     #[test]
     fn a_value_read_across_an_announcement_is_refetched() {
-        let map: Map<Option<Arc<u32>>> = Mutex::default();
+        let map: Map<Option<Arc<u32>>> = Map::new(MAX_MAP_BYTES);
         let ttl = Duration::from_secs(60);
         let seen = changes(&map);
         mark_stale(&map, Some("t"));
@@ -316,5 +331,35 @@ mod tests {
         let seen = changes(&map);
         insert(&map, "t", Some(Arc::new(2)), seen);
         assert_eq!(lookup(&map, "t", ttl), Some((Some(Arc::new(2)), true)));
+    }
+
+    #[test]
+    fn an_announcement_for_every_entry_makes_each_stale_until_read_again() {
+        let map: Map<Option<Arc<u32>>> = Map::new(MAX_MAP_BYTES);
+        let ttl = Duration::from_secs(60);
+        insert(&map, "a", Some(Arc::new(1)), changes(&map));
+        insert(&map, "b", None, changes(&map));
+        mark_stale(&map, None);
+        assert_eq!(lookup(&map, "a", ttl), Some((Some(Arc::new(1)), false)));
+        assert_eq!(lookup(&map, "b", ttl), Some((None, false)));
+        insert(&map, "a", Some(Arc::new(3)), changes(&map));
+        assert_eq!(lookup(&map, "a", ttl), Some((Some(Arc::new(3)), true)));
+        assert_eq!(lookup(&map, "b", ttl).map(|(_, fresh)| fresh), Some(false));
+    }
+
+    #[test]
+    fn one_entry_marked_stale_leaves_the_others_fresh() {
+        let map: Map<Option<Arc<u32>>> = Map::new(MAX_MAP_BYTES);
+        let ttl = Duration::from_secs(60);
+        insert(&map, "a", Some(Arc::new(1)), changes(&map));
+        insert(&map, "b", Some(Arc::new(2)), changes(&map));
+        mark_stale(&map, Some("a"));
+        assert_eq!(lookup(&map, "a", ttl).map(|(_, fresh)| fresh), Some(false));
+        assert_eq!(lookup(&map, "b", ttl).map(|(_, fresh)| fresh), Some(true));
+        assert_eq!(
+            lookup(&map, "b", Duration::ZERO).map(|(_, fresh)| fresh),
+            Some(false),
+            "past its TTL"
+        );
     }
 }

@@ -401,7 +401,7 @@ async fn exhausted_retries_are_dead_lettered_with_every_attempt() {
         || async {
             let text = p.http.get(&metrics_url).send().await.unwrap().text().await.unwrap();
             text.lines().any(|l| {
-                l.starts_with("switchyard_dead_letters_pending_messages{stage=\"dispatcher\"}")
+                l.starts_with("switchyard_dispatcher_dead_letters_pending_messages{stage=\"dispatcher\"}")
                     && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) >= Some(1.0)
             })
         },

@@ -41,9 +41,12 @@ fn copy_catalog(to: &Path) -> std::path::PathBuf {
 }
 
 async fn reloads_rejected(p: &Pipeline) -> u64 {
-    p.metric(p.ingress_ops, "switchyard_catalog_reloads_total{outcome=\"rejected\"}")
-        .await
-        .unwrap_or(0.0) as u64
+    p.metric(
+        p.ingress_ops,
+        "switchyard_ingress_catalog_reloads_total{outcome=\"rejected\"}",
+    )
+    .await
+    .unwrap_or(0.0) as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

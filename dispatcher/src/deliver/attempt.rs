@@ -10,11 +10,38 @@ use super::schedule::parse_retry_after;
 use crate::attempts::BODY_KEPT;
 use crate::ssrf::DestinationPolicy;
 
+/// What class of outcome an attempt was: a closed set, the `outcome` label of
+/// `switchyard_dispatcher_attempts_total` and the `class` of every recorded attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// A 2xx answer.
+    Success,
+    /// Any other answer.
+    HttpError,
+    /// No answer within `dispatcher.request_timeout_ms`.
+    Timeout,
+    /// No connection (or an endpoint URL that does not parse).
+    ConnectError,
+    /// The destination is one the SSRF guard refuses: never contacted.
+    RefusedDestination,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Success => "success",
+            Class::HttpError => "http_error",
+            Class::Timeout => "timeout",
+            Class::ConnectError => "connect_error",
+            Class::RefusedDestination => "refused_destination",
+        }
+    }
+}
+
 /// What one attempt came to.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// `success`, `http_error`, `timeout`, `connect_error`, `refused_destination`.
-    pub class: &'static str,
+    pub class: Class,
     pub status: Option<u16>,
     pub latency: Duration,
     /// `Retry-After` of a 429 or 503.
@@ -27,7 +54,7 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn is_success(&self) -> bool {
-        self.class == "success"
+        self.class == Class::Success
     }
 }
 
@@ -64,7 +91,7 @@ pub async fn post(
     body: &Bytes,
 ) -> Outcome {
     let started = Instant::now();
-    let failed = |class: &'static str, error: String| Outcome {
+    let failed = |class: Class, error: String| Outcome {
         class,
         status: None,
         latency: started.elapsed(),
@@ -74,10 +101,10 @@ pub async fn post(
     };
     let url: reqwest::Url = match ep.url.parse() {
         Ok(u) => u,
-        Err(e) => return failed("connect_error", format!("the endpoint URL does not parse: {e}")),
+        Err(e) => return failed(Class::ConnectError, format!("the endpoint URL does not parse: {e}")),
     };
     if let Err(refused) = policy.check_literal(&url) {
-        return failed("refused_destination", refused.to_string());
+        return failed(Class::RefusedDestination, refused.to_string());
     }
     let now = time::OffsetDateTime::now_utc();
     let ts = now.unix_timestamp();
@@ -97,11 +124,11 @@ pub async fn post(
             let refused = std::iter::successors(std::error::Error::source(&e), |s| s.source())
                 .any(|s| s.downcast_ref::<crate::ssrf::Refused>().is_some());
             let class = if refused {
-                "refused_destination"
+                Class::RefusedDestination
             } else if e.is_timeout() {
-                "timeout"
+                Class::Timeout
             } else {
-                "connect_error"
+                Class::ConnectError
             };
             return failed(class, one_line(e));
         }
@@ -118,7 +145,7 @@ pub async fn post(
     let body = read_prefix(resp).await;
     let success = status.is_success();
     Outcome {
-        class: if success { "success" } else { "http_error" },
+        class: if success { Class::Success } else { Class::HttpError },
         status: Some(status.as_u16()),
         latency: started.elapsed(),
         retry_after,
@@ -184,7 +211,7 @@ mod tests {
             format!("http://localhost:{port}/x"),
         ] {
             let o = post(&http, &policy, &endpoint(&url), "evt_1", &body).await;
-            assert_eq!(o.class, "refused_destination", "{url}: {o:?}");
+            assert_eq!(o.class, Class::RefusedDestination, "{url}: {o:?}");
         }
         let accepted = tokio::time::timeout(Duration::from_millis(50), listener.accept()).await;
         assert!(accepted.is_err(), "no connection was made");
@@ -218,7 +245,7 @@ mod tests {
             &Bytes::from_static(b"{}"),
         )
         .await;
-        assert_eq!(o.class, "http_error");
+        assert_eq!(o.class, Class::HttpError);
         assert_eq!(o.status, Some(429));
         assert_eq!(o.retry_after, Some(Duration::from_secs(7)));
         assert_eq!(o.body.len(), BODY_KEPT, "only the first KiB is kept");

@@ -2,23 +2,51 @@
 //! the dead-letter stream with the event, the endpoint, every attempt's outcome and the
 //! reason, before the message that carried it is acked.
 
-use std::future::IntoFuture;
-
 use async_nats::jetstream;
 use switchyard_core::delivery::DeliveryJob;
 use switchyard_core::envelope::DeadLetter;
 use switchyard_core::names::Names;
+use switchyard_core::publish::{self, PublishError};
 
-use super::EngineError;
+/// Why a delivery will not be attempted again: a closed set. [`Reason::as_str`] is
+/// what the wire and the metrics carry (the dead letter's `reason`, its subject
+/// `<ns>.dlq.dispatcher.<reason>`, the `reason` label of
+/// `switchyard_dispatcher_dead_letters_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The endpoint was deleted before the delivery.
+    EndpointDeleted,
+    /// The endpoint is disabled (by hand, or by the breaker).
+    EndpointDisabled,
+    /// The endpoint answered 410 Gone and was disabled.
+    EndpointGone,
+    /// The last attempt of the schedule failed.
+    RetriesExhausted,
+    /// The endpoint's content filter could not judge the event.
+    FilterError,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::EndpointDeleted => "endpoint_deleted",
+            Reason::EndpointDisabled => "endpoint_disabled",
+            Reason::EndpointGone => "endpoint_gone",
+            Reason::RetriesExhausted => "retries_exhausted",
+            Reason::FilterError => "filter_error",
+        }
+    }
+}
 
 /// Publish the dead letter and wait for its PubAck.
 pub async fn publish(
     js: &jetstream::Context,
     names: &Names,
     job: &DeliveryJob,
-    reason: &str,
+    reason: Reason,
     detail: String,
-) -> Result<(), EngineError> {
+) -> Result<(), PublishError> {
+    let reason = reason.as_str();
     // Unique per failure, so a replayed delivery that fails again dead-letters again
     // (the duplicate window would drop a repeated id); the same failure republished
     // after a crash keeps its id.
@@ -52,12 +80,7 @@ pub async fn publish(
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
     let payload = serde_json::to_vec(&dl).expect("a dead letter serializes");
-    let ack = js
-        .publish_with_headers(names.dead_letter_subject("dispatcher", reason), headers, payload.into())
-        .await
-        .map_err(|e| EngineError::Publish(e.to_string()))?;
-    ack.into_future()
-        .await
-        .map(|_| ())
-        .map_err(|e| EngineError::Publish(e.to_string()))
+    let subject = names.dead_letter_subject("dispatcher", reason);
+    publish::durably(js, subject, headers, payload.into()).await?;
+    Ok(())
 }

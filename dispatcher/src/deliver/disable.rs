@@ -3,15 +3,14 @@
 //! signed `switchyard.endpoint.disabled` event to the tenant's other endpoints that
 //! subscribe to it. `POST …/endpoints/{id}/enable` re-enables it.
 
-use std::future::IntoFuture;
-
 use switchyard_core::delivery::DeliveryJob;
 use switchyard_core::envelope::{UnifiedEvent, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
+use switchyard_core::publish;
 use switchyard_registry::cache::{announce, endpoints_changed};
 use switchyard_registry::store::Replaced;
 use switchyard_registry::Endpoint;
 
-use super::{now_ms, Engine};
+use super::{now_ms, Engine, Reason};
 
 /// The event type telling a tenant one of its endpoints was disabled.
 pub const ENDPOINT_DISABLED: &str = "switchyard.endpoint.disabled";
@@ -86,7 +85,7 @@ impl Engine {
                 "the endpoint was disabled ({})",
                 ep.disabled_reason.as_deref().unwrap_or("failing")
             );
-            if self.dead_letter(&job, "endpoint_disabled", detail).await.is_ok() {
+            if self.dead_letter(&job, Reason::EndpointDisabled, detail).await.is_ok() {
                 let _ = stream.delete_message(msg.sequence).await;
             }
         }
@@ -117,15 +116,8 @@ impl Engine {
         headers.insert(HEADER_TENANT, ep.tenant_id.as_str());
         headers.insert(HEADER_RECEIVED_MS, now_ms().to_string().as_str());
         let body = serde_json::to_vec(&event).expect("a unified event serializes");
-        let published = match self
-            .js
-            .publish_with_headers(self.names.unified_subject(&ep.tenant_id), headers, body.into())
-            .await
-        {
-            Ok(ack) => ack.into_future().await.map(|_| ()).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(e) = published {
+        let subject = self.names.unified_subject(&ep.tenant_id);
+        if let Err(e) = publish::durably(&self.js, subject, headers, body.into()).await {
             tracing::error!(error = %e, endpoint_id = %ep.id, "Could not publish switchyard.endpoint.disabled; the tenant is not told.");
         }
     }

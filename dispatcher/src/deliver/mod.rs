@@ -36,13 +36,15 @@ use async_nats::jetstream;
 use switchyard_core::delivery::DeliveryJob;
 use switchyard_core::envelope::AttemptOutcome;
 use switchyard_core::names::Names;
-use switchyard_registry::{Endpoint, RegistryCache};
+use switchyard_core::publish::PublishError;
+use switchyard_registry::{Endpoint, RegistryCache, RegistryError};
 
 use crate::attempts::{AttemptLog, AttemptRecord};
 use crate::breaker::Breaker;
 use crate::metrics::Metrics;
 use crate::ssrf::DestinationPolicy;
 use attempt::Outcome;
+pub use deadletter::Reason;
 use lanes::Lanes;
 use ratelimit::RateLimiter;
 use schedule::Schedule;
@@ -67,10 +69,14 @@ pub enum Fate {
     DeadLettered,
 }
 
+/// Why a delivery's next step was not taken; the message that carried it is handed
+/// back.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("could not make the delivery's next step durable on NATS: {0}")]
-    Publish(String),
+    Publish(#[from] PublishError),
+    #[error("endpoint lookup failed: {0}")]
+    Lookup(RegistryError),
 }
 
 /// How long a delivery waits for a place in a stalled lane (nothing finished lately:
@@ -104,7 +110,7 @@ impl Engine {
     pub async fn endpoint_of(&self, job: &DeliveryJob) -> Result<Option<Endpoint>, EngineError> {
         match self.registry.endpoints(&job.tenant_id).await {
             Ok(eps) => Ok(eps.iter().find(|e| e.id == job.endpoint_id).cloned()),
-            Err(e) => Err(EngineError::Publish(format!("endpoint lookup failed: {e}"))),
+            Err(e) => Err(EngineError::Lookup(e)),
         }
     }
 
@@ -114,7 +120,7 @@ impl Engine {
             return self
                 .dead_letter(
                     &job,
-                    "endpoint_deleted",
+                    Reason::EndpointDeleted,
                     "the endpoint was deleted before delivery".into(),
                 )
                 .await;
@@ -122,7 +128,11 @@ impl Engine {
         if !ep.enabled {
             let why = ep.disabled_reason.as_deref().unwrap_or("manual");
             return self
-                .dead_letter(&job, "endpoint_disabled", format!("the endpoint is disabled ({why})"))
+                .dead_letter(
+                    &job,
+                    Reason::EndpointDisabled,
+                    format!("the endpoint is disabled ({why})"),
+                )
                 .await;
         }
         let Some(_place) = self.lanes.enter(&ep.id, ep.max_in_flight, LANE_WAIT).await else {
@@ -153,7 +163,7 @@ impl Engine {
         let mut job = job;
         job.history.push(AttemptOutcome {
             at_ms: started_ms,
-            class: outcome.class.to_string(),
+            class: outcome.class.as_str().to_string(),
             status: outcome.status,
             latency_ms: outcome.latency.as_millis() as u64,
             error: outcome.error.clone(),
@@ -167,7 +177,7 @@ impl Engine {
             return self
                 .dead_letter(
                     &job,
-                    "endpoint_gone",
+                    Reason::EndpointGone,
                     "the endpoint answered 410 Gone and was disabled".into(),
                 )
                 .await;
@@ -187,7 +197,7 @@ impl Engine {
                 return self
                     .dead_letter(
                         &job,
-                        "endpoint_disabled",
+                        Reason::EndpointDisabled,
                         format!("the endpoint was disabled: {detail}"),
                     )
                     .await;
@@ -201,9 +211,9 @@ impl Engine {
             let detail = format!(
                 "{} attempts failed; the last: {}",
                 job.attempt,
-                outcome.error.as_deref().unwrap_or(outcome.class)
+                outcome.error.as_deref().unwrap_or(outcome.class.as_str())
             );
-            return self.dead_letter(&job, "retries_exhausted", detail).await;
+            return self.dead_letter(&job, Reason::RetriesExhausted, detail).await;
         };
         job.attempt += 1;
         job.not_before_ms = now + delay.as_millis() as i64;
@@ -222,10 +232,7 @@ impl Engine {
                 job.not_before_ms = now_ms() + (DEFER_FOR + jitter).as_millis() as i64;
                 let msg_id = format!("{}:{}:{}:deferred", job.event_id, job.endpoint_id, job.attempt);
                 retries::publish(&self.js, &self.names, &job, &msg_id).await?;
-                self.metrics
-                    .deliveries
-                    .with_label_values(&[&job.tenant_id, &job.endpoint_id, "deferred"])
-                    .inc();
+                self.metrics.delivery(&job.tenant_id, "deferred");
                 Ok(Fate::Deferred)
             }
         }
@@ -234,15 +241,13 @@ impl Engine {
     pub(crate) async fn dead_letter(
         &self,
         job: &DeliveryJob,
-        reason: &str,
+        reason: Reason,
         detail: String,
     ) -> Result<Fate, EngineError> {
         deadletter::publish(&self.js, &self.names, job, reason, detail).await?;
+        let reason = reason.as_str();
         self.metrics.dead_letters.with_label_values(&[reason]).inc();
-        self.metrics
-            .deliveries
-            .with_label_values(&[&job.tenant_id, &job.endpoint_id, "dead_lettered"])
-            .inc();
+        self.metrics.delivery(&job.tenant_id, "dead_lettered");
         tracing::warn!(
             event_id = %job.event_id,
             endpoint_id = %job.endpoint_id,
@@ -254,7 +259,7 @@ impl Engine {
     }
 
     fn record(&self, job: &DeliveryJob, ep: &Endpoint, started_ms: i64, o: &Outcome) {
-        self.metrics.attempts.with_label_values(&[&ep.tenant_id, o.class]).inc();
+        self.metrics.attempt(&ep.tenant_id, o.class.as_str());
         self.metrics.attempt_seconds.observe(o.latency.as_secs_f64());
         if !o.is_success() {
             tracing::info!(
@@ -262,7 +267,7 @@ impl Engine {
                 endpoint_id = %ep.id,
                 tenant_id = %ep.tenant_id,
                 attempt = job.attempt,
-                outcome = o.class,
+                outcome = o.class.as_str(),
                 status = o.status,
                 "Delivery attempt failed."
             );
@@ -273,7 +278,7 @@ impl Engine {
             tenant_id: ep.tenant_id.clone(),
             attempt: job.attempt,
             at_ms: started_ms,
-            class: o.class.to_string(),
+            class: o.class.as_str().to_string(),
             status: o.status,
             latency_ms: o.latency.as_millis() as u64,
             error: o.error.clone(),
@@ -282,9 +287,6 @@ impl Engine {
     }
 
     fn count(&self, ep: &Endpoint, outcome: &str) {
-        self.metrics
-            .deliveries
-            .with_label_values(&[&ep.tenant_id, &ep.id, outcome])
-            .inc();
+        self.metrics.delivery(&ep.tenant_id, outcome);
     }
 }
