@@ -1,192 +1,120 @@
-//! The S3 side of the claim-check: PUT a segment, GET it or a byte range of it, and the
-//! rare calls around them (bucket creation, readiness, listings).
+//! What callers hold: [`ClaimCheckStore`], a cheap handle on a [`BlobStore`] that puts
+//! every call under the configured deadline and reads a [`ClaimRef`] as exactly its
+//! bytes. Both rules live here, once, whatever the store behind.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-    StalledStreamProtectionConfig,
-};
-use aws_sdk_s3::error::SdkError;
 use bytes::Bytes;
 use switchyard_core::config::S3Config;
 use switchyard_core::envelope::ClaimRef;
 
-use crate::direct::DirectS3;
+use crate::blob::{BlobStore, ObjectInfo};
 use crate::error::ClaimCheckError;
-use crate::segment::SEGMENT_CONTENT_TYPE;
+use crate::memory::MemoryStore;
+use crate::s3::S3Store;
 
-/// The S3 side of the claim-check.
-///
-/// Segment PUTs and GETs, the calls on the hot path, go through [`DirectS3`]; the rare
-/// ones (bucket creation, readiness probes, listings for the replay tool) through
-/// aws-sdk-s3.
+/// The claim-check store: S3 in the binaries ([`Self::new`]), memory in unit tests
+/// ([`Self::in_memory`]). Clones share one store (one connection pool).
 #[derive(Clone, Debug)]
 pub struct ClaimCheckStore {
-    client: aws_sdk_s3::Client,
-    direct: Arc<DirectS3>,
-    bucket: String,
+    blobs: Arc<dyn BlobStore>,
+    /// Every call, retries included, ends by then (`s3.timeout_ms`).
     timeout: Duration,
 }
 
 impl ClaimCheckStore {
-    /// Fails when no credentials can be found or `s3.endpoint` has no scheme; the
-    /// message says what to set.
+    /// The S3 store `cfg` describes. Fails when no credentials provider can be found or
+    /// `s3.endpoint` has no scheme; the message says what to set.
     pub async fn new(cfg: &S3Config) -> Result<Self, ClaimCheckError> {
         let timeout = Duration::from_millis(cfg.timeout_ms);
-        let mut b = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(cfg.region.clone()))
-            .force_path_style(cfg.path_style)
-            // Checksums only where S3 requires them: TLS already protects the bytes.
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            // Every call already runs under `with_deadline`.
-            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-            .timeout_config(
-                aws_sdk_s3::config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(2))
-                    .build(),
-            );
-        if !cfg.endpoint.is_empty() {
-            b = b.endpoint_url(&cfg.endpoint);
+        #[cfg(feature = "object-store-experiment")]
+        if std::env::var("SWY_S3_CLIENT").as_deref() == Ok("object_store") {
+            let s3 = crate::objstore::ObjectStoreS3::new(cfg).await?;
+            return Ok(Self::from_blobs(Arc::new(s3), timeout));
         }
-        let credentials = if cfg.access_key_id.is_empty() {
-            let shared = aws_config::defaults(BehaviorVersion::latest()).load().await;
-            let provider = shared.credentials_provider().ok_or_else(|| {
-                ClaimCheckError::Config(format!(
-                    "no AWS credentials provider; {}",
-                    crate::direct::SET_CREDENTIALS
-                ))
-            })?;
-            b.set_credentials_provider(Some(provider.clone()));
-            Err(provider)
-        } else {
-            let fixed = Credentials::new(
-                cfg.access_key_id.clone(),
-                cfg.secret_access_key.expose().to_string(),
-                None,
-                None,
-                "switchyard-config",
-            );
-            b = b.credentials_provider(fixed.clone());
-            Ok(fixed)
-        };
-        let direct = DirectS3::new(&cfg.endpoint, &cfg.region, &cfg.bucket, cfg.path_style, credentials)
-            .map_err(ClaimCheckError::Config)?;
-        Ok(Self {
-            client: aws_sdk_s3::Client::from_conf(b.build()),
-            direct: Arc::new(direct),
-            bucket: cfg.bucket.clone(),
-            timeout,
-        })
+        let s3 = S3Store::new(cfg).await?;
+        Ok(Self::from_blobs(Arc::new(s3), timeout))
+    }
+
+    /// A store in memory (bucket not yet created), with its handle to switch it down.
+    pub fn in_memory(bucket: &str, timeout: Duration) -> (Self, Arc<MemoryStore>) {
+        let memory = Arc::new(MemoryStore::new(bucket));
+        (Self::from_blobs(memory.clone(), timeout), memory)
+    }
+
+    pub fn from_blobs(blobs: Arc<dyn BlobStore>, timeout: Duration) -> Self {
+        Self { blobs, timeout }
     }
 
     pub fn bucket(&self) -> &str {
-        &self.bucket
+        self.blobs.bucket()
     }
 
-    /// Create the bucket unless it exists.
+    /// Create the bucket unless it exists; `Ok` if it exists afterwards.
     pub async fn ensure_bucket(&self) -> Result<(), ClaimCheckError> {
-        if self.probe().await.is_ok() {
-            return Ok(());
-        }
-        let r = self.client.create_bucket().bucket(&self.bucket).send().await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let text = format!("{:?}", e);
-                if text.contains("BucketAlreadyOwnedByYou") || text.contains("BucketAlreadyExists") {
-                    Ok(())
-                } else {
-                    Err(ClaimCheckError::Unavailable(describe(&e)))
-                }
-            }
-        }
+        self.with_deadline(self.blobs.ensure_bucket()).await
     }
 
     /// Whether the bucket answers (readiness).
     pub async fn probe(&self) -> Result<(), ClaimCheckError> {
-        self.with_deadline(async {
-            self.client
-                .head_bucket()
-                .bucket(&self.bucket)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ClaimCheckError::Unavailable(describe(&e)))
-        })
-        .await
+        self.with_deadline(self.blobs.probe()).await
     }
 
-    /// Store `body` under `key`. Returns only once S3 has acknowledged the PUT, i.e.
-    /// once the object is durable.
+    /// Store `body` under `key`. Returns only once the store has acknowledged the PUT,
+    /// i.e. once the object is durable.
     pub async fn put(&self, key: &str, body: Bytes) -> Result<(), ClaimCheckError> {
         self.put_with_metadata(key, body, Vec::new()).await
     }
 
-    /// As [`Self::put`], with user metadata on the object (`x-amz-meta-<name>`), e.g. which
-    /// connectors a segment holds, so a listing tool need not read it.
+    /// As [`Self::put`], with user metadata on the object (`x-amz-meta-<name>`), e.g.
+    /// which connectors a segment holds, so a listing tool need not read it.
     pub async fn put_with_metadata(
         &self,
         key: &str,
         body: Bytes,
         metadata: Vec<(&'static str, String)>,
     ) -> Result<(), ClaimCheckError> {
-        self.with_deadline(self.direct.put(key, body, SEGMENT_CONTENT_TYPE, &metadata))
-            .await
+        self.with_deadline(self.blobs.put(key, body, &metadata)).await
     }
 
-    /// Keys under `prefix`, in order, at most `limit`.
+    /// Keys under `prefix`, in byte order, at most `limit`.
     pub async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<String>, ClaimCheckError> {
-        let mut keys = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .with_deadline(async {
-                    self.client
-                        .list_objects_v2()
-                        .bucket(&self.bucket)
-                        .prefix(prefix)
-                        .set_continuation_token(token.clone())
-                        .send()
-                        .await
-                        .map_err(|e| ClaimCheckError::Unavailable(describe(&e)))
-                })
-                .await?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
-            token = page.next_continuation_token().map(str::to_string);
-            if token.is_none() || keys.len() >= limit {
-                keys.truncate(limit);
-                return Ok(keys);
-            }
-        }
+        self.with_deadline(self.blobs.list(prefix, limit)).await
     }
 
     /// The whole object.
     pub async fn get(&self, key: &str) -> Result<Bytes, ClaimCheckError> {
-        self.get_inner(key, None).await
+        self.with_deadline(self.blobs.get(key)).await
     }
 
-    /// Exactly the bytes a [`ClaimRef`] names (the provider's raw body).
+    /// An object's size and user metadata, without its body.
+    pub async fn head(&self, key: &str) -> Result<ObjectInfo, ClaimCheckError> {
+        self.with_deadline(self.blobs.head(key)).await
+    }
+
+    /// Exactly the bytes a [`ClaimRef`] names (the provider's raw body). A reference
+    /// reaching past the object's end, or past what a u64 can address, was never
+    /// written by us: [`ClaimCheckError::Corrupt`].
     pub async fn get_claim(&self, claim: &ClaimRef) -> Result<Bytes, ClaimCheckError> {
         if claim.len == 0 {
             return Ok(Bytes::new());
         }
-        // A reference past the end of what a u64 can address was never written by us.
-        let Some(last) = claim.offset.checked_add(claim.len - 1) else {
-            return Err(ClaimCheckError::Corrupt {
-                key: claim.key.clone(),
-                offset: usize::try_from(claim.offset).unwrap_or(usize::MAX),
-            });
+        let corrupt = |at: u64| ClaimCheckError::Corrupt {
+            key: claim.key.clone(),
+            offset: usize::try_from(at).unwrap_or(usize::MAX),
         };
-        let range = format!("bytes={}-{last}", claim.offset);
-        self.get_inner(&claim.key, Some(range)).await
-    }
-
-    async fn get_inner(&self, key: &str, range: Option<String>) -> Result<Bytes, ClaimCheckError> {
-        self.with_deadline(self.direct.get(key, range)).await
+        let Some(last) = claim.offset.checked_add(claim.len - 1) else {
+            return Err(corrupt(claim.offset));
+        };
+        let bytes = self
+            .with_deadline(self.blobs.get_range(&claim.key, claim.offset, last))
+            .await?;
+        if bytes.len() as u64 != claim.len {
+            // The object ends there.
+            return Err(corrupt(claim.offset + bytes.len() as u64));
+        }
+        Ok(bytes)
     }
 
     async fn with_deadline<T>(
@@ -198,16 +126,4 @@ impl ClaimCheckStore {
             Err(_) => Err(ClaimCheckError::Timeout(self.timeout)),
         }
     }
-}
-
-fn describe<E: std::error::Error + 'static>(e: &SdkError<E>) -> String {
-    use std::error::Error;
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }

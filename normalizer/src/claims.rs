@@ -100,20 +100,64 @@ impl ClaimReader {
             let mut cache = self.cache.lock().expect("claim cache lock");
             cache.fetched(&claim.key, segment.len(), self.capacity);
         }
-        let (start, end) = (claim.offset as usize, (claim.offset + claim.len) as usize);
-        if end > segment.len() || start > end {
+        // A reference past the segment's end (or past what a u64 holds) was never
+        // written by us.
+        let range = claim
+            .offset
+            .checked_add(claim.len)
+            .filter(|end| *end <= segment.len() as u64)
+            .map(|end| claim.offset as usize..end as usize);
+        let Some(range) = range else {
             return Err(ClaimCheckError::Corrupt {
                 key: claim.key.clone(),
-                offset: start,
+                offset: usize::try_from(claim.offset).unwrap_or(usize::MAX),
             });
-        }
-        Ok(segment.slice(start..end))
+        };
+        Ok(segment.slice(range))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use switchyard_claimcheck::ClaimCheckStore;
+
     use super::*;
+
+    fn claim(key: &str, offset: u64, len: u64) -> ClaimRef {
+        ClaimRef {
+            key: key.into(),
+            offset,
+            len,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_claim_is_its_bytes_of_one_fetch_and_a_bad_one_is_reported() {
+        let (store, memory) = ClaimCheckStore::in_memory("claims", Duration::from_secs(1));
+        store.ensure_bucket().await.unwrap();
+        store.put("seg", Bytes::from_static(b"0123456789")).await.unwrap();
+        let metrics = Metrics::new(&prometheus::Registry::new());
+        let reader = ClaimReader::new(store, 1 << 20, metrics.clone());
+
+        assert_eq!(&reader.body(&claim("seg", 2, 3)).await.unwrap()[..], b"234");
+        // Served from the cache: the store being down does not matter.
+        memory.set_down(true);
+        assert_eq!(&reader.body(&claim("seg", 9, 1)).await.unwrap()[..], b"9");
+        assert_eq!(metrics.claim_fetches.with_label_values(&["ok"]).get(), 1);
+        for (offset, len) in [(8, 3), (11, 0), (u64::MAX, 2)] {
+            assert!(
+                matches!(reader.body(&claim("seg", offset, len)).await, Err(ClaimCheckError::Corrupt { .. })),
+                "{offset}+{len}"
+            );
+        }
+        memory.set_down(false);
+        assert!(matches!(
+            reader.body(&claim("gone", 0, 1)).await,
+            Err(ClaimCheckError::NotFound(_))
+        ));
+    }
 
     fn fill(cache: &mut Cache, key: &str, size: usize, capacity: usize) {
         cache.cell(key).set(Bytes::from(vec![0; size])).unwrap();

@@ -1,11 +1,14 @@
-//! The claim-check store against an S3 gateway that checks SigV4 signatures: segment
-//! PUTs and GETs (sent without the SDK's orchestration) are signed as S3 wants them,
-//! and a wrong secret is refused, never taken for a missing object.
+//! The claim-check store against an S3 gateway that checks SigV4 signatures (the
+//! harness's SeaweedFS): the conformance suite every store passes, listings across
+//! continuation pages, a wrong secret refused (never taken for a missing object), and an
+//! unreachable endpoint reported promptly.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use switchyard_claimcheck::{ClaimCheckError, ClaimCheckStore};
+use switchyard_claimcheck::{conformance, ClaimCheckError, ClaimCheckStore, S3Store};
 use switchyard_core::config::S3Config;
-use switchyard_core::envelope::ClaimRef;
 use switchyard_core::secret::Secret;
 use switchyard_tests::s3::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 use switchyard_tests::shared;
@@ -24,41 +27,53 @@ pub fn config(endpoint: String, bucket: &str, secret: &str) -> S3Config {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signed_puts_and_gets_round_trip_and_a_wrong_secret_is_refused() {
+async fn seaweedfs_conforms() {
+    let servers = shared().await;
+    let store = ClaimCheckStore::new(&config(servers.s3.endpoint(), "claims-conformance", SECRET_ACCESS_KEY))
+        .await
+        .expect("S3 configuration");
+    conformance::run(&store, "run/").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_follow_continuation_tokens() {
+    let servers = shared().await;
+    let cfg = config(servers.s3.endpoint(), "claims-paged", SECRET_ACCESS_KEY);
+    let s3 = S3Store::new(&cfg).await.expect("S3 configuration").with_page_keys(2);
+    let store = ClaimCheckStore::from_blobs(Arc::new(s3), Duration::from_millis(cfg.timeout_ms));
+    store.ensure_bucket().await.expect("bucket");
+    // Six keys in pages of two: three pages for the whole listing.
+    conformance::listing(&store, "paged/").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_endpoint_is_unavailable_promptly() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cfg = config(format!("http://127.0.0.1:{port}"), "claims-nowhere", SECRET_ACCESS_KEY);
+    cfg.timeout_ms = 1_000;
+    let store = ClaimCheckStore::new(&cfg).await.expect("S3 configuration");
+    // Refused connections fail at once; with the one retry and its pause, well within
+    // the deadline.
+    conformance::unreachable(&store, Duration::from_millis(1_500)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_is_refused_not_taken_for_a_missing_object() {
     let servers = shared().await;
     let store = ClaimCheckStore::new(&config(servers.s3.endpoint(), "claims-signed", SECRET_ACCESS_KEY))
         .await
         .expect("S3 configuration");
     store.ensure_bucket().await.expect("bucket");
 
-    // A key with characters that must be escaped in the signed path.
     let key = "raw/2026-12-05/19/1-ing 1+x-00000001.swy";
     let body = Bytes::from_static(b"0123456789abcdef");
-    store
-        .put_with_metadata(key, body.clone(), vec![("connectors", "stripe,github".into())])
-        .await
-        .expect("a signed PUT is accepted");
+    store.put(key, body.clone()).await.expect("a signed PUT is accepted");
     assert_eq!(store.get(key).await.expect("a signed GET"), body);
-    let claim = ClaimRef {
-        key: key.into(),
-        offset: 4,
-        len: 6,
-    };
-    assert_eq!(&store.get_claim(&claim).await.expect("a ranged GET")[..], b"456789");
-    assert!(matches!(
-        store.get("raw/never-written.swy").await,
-        Err(ClaimCheckError::NotFound(_))
-    ));
-    // A reference whose end a u64 cannot hold is corrupt, not a panic or a wrapped range.
-    let beyond = ClaimRef {
-        key: key.into(),
-        offset: u64::MAX,
-        len: 2,
-    };
-    assert!(matches!(
-        store.get_claim(&beyond).await,
-        Err(ClaimCheckError::Corrupt { .. })
-    ));
 
     let wrong = ClaimCheckStore::new(&config(servers.s3.endpoint(), "claims-signed", "not-the-secret"))
         .await
