@@ -17,8 +17,6 @@ pub mod blob;
 pub mod conformance;
 mod error;
 pub mod memory;
-#[cfg(feature = "object-store-experiment")]
-pub mod objstore;
 pub mod read;
 pub mod s3;
 pub mod segment;

@@ -28,11 +28,6 @@ impl ClaimCheckStore {
     /// `s3.endpoint` has no scheme; the message says what to set.
     pub async fn new(cfg: &S3Config) -> Result<Self, ClaimCheckError> {
         let timeout = Duration::from_millis(cfg.timeout_ms);
-        #[cfg(feature = "object-store-experiment")]
-        if std::env::var("SWY_S3_CLIENT").as_deref() == Ok("object_store") {
-            let s3 = crate::objstore::ObjectStoreS3::new(cfg).await?;
-            return Ok(Self::from_blobs(Arc::new(s3), timeout));
-        }
         let s3 = S3Store::new(cfg).await?;
         Ok(Self::from_blobs(Arc::new(s3), timeout))
     }
