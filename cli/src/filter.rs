@@ -60,7 +60,7 @@ impl Filter {
             .tenant_id
             .as_deref()
             .filter(|t| !t.is_empty())
-            .or_else(|| env.map(|e| e.tenant_id.as_str()));
+            .or_else(|| env.and_then(|e| e.tenant_id.as_deref()));
         let event_type = letter.event_type.as_deref().or(env.map(|e| e.event_type.as_str()));
         let same = |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| have == Some(w));
         same(&self.tenant, tenant)

@@ -33,7 +33,7 @@ use switchyard_claimcheck::{read_segment, ClaimCheckStore, Record};
 use switchyard_connectors::{extract, Catalog};
 use switchyard_core::config::Config;
 use switchyard_core::envelope::{ClaimRef, RawEnvelope};
-use switchyard_core::timefmt::{from_unix_seconds, unix_millis};
+use switchyard_core::timefmt::{from_unix_millis, unix_millis};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -186,15 +186,17 @@ fn envelopes_of(
         .into_iter()
         .map(|e| RawEnvelope {
             connector: h.connector.clone(),
-            // Empty for a batch spanning accounts (or an account unknown when it
+            // None for a batch spanning accounts (or an account unknown when it
             // arrived): the normalizer routes by `external_account`, as it did then.
-            account_id: h.account_id.clone(),
-            tenant_id: h.tenant_id.clone(),
+            account_id: Some(h.account_id.clone()).filter(|a| !a.is_empty()),
+            tenant_id: Some(h.tenant_id.clone()).filter(|t| !t.is_empty()),
             external_account: e.account,
             event_id: e.id,
             event_type: e.event_type,
             item: e.item,
-            occurred_at: e.occurred_ms.and_then(|ms| from_unix_seconds(ms / 1000)),
+            occurred_at: e
+                .occurred_ms
+                .and_then(|ms| from_unix_millis(ms.div_euclid(1000) * 1000)),
             received_ms: h.received_ms,
             claim: ClaimRef {
                 key: key.to_string(),
@@ -208,7 +210,7 @@ fn envelopes_of(
 
 fn wanted(env: &RawEnvelope, account: Option<&str>) -> bool {
     account.is_none_or(|a| {
-        env.account_id == a || (env.account_id.is_empty() && env.external_account.as_deref() == Some(a))
+        env.account_id.as_deref() == Some(a) || (env.account_id.is_none() && env.external_account.as_deref() == Some(a))
     })
 }
 

@@ -176,8 +176,8 @@ mod tests {
     fn a_normalizer_dead_letter_is_its_envelope_again_under_a_new_message_id() {
         let env = RawEnvelope {
             connector: "hubspot".into(),
-            account_id: String::new(),
-            tenant_id: String::new(),
+            account_id: None,
+            tenant_id: None,
             external_account: Some("424242".into()),
             event_id: "3".into(),
             event_type: "contact.creation".into(),

@@ -37,10 +37,15 @@ pub struct ClaimRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RawEnvelope {
     pub connector: String,
-    pub account_id: String,
-    pub tenant_id: String,
+    /// The registered account the event belongs to; `None` when none was registered for
+    /// it when it arrived (on the wire, an empty string, as before this was typed).
+    #[serde(default, with = "empty_as_none")]
+    pub account_id: Option<String>,
+    /// The account's tenant, set with `account_id`.
+    #[serde(default, with = "empty_as_none")]
+    pub tenant_id: Option<String>,
     /// The provider's id of the account (the connector's routing key), where declared.
-    /// With an empty `account_id` it names an account not registered when the event
+    /// Without an `account_id` it names an account not registered when the event
     /// arrived; the normalizer looks it up again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_account: Option<String>,
@@ -52,9 +57,14 @@ pub struct RawEnvelope {
     /// For a body carrying several events (a batch), the index of this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item: Option<u32>,
-    /// When the provider says the event happened (RFC 3339), where it says so.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub occurred_at: Option<String>,
+    /// When the provider says the event happened, where it says so (RFC 3339 on the
+    /// wire; a value that does not parse reads as absent).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::timefmt::rfc3339_opt"
+    )]
+    pub occurred_at: Option<time::OffsetDateTime>,
     /// When the ingress received the request, in Unix milliseconds.
     pub received_ms: i64,
     pub claim: ClaimRef,
@@ -63,8 +73,35 @@ pub struct RawEnvelope {
 
 impl RawEnvelope {
     pub fn idempotency_key(&self) -> String {
-        let account = crate::ids::account_part(&self.account_id, self.external_account.as_deref());
+        let account = crate::ids::account_part(self.account_id.as_deref(), self.external_account.as_deref());
         crate::ids::idempotency_key(&self.connector, &account, &self.event_id)
+    }
+
+    /// The registered account and its tenant, when the event has one.
+    pub fn owner(&self) -> Option<(&str, &str)> {
+        Some((
+            self.account_id.as_deref()?,
+            self.tenant_id.as_deref().unwrap_or_default(),
+        ))
+    }
+
+    /// The event belongs to `account_id` of `tenant_id`.
+    pub fn set_owner(&mut self, account_id: &str, tenant_id: &str) {
+        self.account_id = Some(account_id.to_string());
+        self.tenant_id = Some(tenant_id.to_string());
+    }
+}
+
+/// An optional id that the wire has always carried as a string, empty when absent.
+mod empty_as_none {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.as_deref().unwrap_or_default())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
     }
 }
 
@@ -129,4 +166,59 @@ pub struct AttemptOutcome {
     /// One line for the operator (no body, no secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope() -> RawEnvelope {
+        RawEnvelope {
+            connector: "stripe".into(),
+            account_id: Some("acct".into()),
+            tenant_id: Some("t1".into()),
+            external_account: None,
+            event_id: "evt_1".into(),
+            event_type: "charge.succeeded".into(),
+            item: None,
+            occurred_at: crate::timefmt::from_unix_millis(1_700_000_000_000),
+            received_ms: 1,
+            claim: ClaimRef {
+                key: "raw/k".into(),
+                offset: 0,
+                len: 2,
+            },
+            content_type: "application/json".into(),
+        }
+    }
+
+    #[test]
+    fn the_wire_format_is_what_it_was_before_the_fields_were_typed() {
+        let v = serde_json::to_value(envelope()).unwrap();
+        assert_eq!(v["account_id"], "acct");
+        assert_eq!(v["occurred_at"], "2023-11-14T22:13:20Z");
+        let mut unowned = envelope();
+        unowned.account_id = None;
+        unowned.tenant_id = None;
+        unowned.occurred_at = None;
+        let v = serde_json::to_value(&unowned).unwrap();
+        assert_eq!(
+            (v["account_id"].as_str(), v["tenant_id"].as_str()),
+            (Some(""), Some(""))
+        );
+        assert!(v.get("occurred_at").is_none());
+        let back: RawEnvelope = serde_json::from_value(v).unwrap();
+        assert_eq!(back, unowned);
+        assert_eq!(back.owner(), None);
+    }
+
+    #[test]
+    fn an_envelope_written_before_reads_the_same() {
+        let old = r#"{"connector":"stripe","account_id":"","tenant_id":"","external_account":"acct_9",
+            "event_id":"e","event_type":"t","occurred_at":"not a time","received_ms":5,
+            "claim":{"key":"k","offset":1,"len":2},"content_type":"application/json"}"#;
+        let env: RawEnvelope = serde_json::from_str(old).unwrap();
+        assert_eq!((&env.account_id, &env.tenant_id, env.occurred_at), (&None, &None, None));
+        assert_eq!(env.idempotency_key(), "stripe/@acct_9/e");
+    }
 }

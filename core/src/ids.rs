@@ -11,10 +11,11 @@ pub fn idempotency_key(connector: &str, account_id: &str, provider_event_id: &st
 
 /// The account part of an idempotency key: the account id, or `@<provider account id>`
 /// for an event routed to an account that was not registered when it arrived.
-pub fn account_part<'a>(account_id: &'a str, external_account: Option<&'a str>) -> std::borrow::Cow<'a, str> {
-    match external_account {
-        Some(ext) if account_id.is_empty() => std::borrow::Cow::Owned(format!("@{ext}")),
-        _ => std::borrow::Cow::Borrowed(account_id),
+pub fn account_part<'a>(account_id: Option<&'a str>, external_account: Option<&'a str>) -> std::borrow::Cow<'a, str> {
+    match (account_id, external_account) {
+        (Some(a), _) => std::borrow::Cow::Borrowed(a),
+        (None, Some(ext)) => std::borrow::Cow::Owned(format!("@{ext}")),
+        (None, None) => std::borrow::Cow::Borrowed(""),
     }
 }
 

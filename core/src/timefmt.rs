@@ -18,3 +18,29 @@ pub fn from_unix_seconds(secs: i64) -> Option<String> {
 pub fn unix_millis(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
+
+/// Unix milliseconds to a time; `None` when out of range.
+pub fn from_unix_millis(ms: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+/// An optional time as RFC 3339 ([`rfc3339`]) on the wire. Reading is lenient: a value
+/// that is not RFC 3339 reads as absent, so an odd provider timestamp never makes a
+/// message unreadable.
+pub mod rfc3339_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::format_description::well_known::Rfc3339;
+    use time::OffsetDateTime;
+
+    pub fn serialize<S: Serializer>(v: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(t) => s.serialize_str(&super::rfc3339(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        Ok(text.and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok()))
+    }
+}

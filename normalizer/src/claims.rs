@@ -148,7 +148,10 @@ mod tests {
         assert_eq!(metrics.claim_fetches.with_label_values(&["ok"]).get(), 1);
         for (offset, len) in [(8, 3), (11, 0), (u64::MAX, 2)] {
             assert!(
-                matches!(reader.body(&claim("seg", offset, len)).await, Err(ClaimCheckError::Corrupt { .. })),
+                matches!(
+                    reader.body(&claim("seg", offset, len)).await,
+                    Err(ClaimCheckError::Corrupt { .. })
+                ),
                 "{offset}+{len}"
             );
         }

@@ -89,10 +89,13 @@ pub fn normalize(connector: &Connector, env: &RawEnvelope, body: &[u8], limits: 
     Ok(Mapped::Event(Box::new(UnifiedEvent {
         id: ids::unified_event_id(&env.idempotency_key(), 0),
         event_type: unified_type,
-        tenant_id: env.tenant_id.clone(),
-        account_id: env.account_id.clone(),
+        tenant_id: env.tenant_id.clone().unwrap_or_default(),
+        account_id: env.account_id.clone().unwrap_or_default(),
         connector: env.connector.clone(),
-        occurred_at: env.occurred_at.clone().unwrap_or_else(|| received_at.clone()),
+        occurred_at: env
+            .occurred_at
+            .map(timefmt::rfc3339)
+            .unwrap_or_else(|| received_at.clone()),
         received_at,
         data,
     })))
@@ -125,7 +128,7 @@ pub(crate) mod tests {
             body["data"]["previous_attributes"] = prev.clone();
         }
         let mut env = envelope("stripe", event_type);
-        env.occurred_at = Some("2023-11-14T22:13:20Z".into());
+        env.occurred_at = timefmt::from_unix_millis(1_700_000_000_000);
         (env, serde_json::to_vec(&body).unwrap())
     }
 
@@ -133,8 +136,8 @@ pub(crate) mod tests {
     pub(crate) fn envelope(connector: &str, event_type: &str) -> RawEnvelope {
         RawEnvelope {
             connector: connector.into(),
-            account_id: "acct".into(),
-            tenant_id: "t".into(),
+            account_id: Some("acct".into()),
+            tenant_id: Some("t".into()),
             external_account: None,
             event_id: "evt_1".into(),
             event_type: event_type.into(),

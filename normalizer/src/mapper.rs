@@ -97,7 +97,7 @@ impl Mapper {
         let wait = limits.deadline() * 2;
         let ran = self
             .offload
-            .run(&env.tenant_id, wait, move || {
+            .run(env.tenant_id.as_deref().unwrap_or_default(), wait, move || {
                 let started = Instant::now();
                 let mapped = normalize(&connector, &env_owned, &body, limits);
                 metrics.mapping_seconds.observe(started.elapsed().as_secs_f64());

@@ -172,7 +172,7 @@ impl Worker {
             .queue_lag_seconds
             .with_label_values(&[connector])
             .observe((now_ms - env.received_ms).max(0) as f64 / 1000.0);
-        if let Some(occurred) = env.occurred_at.as_deref().and_then(parse_rfc3339_ms) {
+        if let Some(occurred) = env.occurred_at.map(switchyard_core::timefmt::unix_millis) {
             let lag = (now_ms - occurred).max(0);
             self.metrics
                 .ingestion_lag_seconds
@@ -194,12 +194,11 @@ impl Worker {
     /// may have been registered since: the replay of its dead letter). When the registry
     /// cannot be reached, a routed event goes on with what the ingress resolved.
     async fn route(&self, mut env: RawEnvelope) -> Result<RawEnvelope, Outcome> {
-        if env.account_id.is_empty() {
+        let Some(account_id) = env.account_id.clone() else {
             let external = env.external_account.clone().unwrap_or_default();
             return match self.registry.account_by_external(&env.connector, &external).await {
                 Ok(Some(a)) => {
-                    env.account_id = a.id.clone();
-                    env.tenant_id = a.tenant_id.clone();
+                    env.set_owner(&a.id, &a.tenant_id);
                     Ok(env)
                 }
                 Ok(None) => {
@@ -211,16 +210,15 @@ impl Worker {
                 }
                 Err(e) => Err(Outcome::Retry(Transient::Registry(e))),
             };
-        }
-        match self.registry.account(&env.account_id).await {
+        };
+        match self.registry.account(&account_id).await {
             Ok(Some(a)) => {
-                env.tenant_id = a.tenant_id.clone();
+                env.tenant_id = Some(a.tenant_id.clone());
                 Ok(env)
             }
             Ok(None) => {
                 let detail = format!(
-                    "account {:?} is not registered (deleted since the event arrived?); register it, then replay this dead letter",
-                    env.account_id
+                    "account {account_id:?} is not registered (deleted since the event arrived?); register it, then replay this dead letter"
                 );
                 Err(self.dead_letter(&env, Reason::UnknownAccount, detail).await)
             }
@@ -242,7 +240,7 @@ impl Worker {
 
     async fn dead_letter(&self, env: &RawEnvelope, reason: Reason, detail: String) -> Outcome {
         let label = reason.as_str();
-        tracing::warn!(connector = %env.connector, account_id = %env.account_id, reason = label, "Event dead-lettered.");
+        tracing::warn!(connector = %env.connector, account_id = env.account_id.as_deref().unwrap_or_default(), reason = label, "Event dead-lettered.");
         match deadletter::publish(&self.js, &self.names, reason, detail, env).await {
             Ok(()) => {
                 self.metrics.failures.with_label_values(&[&env.connector, label]).inc();
@@ -296,11 +294,6 @@ fn type_label<'a>(models: &Models, event_type: &'a str) -> &'a str {
     } else {
         "pass_through"
     }
-}
-
-fn parse_rfc3339_ms(s: &str) -> Option<i64> {
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
-    Some(switchyard_core::timefmt::unix_millis(t))
 }
 
 #[cfg(test)]

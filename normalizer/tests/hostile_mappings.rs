@@ -45,8 +45,8 @@ header = "X-Token"
 fn envelope(event_type: &str) -> RawEnvelope {
     RawEnvelope {
         connector: "hostile".into(),
-        account_id: "acct".into(),
-        tenant_id: "t".into(),
+        account_id: Some("acct".into()),
+        tenant_id: Some("t".into()),
         external_account: None,
         event_id: "evt_1".into(),
         event_type: event_type.into(),

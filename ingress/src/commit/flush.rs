@@ -100,11 +100,11 @@ fn build_segment(pending: &[Pending], key: &str) -> (SegmentBuilder, Vec<Option<
 /// spanning accounts records none (each envelope names its own).
 fn record_header(sub: &Submission) -> RecordHeader {
     let first = &sub.events[0];
-    let one_account = sub.events.iter().all(|e| e.account_id == first.account_id);
-    let (account_id, tenant_id) = if one_account {
-        (first.account_id.clone(), first.tenant_id.clone())
-    } else {
-        (String::new(), String::new())
+    let one_account = sub.events.iter().all(|e| e.owner == first.owner);
+    // The segment format keeps an empty string for "no account".
+    let (account_id, tenant_id) = match &first.owner {
+        Some(o) if one_account => (o.account_id.clone(), o.tenant_id.clone()),
+        _ => (String::new(), String::new()),
     };
     RecordHeader {
         connector: sub.connector.clone(),
@@ -163,15 +163,16 @@ fn envelope(sub: &Submission, r: &Routed, claim: &ClaimRef) -> RawEnvelope {
     let e = &r.event;
     RawEnvelope {
         connector: sub.connector.clone(),
-        account_id: r.account_id.clone(),
-        tenant_id: r.tenant_id.clone(),
+        account_id: r.owner.as_ref().map(|o| o.account_id.clone()),
+        tenant_id: r.owner.as_ref().map(|o| o.tenant_id.clone()),
         external_account: e.account.clone(),
         event_id: e.id.clone(),
         event_type: e.event_type.clone(),
         item: e.item,
+        // Whole seconds, as delivered since the first version.
         occurred_at: e
             .occurred_ms
-            .and_then(|ms| switchyard_core::timefmt::from_unix_seconds(ms / 1000)),
+            .and_then(|ms| switchyard_core::timefmt::from_unix_millis(ms.div_euclid(1000) * 1000)),
         received_ms: sub.received_ms,
         claim: claim.clone(),
         content_type: sub.content_type.clone(),
@@ -305,6 +306,7 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::*;
+    use crate::commit::Owner;
 
     /// A Stripe webhook as the ingress holds it after verification.
     fn submission(body: &str, events: &[(&str, &str)]) -> Submission {
@@ -348,8 +350,10 @@ mod tests {
                         account: None,
                         unrecognized: None,
                     },
-                    account_id: account.to_string(),
-                    tenant_id: if account.is_empty() { String::new() } else { "t1".into() },
+                    owner: (!account.is_empty()).then(|| Owner {
+                        account_id: account.to_string(),
+                        tenant_id: "t1".into(),
+                    }),
                 })
                 .collect(),
             headers: BTreeMap::new(),
@@ -413,8 +417,11 @@ mod tests {
         };
         let env = envelope(&sub, &sub.events[0], &claim);
         assert_eq!(env.claim, claim);
-        assert_eq!((env.event_id.as_str(), env.account_id.as_str()), ("e1", "acct"));
-        assert_eq!(env.occurred_at.as_deref(), Some("2023-11-14T22:13:20Z"));
+        assert_eq!((env.event_id.as_str(), env.owner()), ("e1", Some(("acct", "t1"))));
+        assert_eq!(
+            env.occurred_at,
+            switchyard_core::timefmt::from_unix_millis(1_700_000_000_000)
+        );
         assert_eq!(env.received_ms, 1_700_000_001_000);
     }
 

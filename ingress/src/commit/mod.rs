@@ -61,11 +61,17 @@ pub struct Submission {
     pub reply: oneshot::Sender<Outcome>,
 }
 
-/// One event of a submission and the account it belongs to. `account_id` is empty for
-/// an event whose routing key matched no registered account (the normalizer
-/// dead-letters it; see `receive`).
+/// One event of a submission and the registered account it belongs to: `None` for an
+/// event whose routing key is missing or matched no registered account (it goes on
+/// without one and the normalizer dead-letters it; see `receive`).
 pub struct Routed {
     pub event: ExtractedEvent,
+    pub owner: Option<Owner>,
+}
+
+/// A registered account and its tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
     pub account_id: String,
     pub tenant_id: String,
 }
@@ -204,6 +210,9 @@ async fn collect(mut rx: mpsc::Receiver<Submission>, shared: Arc<Shared>, s: Set
 
 /// The idempotency key of one event of a submission.
 fn idem_key(s: &Submission, r: &Routed) -> String {
-    let account = switchyard_core::ids::account_part(&r.account_id, r.event.account.as_deref());
+    let account = switchyard_core::ids::account_part(
+        r.owner.as_ref().map(|o| o.account_id.as_str()),
+        r.event.account.as_deref(),
+    );
     switchyard_core::ids::idempotency_key(&s.connector, &account, &r.event.id)
 }

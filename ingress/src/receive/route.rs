@@ -8,7 +8,7 @@ use switchyard_connectors::extract::ExtractedEvent;
 use switchyard_connectors::Connector;
 use switchyard_registry::Account;
 
-use crate::commit::Routed;
+use crate::commit::{Owner, Routed};
 use crate::reject::Rejection;
 use crate::State;
 
@@ -48,16 +48,14 @@ pub async fn route(
                 },
             },
         };
-        let (account_id, tenant_id) = owner.unwrap_or_default();
-        events.push(Routed {
-            event: e,
-            account_id,
-            tenant_id,
-        });
+        events.push(Routed { event: e, owner });
     }
     Ok(events)
 }
 
-fn ids(a: &Account) -> (String, String) {
-    (a.id.clone(), a.tenant_id.clone())
+fn ids(a: &Account) -> Owner {
+    Owner {
+        account_id: a.id.clone(),
+        tenant_id: a.tenant_id.clone(),
+    }
 }
