@@ -24,8 +24,6 @@
 //! new event. For a mapping fix that changed what already-delivered events should have
 //! been, and only for receivers that can take a corrected copy.
 
-use std::future::IntoFuture;
-
 use anyhow::{bail, Context};
 use async_nats::jetstream;
 use switchyard_claimcheck::read::keys_between;
@@ -135,13 +133,10 @@ pub async fn replay_raw(
                 let mut headers = async_nats::HeaderMap::new();
                 headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id.as_str());
                 let payload = serde_json::to_vec(&env).expect("an envelope serializes");
-                let acked = match js.publish_with_headers(subject.clone(), headers, payload.into()).await {
-                    Ok(ack) => ack.into_future().await.map(|_| ()).map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
+                let acked = switchyard_core::publish::durably(js, subject.clone(), headers, payload.into()).await;
                 match acked {
-                    Ok(()) => outcome(key, "published", Some(subject), None),
-                    Err(e) => outcome(key, "failed", Some(subject), Some(e)),
+                    Ok(_) => outcome(key, "published", Some(subject), None),
+                    Err(e) => outcome(key, "failed", Some(subject), Some(e.to_string())),
                 }
             }
         };

@@ -14,8 +14,6 @@
 //! time of the failure, the dispatcher's the last attempt), so a second failure is never
 //! taken for a duplicate of the first.
 
-use std::future::IntoFuture;
-
 use switchyard_core::timefmt::unix_millis;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -83,14 +81,7 @@ async fn replay_one(dlq: &DeadLetters, item: &Item, dry_run: bool) -> Outcome {
     }
     let target = Some(r.subject.clone());
     let note: Option<String> = None;
-    let acked = match dlq
-        .jetstream()
-        .publish_with_headers(r.subject, r.headers, r.payload)
-        .await
-    {
-        Ok(ack) => ack.into_future().await.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
+    let acked = switchyard_core::publish::durably(dlq.jetstream(), r.subject, r.headers, r.payload).await;
     if let Err(e) = acked {
         // Not re-queued: the dead letter stays for the next run.
         return outcome(id, "failed", target, Some(format!("not re-queued: {e}")));

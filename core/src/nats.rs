@@ -173,11 +173,11 @@ pub async fn durable_consumer_filtered(
         filter_subject: filter.unwrap_or_default(),
         ..Default::default()
     };
-    let consumer = match s.get_consumer::<pull::Config>(name).await {
-        Ok(_) => s.update_consumer(config).await.map_err(|e| e.to_string()),
-        Err(_) => s.create_consumer(config).await.map_err(|e| e.to_string()),
-    };
-    consumer.map_err(|e| err(format!("consumer {name}: {e}")))
+    // The API's create without an action is "create or update" (nats-server 2.10+):
+    // one call, the same for every process of the kind, whichever comes first.
+    s.create_consumer(config)
+        .await
+        .map_err(|e| err(format!("consumer {name}: {e}")))
 }
 
 /// A 503-worthy check: is the client connected right now?

@@ -62,7 +62,7 @@ impl Reason {
 #[derive(Debug, thiserror::Error)]
 pub enum UndeliveredError {
     #[error("the undelivered stream is unavailable ({0}); is NATS up? retry later")]
-    Nats(String),
+    Nats(#[source] async_nats::Error),
     #[error("the undelivered stream is unavailable ({0}); is NATS up? retry later")]
     Publish(#[from] PublishError),
     #[error("the undelivered stream sent nothing for {0:?} while more was expected; retry later")]
@@ -159,15 +159,11 @@ impl Undelivered {
     }
 
     async fn stream(&self) -> Result<stream::Stream, UndeliveredError> {
-        self.js
-            .get_stream(self.names.undelivered_stream())
-            .await
-            .map_err(|e| UndeliveredError::Nats(e.to_string()))
+        self.js.get_stream(self.names.undelivered_stream()).await.map_err(nats)
     }
 
     /// Records of `tenant` from `from`, oldest first, at most `limit`.
     pub async fn list(&self, tenant: &str, from: Position, limit: usize) -> Result<Page, UndeliveredError> {
-        let nats = |e: &dyn std::fmt::Display| UndeliveredError::Nats(e.to_string());
         let mut page = Page::default();
         let stream = self.stream().await?;
         let deliver_policy = match from {
@@ -182,18 +178,18 @@ impl Undelivered {
                 ..Default::default()
             })
             .await
-            .map_err(|e| nats(&e))?;
+            .map_err(nats)?;
         if limit == 0 || reader.cached_info().num_pending == 0 {
             return Ok(page);
         }
-        let mut messages = reader.messages().await.map_err(|e| nats(&e))?;
+        let mut messages = reader.messages().await.map_err(nats)?;
         loop {
             let msg = match tokio::time::timeout(READ_TIMEOUT, messages.next()).await {
-                Ok(Some(m)) => m.map_err(|e| nats(&e))?,
+                Ok(Some(m)) => m.map_err(nats)?,
                 Ok(None) => break,
                 Err(_) => return Err(UndeliveredError::Silent(READ_TIMEOUT)),
             };
-            let info = msg.info().map_err(|e| nats(&e))?;
+            let info = msg.info().map_err(nats)?;
             let (seq, pending, recorded_at) = (info.stream_sequence, info.pending, info.published);
             let header = |name: &str| {
                 msg.headers
@@ -274,8 +270,13 @@ impl Undelivered {
             .filter(self.names.undelivered_subject(tenant))
             .await
             .map(|_| ())
-            .map_err(|e| UndeliveredError::Nats(e.to_string()))
+            .map_err(nats)
     }
+}
+
+/// A failed NATS call, with its error as the source.
+fn nats(e: impl Into<async_nats::Error>) -> UndeliveredError {
+    UndeliveredError::Nats(e.into())
 }
 
 /// The routing headers of a unified event (type, tenant, received time), copied.

@@ -26,3 +26,27 @@ async fn binaries_declaring_the_streams_at_once_all_succeed() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_consumer_declared_again_takes_the_new_limits() {
+    let servers = shared().await;
+    let config = config_for(&servers.nats, &servers.redis, &servers.s3, "consumers");
+    let names = Names::new(&config.namespace);
+    let (_nats, js) = nats::jetstream(&config.nats, &names, "consumers").await.unwrap();
+    let ack_wait = std::time::Duration::from_secs(30);
+    let declare = |max_ack_pending| {
+        let (js, names) = (js.clone(), names.clone());
+        async move {
+            nats::durable_consumer(&js, &names.raw_stream(), "workers", max_ack_pending, ack_wait)
+                .await
+                .expect("the consumer is declared")
+        }
+    };
+    declare(10).await;
+    let racing: Vec<_> = (0..3).map(|_| tokio::spawn(declare(20))).collect();
+    for r in racing {
+        r.await.unwrap();
+    }
+    let mut consumer = declare(20).await;
+    assert_eq!(consumer.info().await.unwrap().config.max_ack_pending, 20);
+}
