@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use crate::compile::CompiledMapping;
-use crate::model::{ConnectorFile, SignatureHeader, SignatureSpec, TimestampSource, UnmappedPolicy};
+use crate::model::{ConnectorFile, SignatureHeader, SignatureSpec, TimestampSource, UnmappedPolicy, X509Message};
 use crate::problems::{err, line_of, nth_line_containing};
 pub use crate::problems::{CatalogError, CatalogErrors};
 use crate::unified::UnifiedModels;
@@ -308,6 +308,7 @@ fn check_signature(path: &Path, text: &str, spec: &SignatureSpec, errors: &mut V
             errors.push(err(path, line, "signature.header", "names no header"))
         }
         SignatureSpec::Token(_) | SignatureSpec::Basic(_) | SignatureSpec::BodyField(_) => {}
+        SignatureSpec::Jwt(_) | SignatureSpec::X509(_) => check_fetched(path, line, spec, errors),
         SignatureSpec::Ed25519(a) | SignatureSpec::EcdsaP256(a) => {
             if a.message.uses_timestamp() && a.timestamp.is_none() {
                 errors.push(err(
@@ -329,6 +330,64 @@ fn check_signature(path: &Path, text: &str, spec: &SignatureSpec, errors: &mut V
                 ));
             }
         }
+    }
+}
+
+fn check_fetched(path: &Path, line: Option<usize>, spec: &SignatureSpec, errors: &mut Vec<CatalogError>) {
+    match spec {
+        SignatureSpec::Jwt(j) => {
+            if j.header.is_empty() {
+                errors.push(err(path, line, "signature.header", "names no header"));
+            }
+            if !j.jwks_url.starts_with("https://") || url::Url::parse(&j.jwks_url).is_err() {
+                errors.push(err(path, line, "signature.jwks_url", "must be an https:// URL"));
+            }
+            if j.algorithms.is_empty() {
+                errors.push(err(
+                    path,
+                    line,
+                    "signature.algorithms",
+                    "list at least one (e.g. [\"RS256\"])",
+                ));
+            }
+        }
+        SignatureSpec::X509(x) => {
+            if x.cert_hosts.is_empty() {
+                errors.push(err(
+                    path,
+                    line,
+                    "signature.cert_hosts",
+                    "list the hosts certificates may be fetched from",
+                ));
+            }
+            for host in &x.cert_hosts {
+                // A wildcard needs two fixed labels after it: never `*` or `*.com`.
+                let labels: Vec<&str> = host.split('.').collect();
+                let fixed_after = labels.iter().rev().take_while(|l| **l != "*").count();
+                let bad = labels.iter().any(|l| l.is_empty())
+                    || labels.iter().filter(|l| **l == "*").count() > 1
+                    || (labels.contains(&"*") && fixed_after < 2);
+                if bad {
+                    errors.push(err(
+                        path,
+                        line,
+                        "signature.cert_hosts",
+                        "each is a host name, or one `*` label followed by at least two fixed ones",
+                    ));
+                }
+            }
+            if let X509Message::JsonLines { json_lines } = &x.message {
+                if json_lines.is_empty() {
+                    errors.push(err(
+                        path,
+                        line,
+                        "signature.message.json_lines",
+                        "list the signed fields",
+                    ));
+                }
+            }
+        }
+        _ => {}
     }
 }
 

@@ -78,6 +78,12 @@ pub enum SignatureSpec {
     /// An ECDSA P-256 / SHA-256 signature, DER in base64 (SendGrid), checked with the
     /// account's public key(s): base64 DER (SubjectPublicKeyInfo) or PEM.
     EcdsaP256(AsymmetricSpec),
+    /// A JSON Web Token in a header, signed with a key the provider publishes as a JWKS
+    /// (Google Cloud Pub/Sub push's OIDC token). The keys are fetched by the ingress.
+    Jwt(JwtSpec),
+    /// A signature made with the private key of an X.509 certificate whose URL the
+    /// request names (AWS SNS `SigningCertURL`), fetched only from allow-listed hosts.
+    X509(X509Spec),
 }
 
 impl SignatureSpec {
@@ -88,6 +94,9 @@ impl SignatureSpec {
         match self {
             Self::Hmac(h) => h.timestamp.is_some() && h.message.uses_timestamp(),
             Self::Ed25519(a) | Self::EcdsaP256(a) => a.timestamp.is_some(),
+            // A token expires (`exp`) and its age is bounded (`max_age_secs`).
+            Self::Jwt(_) => true,
+            Self::X509(x) => x.timestamp.is_some(),
             Self::Token(_) | Self::Basic(_) | Self::BodyField(_) => false,
         }
     }
@@ -95,6 +104,11 @@ impl SignatureSpec {
     /// Asymmetric schemes verify with the account's public keys, not its secrets.
     pub fn uses_public_keys(&self) -> bool {
         matches!(self, Self::Ed25519(_) | Self::EcdsaP256(_))
+    }
+
+    /// Schemes whose keys the ingress fetches from the provider (JWKS, certificates).
+    pub fn fetches_keys(&self) -> bool {
+        matches!(self, Self::Jwt(_) | Self::X509(_))
     }
 }
 
@@ -108,6 +122,117 @@ pub struct AsymmetricSpec {
     pub message: Template,
     #[serde(default)]
     pub timestamp: Option<TimestampSpec>,
+}
+
+/// `scheme = "jwt"`: see `connectors/README.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSpec {
+    /// The header carrying the token (`Authorization`).
+    pub header: String,
+    /// Stripped before decoding, e.g. `Bearer `.
+    #[serde(default)]
+    pub prefix: String,
+    /// Where the provider publishes its keys (HTTPS), as a JSON Web Key Set.
+    pub jwks_url: String,
+    /// The algorithms accepted (`RS256`, `ES256`); a token naming another is refused.
+    pub algorithms: Vec<JwtAlgorithm>,
+    /// Accepted `iss` values; empty: any.
+    #[serde(default)]
+    pub issuers: Vec<String>,
+    /// Which `aud` is ours: `called_url` (the URL the provider called, as Pub/Sub's
+    /// default audience is the push endpoint) or `account` (the account's
+    /// `signing_secrets` hold the accepted audiences).
+    #[serde(default)]
+    pub audience: JwtAudience,
+    /// A claim holding the body's SHA-256 in hex (Plaid's `request_body_sha256`).
+    #[serde(default)]
+    pub body_sha256_claim: Option<String>,
+    /// The token's `iat` may be at most this old (Plaid: 5 minutes).
+    #[serde(default)]
+    pub max_age_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum JwtAlgorithm {
+    RS256,
+    RS384,
+    RS512,
+    ES256,
+    ES384,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum JwtAudience {
+    #[default]
+    CalledUrl,
+    Account,
+}
+
+/// `scheme = "x509"`: see `connectors/README.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct X509Spec {
+    /// Where the request names its certificate's URL.
+    pub cert_url: FieldRef,
+    /// Hosts a certificate may be fetched from (HTTPS only): exact names, or one
+    /// leading `*` label matching one label (`sns.*.amazonaws.com`). Any other URL is
+    /// refused before anything is fetched.
+    pub cert_hosts: Vec<String>,
+    /// Where the signature is.
+    pub signature: FieldRef,
+    #[serde(default = "default_base64")]
+    pub encoding: Encoding,
+    /// The algorithm: fixed, or chosen by a field of the request.
+    pub algorithm: X509AlgorithmSpec,
+    /// The signed bytes.
+    pub message: X509Message,
+    #[serde(default)]
+    pub timestamp: Option<TimestampSpec>,
+}
+
+fn default_base64() -> Encoding {
+    Encoding::Base64
+}
+
+/// A value of the request: a header, or a JSON path into the body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum FieldRef {
+    Header(String),
+    Json(JsonPath),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum X509Algorithm {
+    /// RSA PKCS#1 v1.5 with SHA-1: only where the provider still signs so (SNS
+    /// `SignatureVersion` 1, its default).
+    RsaSha1,
+    RsaSha256,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum X509AlgorithmSpec {
+    Fixed(X509Algorithm),
+    /// `{ field = { json = "SignatureVersion" }, values = { "1" = "rsa-sha1", … } }`; a
+    /// value not listed is refused.
+    ByField {
+        field: FieldRef,
+        values: BTreeMap<String, X509Algorithm>,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum X509Message {
+    /// A template, as for `hmac`.
+    Template(Template),
+    /// `{ json_lines = ["Message", "MessageId", …] }`: for each listed top-level field
+    /// the body has, its name, a newline, its value, a newline (AWS SNS).
+    JsonLines { json_lines: Vec<String> },
 }
 
 #[derive(Debug, Clone, Deserialize)]

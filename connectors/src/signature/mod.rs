@@ -7,6 +7,7 @@
 //! can switch a check off.
 
 mod asymmetric;
+pub mod fetched;
 pub mod header;
 mod hmac;
 mod shared_secret;
@@ -76,6 +77,14 @@ pub enum VerifyError {
     BadKey,
     #[error("the account has no signing secret configured")]
     NoSecret,
+    #[error("the key URL the request names is not HTTPS on a host the connector allows")]
+    KeyHostNotAllowed,
+    #[error("the token names a key the provider does not publish")]
+    UnknownKey,
+    #[error("the token has expired")]
+    Expired,
+    #[error("a claim of the token is missing or not what this endpoint accepts")]
+    ClaimRefused,
 }
 
 impl VerifyError {
@@ -88,6 +97,10 @@ impl VerifyError {
             Self::Mismatch => "signature_mismatch",
             Self::NoSecret => "no_signing_secret",
             Self::BadKey => "bad_public_key",
+            Self::KeyHostNotAllowed => "key_host_not_allowed",
+            Self::UnknownKey => "key_unknown",
+            Self::Expired => "token_expired",
+            Self::ClaimRefused => "claim_refused",
         }
     }
 }
@@ -102,6 +115,20 @@ pub fn verify(
     now: i64,
 ) -> Result<VerifiedWebhook, VerifyError> {
     verify_with_fallbacks(spec, &[], Fallbacks::All, raw, secrets, now)
+}
+
+/// [`verify`] for a scheme whose keys were fetched ([`fetched::key_location`]):
+/// `keys` are what the location held; `account_values` the account's secrets (a `jwt`
+/// audience, where the connector says so).
+pub fn verify_fetched(
+    spec: &SignatureSpec,
+    raw: RawWebhook,
+    keys: &fetched::FetchedKeys,
+    account_values: &[&str],
+    now: i64,
+) -> Result<VerifiedWebhook, VerifyError> {
+    fetched::verify_fetched(spec, &raw, keys, account_values, now)?;
+    Ok(VerifiedWebhook { raw })
 }
 
 /// Which of a connector's fallback schemes may be tried.
@@ -160,6 +187,8 @@ fn check(spec: &SignatureSpec, raw: &RawWebhook, secrets: &[&str], now: i64) -> 
         SignatureSpec::BodyField(b) => shared_secret::body_field(b, raw, secrets),
         SignatureSpec::Ed25519(a) => asymmetric::verify(asymmetric::Curve::Ed25519, a, raw, secrets, now),
         SignatureSpec::EcdsaP256(a) => asymmetric::verify(asymmetric::Curve::P256, a, raw, secrets, now),
+        // Their keys are fetched first: see [`verify_fetched`].
+        SignatureSpec::Jwt(_) | SignatureSpec::X509(_) => Err(VerifyError::NoSecret),
     }
 }
 
@@ -205,6 +234,8 @@ mod stripe_tests;
 
 #[cfg(test)]
 mod catalog_tests;
+#[cfg(test)]
+mod fetched_tests;
 #[cfg(test)]
 mod provider_vectors;
 

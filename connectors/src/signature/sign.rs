@@ -28,7 +28,11 @@ pub fn sign(
         SignatureSpec::Basic(_) => vec![("Authorization".into(), format!("Basic {}", B64.encode(secret)))],
         // The sender's body carries the secret; asymmetric schemes need the provider's
         // private key, which a receiver never has.
-        SignatureSpec::BodyField(_) | SignatureSpec::Ed25519(_) | SignatureSpec::EcdsaP256(_) => Vec::new(),
+        SignatureSpec::BodyField(_)
+        | SignatureSpec::Ed25519(_)
+        | SignatureSpec::EcdsaP256(_)
+        | SignatureSpec::Jwt(_)
+        | SignatureSpec::X509(_) => Vec::new(),
         SignatureSpec::Hmac(h) => {
             let ts = h.timestamp.as_ref().map(|t| match t.unit {
                 TimeUnit::Seconds => now.to_string(),

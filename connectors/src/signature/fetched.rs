@@ -1,0 +1,348 @@
+//! Schemes whose keys the provider publishes and the ingress fetches: a JWT checked
+//! against a JSON Web Key Set (`jwt`), and a signature checked with the public key of
+//! an X.509 certificate the request names (`x509`, AWS SNS).
+//!
+//! This module stays pure, like the rest of the verifier. Verifying is two steps:
+//! [`key_location`] says which keys a request needs — and refuses a certificate URL
+//! on a host the connector file does not allow, before anything is fetched — and
+//! [`verify_fetched`] checks the request with the keys the caller fetched, parsed by
+//! [`parse_keys`]. Fetching, caching and refreshing are the ingress's
+//! (`ingress/src/key_fetch.rs`).
+//!
+//! The cryptography is the crates': `jsonwebtoken` decodes and checks tokens,
+//! `x509-cert` reads certificates, `ring` checks RSA signatures. Times (`exp`, `nbf`,
+//! `iat`, a certificate's validity) are checked here against the caller's `now`, so
+//! tests need no clock.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use jsonwebtoken::jwk::JwkSet;
+use subtle::ConstantTimeEq;
+
+use super::{check_timestamp, header_str, RawWebhook, VerifyError};
+use crate::model::{
+    Encoding, FieldRef, JwtAlgorithm, JwtAudience, JwtSpec, SignatureSpec, X509Algorithm, X509AlgorithmSpec,
+    X509Message, X509Spec,
+};
+use crate::template::Inputs;
+
+/// Clock skew allowed on a token's `exp`, `nbf` and `iat`.
+const LEEWAY_SECS: i64 = 60;
+
+/// What the keys at a URL are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    /// A JSON Web Key Set (`{"keys": [...]}`).
+    Jwks,
+    /// One X.509 certificate, PEM.
+    Certificate,
+}
+
+/// Where the keys a request needs are.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyLocation {
+    pub url: String,
+    pub kind: KeyKind,
+}
+
+/// Keys as fetched and parsed, ready to verify with.
+#[derive(Debug)]
+pub enum FetchedKeys {
+    Jwks(JwkSet),
+    Certificate(Certificate),
+}
+
+/// The parts of a certificate a signature check needs.
+#[derive(Debug)]
+pub struct Certificate {
+    /// The RSA public key (PKCS#1 `RSAPublicKey`, DER).
+    rsa_public_key: Vec<u8>,
+    not_before: i64,
+    not_after: i64,
+}
+
+/// Why fetched bytes are not usable keys.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyParseError {
+    #[error("not a JSON Web Key Set: {0}")]
+    Jwks(String),
+    #[error("not a PEM X.509 certificate: {0}")]
+    Certificate(String),
+    #[error("the certificate's key is not RSA; only RSA certificates are supported")]
+    NotRsa,
+}
+
+/// The keys `raw` needs under `spec`, or `None` for a scheme that fetches none. A
+/// certificate URL that is not HTTPS on an allowed host is refused here.
+pub fn key_location(spec: &SignatureSpec, raw: &RawWebhook) -> Result<Option<KeyLocation>, VerifyError> {
+    match spec {
+        SignatureSpec::Jwt(j) => Ok(Some(KeyLocation {
+            url: j.jwks_url.clone(),
+            kind: KeyKind::Jwks,
+        })),
+        SignatureSpec::X509(x) => {
+            let doc = json_body(raw, &x.cert_url);
+            let url = field(raw, doc.as_ref(), &x.cert_url).ok_or_else(|| missing(&x.cert_url))?;
+            if !allowed_https_host(&url, &x.cert_hosts) {
+                return Err(VerifyError::KeyHostNotAllowed);
+            }
+            Ok(Some(KeyLocation {
+                url,
+                kind: KeyKind::Certificate,
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Whether `url` is `https://` on one of `hosts` (see [`host_matches`]), with no
+/// credentials in it.
+pub fn allowed_https_host(url: &str, hosts: &[String]) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false;
+    };
+    if parsed.scheme() != "https" || !parsed.username().is_empty() || parsed.password().is_some() {
+        return false;
+    }
+    let Some(host) = parsed.host_str() else {
+        return false;
+    };
+    hosts.iter().any(|pattern| host_matches(pattern, host))
+}
+
+/// `pattern` is a host name, or has one `*` label standing for exactly one label
+/// (`sns.*.amazonaws.com` matches `sns.eu-west-1.amazonaws.com`, not
+/// `sns.evil.com.amazonaws.com`, nor `sns.x.amazonaws.com.evil.com`). Case-insensitive.
+pub fn host_matches(pattern: &str, host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    let (pattern_labels, host_labels): (Vec<&str>, Vec<&str>) =
+        (pattern.split('.').collect(), host.split('.').collect());
+    pattern_labels.len() == host_labels.len()
+        && pattern_labels
+            .iter()
+            .zip(&host_labels)
+            .all(|(p, h)| !h.is_empty() && (*p == "*" || p.eq_ignore_ascii_case(h)))
+}
+
+/// Parse what was fetched from a [`KeyLocation`] of `kind`.
+pub fn parse_keys(kind: KeyKind, bytes: &[u8]) -> Result<FetchedKeys, KeyParseError> {
+    match kind {
+        KeyKind::Jwks => serde_json::from_slice::<JwkSet>(bytes)
+            .map(FetchedKeys::Jwks)
+            .map_err(|e| KeyParseError::Jwks(e.to_string())),
+        KeyKind::Certificate => parse_certificate(bytes).map(FetchedKeys::Certificate),
+    }
+}
+
+fn parse_certificate(pem: &[u8]) -> Result<Certificate, KeyParseError> {
+    use x509_cert::der::{Decode, DecodePem};
+    let bad = |e: &dyn std::fmt::Display| KeyParseError::Certificate(e.to_string());
+    let cert = x509_cert::Certificate::from_pem(pem)
+        .or_else(|_| x509_cert::Certificate::from_der(pem))
+        .map_err(|e| bad(&e))?;
+    let tbs = &cert.tbs_certificate;
+    // rsaEncryption, RFC 8017 appendix A.1.
+    const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+    if tbs.subject_public_key_info.algorithm.oid.to_string() != RSA_ENCRYPTION {
+        return Err(KeyParseError::NotRsa);
+    }
+    let key = tbs.subject_public_key_info.subject_public_key.raw_bytes().to_vec();
+    let secs = |t: x509_cert::time::Time| t.to_unix_duration().as_secs() as i64;
+    Ok(Certificate {
+        rsa_public_key: key,
+        not_before: secs(tbs.validity.not_before),
+        not_after: secs(tbs.validity.not_after),
+    })
+}
+
+/// Check `raw` under a fetching `spec` with `keys` at Unix time `now`. For `jwt` with
+/// `audience = "account"`, `account_values` are the accepted audiences.
+pub fn verify_fetched(
+    spec: &SignatureSpec,
+    raw: &RawWebhook,
+    keys: &FetchedKeys,
+    account_values: &[&str],
+    now: i64,
+) -> Result<(), VerifyError> {
+    match (spec, keys) {
+        (SignatureSpec::Jwt(j), FetchedKeys::Jwks(set)) => jwt(j, raw, set, account_values, now),
+        (SignatureSpec::X509(x), FetchedKeys::Certificate(c)) => x509(x, raw, c, now),
+        _ => Err(VerifyError::BadKey),
+    }
+}
+
+fn jwt(spec: &JwtSpec, raw: &RawWebhook, set: &JwkSet, account_values: &[&str], now: i64) -> Result<(), VerifyError> {
+    use jsonwebtoken::{decode, decode_header, DecodingKey, Validation};
+    let value =
+        header_str(&raw.headers, &spec.header).ok_or_else(|| VerifyError::MissingHeader(spec.header.clone()))?;
+    let token = value
+        .strip_prefix(spec.prefix.as_str())
+        .ok_or(VerifyError::Malformed)?
+        .trim();
+    let header = decode_header(token).map_err(|_| VerifyError::Malformed)?;
+    let allowed = spec.algorithms.iter().any(|a| algorithm(*a) == header.alg);
+    if !allowed {
+        return Err(VerifyError::Malformed);
+    }
+    let jwk = match &header.kid {
+        Some(kid) => set.find(kid),
+        None if set.keys.len() == 1 => set.keys.first(),
+        None => None,
+    }
+    .ok_or(VerifyError::UnknownKey)?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|_| VerifyError::BadKey)?;
+    let mut validation = Validation::new(header.alg);
+    validation.algorithms = vec![header.alg];
+    // Times against `now`, below; the crate's own clock is not the caller's.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.required_spec_claims.clear();
+    let audiences: Vec<&str> = match spec.audience {
+        JwtAudience::CalledUrl => vec![raw.url.as_str()],
+        JwtAudience::Account => account_values.to_vec(),
+    };
+    if audiences.is_empty() {
+        return Err(VerifyError::NoSecret);
+    }
+    validation.set_audience(&audiences);
+    if !spec.issuers.is_empty() {
+        validation.set_issuer(&spec.issuers);
+    }
+    let claims = decode::<serde_json::Value>(token, &key, &validation)
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => VerifyError::Mismatch,
+            _ => VerifyError::ClaimRefused,
+        })?
+        .claims;
+    let number = |name: &str| claims.get(name).and_then(serde_json::Value::as_i64);
+    match number("exp") {
+        Some(exp) if now > exp + LEEWAY_SECS => return Err(VerifyError::Expired),
+        Some(_) => {}
+        // A token without an expiry must at least say when it was made.
+        None if spec.max_age_secs.is_none() => return Err(VerifyError::ClaimRefused),
+        None => {}
+    }
+    if number("nbf").is_some_and(|nbf| now + LEEWAY_SECS < nbf) {
+        return Err(VerifyError::ClaimRefused);
+    }
+    if let Some(max_age) = spec.max_age_secs {
+        let iat = number("iat").ok_or(VerifyError::ClaimRefused)?;
+        if now.abs_diff(iat) > max_age + LEEWAY_SECS as u64 {
+            return Err(VerifyError::OutOfTolerance(max_age));
+        }
+    }
+    if let Some(name) = &spec.body_sha256_claim {
+        use sha2::Digest;
+        let claimed = claims
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .ok_or(VerifyError::ClaimRefused)?;
+        let actual = hex::encode(sha2::Sha256::digest(&raw.body));
+        if !bool::from(actual.as_bytes().ct_eq(claimed.to_ascii_lowercase().as_bytes())) {
+            return Err(VerifyError::Mismatch);
+        }
+    }
+    Ok(())
+}
+
+fn algorithm(a: JwtAlgorithm) -> jsonwebtoken::Algorithm {
+    use jsonwebtoken::Algorithm as A;
+    match a {
+        JwtAlgorithm::RS256 => A::RS256,
+        JwtAlgorithm::RS384 => A::RS384,
+        JwtAlgorithm::RS512 => A::RS512,
+        JwtAlgorithm::ES256 => A::ES256,
+        JwtAlgorithm::ES384 => A::ES384,
+    }
+}
+
+fn x509(spec: &X509Spec, raw: &RawWebhook, cert: &Certificate, now: i64) -> Result<(), VerifyError> {
+    let doc: Option<serde_json::Value> = serde_json::from_slice(&raw.body).ok();
+    let sig_text = field(raw, doc.as_ref(), &spec.signature).ok_or_else(|| missing(&spec.signature))?;
+    let sig = match spec.encoding {
+        Encoding::Base64 => B64.decode(sig_text.trim()).map_err(|_| VerifyError::Malformed)?,
+        Encoding::Hex => hex::decode(sig_text.trim()).map_err(|_| VerifyError::Malformed)?,
+    };
+    let algorithm = match &spec.algorithm {
+        X509AlgorithmSpec::Fixed(a) => *a,
+        X509AlgorithmSpec::ByField { field: f, values } => {
+            let v = field(raw, doc.as_ref(), f).ok_or(VerifyError::Malformed)?;
+            *values.get(v.trim()).ok_or(VerifyError::Malformed)?
+        }
+    };
+    let timestamp_text;
+    let timestamp = match &spec.timestamp {
+        Some(ts) => {
+            timestamp_text = match &ts.source {
+                crate::model::TimestampSource::Json(p) => doc.as_ref().and_then(|d| p.get_string(d)),
+                _ => None,
+            };
+            Some(check_timestamp(ts, timestamp_text.as_deref(), &raw.headers, now)?)
+        }
+        None => None,
+    };
+    let message = match &spec.message {
+        X509Message::JsonLines { json_lines } => {
+            let obj = doc.as_ref().and_then(|d| d.as_object()).ok_or(VerifyError::Malformed)?;
+            let mut out = Vec::new();
+            for name in json_lines {
+                let Some(value) = obj.get(name.as_str()) else { continue };
+                out.extend_from_slice(name.as_bytes());
+                out.push(b'\n');
+                match value {
+                    serde_json::Value::String(s) => out.extend_from_slice(s.as_bytes()),
+                    other => out.extend_from_slice(other.to_string().as_bytes()),
+                }
+                out.push(b'\n');
+            }
+            out
+        }
+        X509Message::Template(t) => {
+            let headers = &raw.headers;
+            let lookup = |h: &str| header_str(headers, h);
+            t.build(&Inputs {
+                body: &raw.body,
+                timestamp,
+                method: raw.method.as_str(),
+                url: &raw.url,
+                header: &lookup,
+                json: doc.as_ref(),
+                form: None,
+            })
+            .map_err(|_| VerifyError::Malformed)?
+            .into_owned()
+        }
+    };
+    if now < cert.not_before || now > cert.not_after {
+        return Err(VerifyError::BadKey);
+    }
+    let algorithm: &dyn ring::signature::VerificationAlgorithm = match algorithm {
+        X509Algorithm::RsaSha1 => &ring::signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        X509Algorithm::RsaSha256 => &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+    };
+    ring::signature::UnparsedPublicKey::new(algorithm, &cert.rsa_public_key)
+        .verify(&message, &sig)
+        .map_err(|_| VerifyError::Mismatch)
+}
+
+/// The body as JSON when `f` reads it.
+fn json_body(raw: &RawWebhook, f: &FieldRef) -> Option<serde_json::Value> {
+    match f {
+        FieldRef::Json(_) => serde_json::from_slice(&raw.body).ok(),
+        FieldRef::Header(_) => None,
+    }
+}
+
+fn field(raw: &RawWebhook, doc: Option<&serde_json::Value>, f: &FieldRef) -> Option<String> {
+    match f {
+        FieldRef::Header(h) => header_str(&raw.headers, h).map(str::to_string),
+        FieldRef::Json(p) => doc.and_then(|d| p.get_string(d)),
+    }
+}
+
+fn missing(f: &FieldRef) -> VerifyError {
+    match f {
+        FieldRef::Header(h) => VerifyError::MissingHeader(h.clone()),
+        FieldRef::Json(p) => VerifyError::MissingHeader(format!("body field {p:?}")),
+    }
+}
