@@ -23,6 +23,9 @@ pub struct Reply {
     pub body: String,
     /// A header to send back (name, value).
     pub header: Option<(String, String)>,
+    /// A URL to GET before answering (`confirm_url`); already checked to be `https://`
+    /// on an allowed host.
+    pub confirm: Option<String>,
 }
 
 /// Longest echoed value: a handshake must not become a reflection amplifier.
@@ -47,6 +50,7 @@ pub fn unsigned(
                         content_type: "text/plain",
                         body: v,
                         header: None,
+                        confirm: None,
                     });
                 }
             }
@@ -57,6 +61,7 @@ pub fn unsigned(
                         content_type: "application/json",
                         body: "{}".into(),
                         header: Some((name.clone(), v)),
+                        confirm: None,
                     });
                 }
             }
@@ -80,6 +85,7 @@ pub fn signed(handshakes: &[Handshake], doc: &Value, headers: &http::HeaderMap, 
                     content_type: "application/json",
                     body: if *status == 204 { String::new() } else { body.clone() },
                     header: None,
+                    confirm: None,
                 });
             }
             Handshake::EchoJson {
@@ -89,11 +95,21 @@ pub fn signed(handshakes: &[Handshake], doc: &Value, headers: &http::HeaderMap, 
                 reply_field,
             } if when.get_string(doc).as_deref() == Some(equals) => {
                 let v = from.get_string(doc).filter(|v| v.len() <= MAX_ECHO)?;
+                // An empty reply field: the value itself, as text (Twitch's challenge).
+                let (content_type, body) = if reply_field.is_empty() {
+                    ("text/plain", v)
+                } else {
+                    (
+                        "application/json",
+                        serde_json::json!({ reply_field.as_str(): v }).to_string(),
+                    )
+                };
                 return Some(Reply {
                     status: 200,
-                    content_type: "application/json",
-                    body: serde_json::json!({ reply_field.as_str(): v }).to_string(),
+                    content_type,
+                    body,
                     header: None,
+                    confirm: None,
                 });
             }
             Handshake::HmacJson { when, equals, from } if when.get_string(doc).as_deref() == Some(equals) => {
@@ -106,6 +122,30 @@ pub fn signed(handshakes: &[Handshake], doc: &Value, headers: &http::HeaderMap, 
                     content_type: "application/json",
                     body: serde_json::json!({ "plainToken": plain, "encryptedToken": encrypted }).to_string(),
                     header: None,
+                    confirm: None,
+                });
+            }
+            Handshake::ConfirmUrl { when, url, hosts } if when.holds(doc, headers) => {
+                let target = url.get_string(doc)?;
+                if !crate::signature::fetched::allowed_https_host(&target, hosts) {
+                    return Some(Reply {
+                        status: 400,
+                        content_type: "application/json",
+                        body: serde_json::json!({
+                            "error": "confirm_host_not_allowed",
+                            "message": "the confirmation URL is not https on a host the connector allows",
+                        })
+                        .to_string(),
+                        header: None,
+                        confirm: None,
+                    });
+                }
+                return Some(Reply {
+                    status: 200,
+                    content_type: "application/json",
+                    body: serde_json::json!({ "confirmed": true }).to_string(),
+                    header: None,
+                    confirm: Some(target),
                 });
             }
             _ => {}

@@ -630,6 +630,15 @@ pub enum Handshake {
         equals: String,
         from: JsonPath,
     },
+    /// A subscription the provider asks to be confirmed by a GET of a URL it sends (AWS
+    /// SNS `SubscriptionConfirmation`'s `SubscribeURL`), after the signature checked:
+    /// the ingress GETs `url` — only `https://` on one of `hosts` — and answers 200 once
+    /// that succeeded, 503 if it did not (the provider asks again).
+    ConfirmUrl {
+        when: Condition,
+        url: JsonPath,
+        hosts: Vec<String>,
+    },
     /// A fixed answer to a signed request the condition picks out (Discord's PINGs:
     /// interactions answer `{"type":1}`, webhook events 204 with no body).
     Reply {

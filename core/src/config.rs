@@ -202,6 +202,8 @@ pub struct IngressConfig {
     pub retry_after_secs: u64,
     pub dedupe_ttl_secs: u64,
     pub worker_threads: usize,
+    pub key_fetch_timeout_ms: u64,
+    pub key_fetch_ca_file: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

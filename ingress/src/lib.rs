@@ -9,6 +9,7 @@
 pub mod called_url;
 pub mod commit;
 mod dedupe;
+pub mod key_fetch;
 pub mod metrics;
 pub mod receive;
 pub mod reject;
@@ -31,6 +32,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::called_url::CalledUrl;
 use crate::commit::{Committer, Deps};
+use crate::key_fetch::KeyFetcher;
 use crate::metrics::Metrics;
 
 /// What every request handler shares.
@@ -47,6 +49,8 @@ pub struct State {
     pub connector_keys: HashMap<String, ConnectorKeys>,
     /// Where the URL a provider signed comes from.
     pub called_url: CalledUrl,
+    /// Keys providers publish, fetched and cached (`jwt`, `x509` connectors).
+    pub keys: Arc<KeyFetcher>,
 }
 
 /// The ingress's two listeners: providers' webhooks, and `/healthz`, `/readyz`,
@@ -86,6 +90,8 @@ pub enum StartError {
     Redis(#[from] switchyard_registry::RegistryError),
     #[error(transparent)]
     CalledUrl(#[from] called_url::CalledUrlError),
+    #[error(transparent)]
+    KeyFetcher(#[from] key_fetch::KeyFetcherError),
 }
 
 /// Run the ingress on `listeners` until `shutdown`, then drain: stop accepting, let the
@@ -124,6 +130,11 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     let ops = Ops::new("ingress", &[("nats", true), ("s3", true), ("redis", false)]);
     let metrics = Metrics::new(&ops.prometheus);
     metrics.expose_from_start(catalog.current().names());
+    let keys = Arc::new(KeyFetcher::new(
+        Duration::from_millis(config.ingress.key_fetch_timeout_ms),
+        &config.ingress.key_fetch_ca_file,
+        Some(metrics.key_fetches.clone()),
+    )?);
     let live = catalog.clone();
     ops.reload(move |forced| live.reload(forced));
     tokio::spawn(registry.clone().listen(nats.clone(), ops.background.clone()));
@@ -160,6 +171,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
         cfg: config.ingress.clone(),
         connector_keys,
         called_url,
+        keys,
     });
     ops.serve(listeners.ops);
     let public = listeners.public;

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub publish_seconds: Histogram,
     pub batch_events: Histogram,
     pub in_flight: IntGauge,
+    /// Fetches of keys providers publish (JWKS, certificates), by `outcome` (ok, failed).
+    pub key_fetches: IntCounterVec,
 }
 
 impl Metrics {
@@ -116,6 +118,14 @@ impl Metrics {
                 "Webhook requests being handled.",
             )
             .expect("valid metric"),
+            key_fetches: IntCounterVec::new(
+                Opts::new(
+                    "switchyard_ingress_key_fetches_total",
+                    "Fetches of keys providers publish (JWKS, certificates), by outcome.",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
         };
         for c in [
             Box::new(m.requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -130,6 +140,7 @@ impl Metrics {
             Box::new(m.publish_seconds.clone()),
             Box::new(m.batch_events.clone()),
             Box::new(m.in_flight.clone()),
+            Box::new(m.key_fetches.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -141,6 +152,9 @@ impl Metrics {
     pub fn expose_from_start<'a>(&self, connectors: impl Iterator<Item = &'a str>) {
         for reason in ["malformed_path", "too_many_connections", "unknown_connector"] {
             self.rejections.with_label_values(&["unknown", reason]);
+        }
+        for outcome in ["ok", "failed"] {
+            self.key_fetches.with_label_values(&[outcome]);
         }
         for c in connectors {
             for why in switchyard_connectors::extract::Unrecognized::ALL {

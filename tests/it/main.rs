@@ -17,6 +17,7 @@ mod manifests;
 mod metrics_names;
 mod pipeline;
 mod proxy_env;
+mod published_keys;
 mod readiness;
 mod reload;
 mod replay;

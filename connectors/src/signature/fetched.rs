@@ -155,6 +155,21 @@ fn parse_certificate(pem: &[u8]) -> Result<Certificate, KeyParseError> {
     })
 }
 
+/// Whether `raw` carries a token naming a key `keys` lacks: the provider has rotated
+/// its keys since they were fetched, and the set is worth fetching again.
+pub fn names_unknown_key(spec: &SignatureSpec, raw: &RawWebhook, keys: &FetchedKeys) -> bool {
+    let (SignatureSpec::Jwt(j), FetchedKeys::Jwks(set)) = (spec, keys) else {
+        return false;
+    };
+    let Some(token) = header_str(&raw.headers, &j.header).and_then(|v| v.strip_prefix(j.prefix.as_str())) else {
+        return false;
+    };
+    match jsonwebtoken::decode_header(token.trim()).ok().and_then(|h| h.kid) {
+        Some(kid) => set.find(&kid).is_none(),
+        None => false,
+    }
+}
+
 /// Check `raw` under a fetching `spec` with `keys` at Unix time `now`. For `jwt` with
 /// `audience = "account"`, `account_values` are the accepted audiences.
 pub fn verify_fetched(

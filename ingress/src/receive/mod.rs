@@ -16,13 +16,14 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use switchyard_connectors::signature::{self, header_str, RawWebhook, VerifiedWebhook};
+use switchyard_connectors::signature::{self, fetched, header_str, RawWebhook, VerifiedWebhook};
 use switchyard_connectors::Connector;
 use switchyard_connectors::{body, extract, handshake};
 use switchyard_registry::Account;
 use tokio::sync::oneshot;
 
 use crate::commit::{Outcome, Submission};
+use crate::key_fetch::KeyFetchError;
 use crate::reject::Rejection;
 use crate::State;
 
@@ -106,15 +107,19 @@ async fn receive(
         headers: parts.headers,
         body,
     };
-    let verified = signature::verify_with_fallbacks(
-        &connector.signature,
-        &connector.signature_fallbacks,
-        keys::fallbacks(level),
-        raw,
-        &secrets,
-        now,
-    )
-    .map_err(Rejection::BadSignature)?;
+    let verified = if connector.signature.fetches_keys() {
+        verify_with_published_keys(state, &connector, raw, &secrets, now).await?
+    } else {
+        signature::verify_with_fallbacks(
+            &connector.signature,
+            &connector.signature_fallbacks,
+            keys::fallbacks(level),
+            raw,
+            &secrets,
+            now,
+        )
+        .map_err(Rejection::BadSignature)?
+    };
     // A GET's parameters are in the URL it signed: they are the event's body.
     let verified = if by_get {
         verified.with_query_as_form_body()
@@ -122,6 +127,14 @@ async fn receive(
         verified
     };
     if let Some(reply) = signed_handshake(&connector, &verified, secrets.first().copied()) {
+        if let Some(url) = &reply.confirm {
+            // Confirmed only once the provider has taken our GET; else it asks again.
+            state.keys.confirm(url).await.map_err(|e| {
+                tracing::warn!(connector = %connector.name, error = %e, "Confirming the subscription failed; answering 503.");
+                Rejection::Unavailable("confirm_failed")
+            })?;
+            tracing::info!(connector = %connector.name, "Subscription confirmed.");
+        }
         return Ok(Answer::Handshake(reply));
     }
     // Never a 4xx for a verified request's shape: what the connector's paths cannot read
@@ -163,6 +176,33 @@ async fn receive(
         Ok(Err(_)) => Err(Rejection::Unavailable("shutting_down")),
         Err(_) => Err(Rejection::Unavailable("durable_deadline")),
     }
+}
+
+/// Step 3 for a scheme whose keys the provider publishes (`jwt`, `x509`): where they
+/// are (a URL off the connector's allow-list is refused here, before any fetch), the
+/// keys cached or fetched — none to be had is a 503, the provider retries — and the
+/// check. A token naming a key the cached set lacks fetches the set once more (a
+/// rotation).
+async fn verify_with_published_keys(
+    state: &State,
+    connector: &Connector,
+    raw: RawWebhook,
+    secrets: &[&str],
+    now: i64,
+) -> Result<VerifiedWebhook, Rejection> {
+    let spec = &connector.signature;
+    let location = fetched::key_location(spec, &raw)
+        .map_err(Rejection::BadSignature)?
+        .ok_or(Rejection::BadSignature(signature::VerifyError::NoSecret))?;
+    let unavailable = |e: KeyFetchError| {
+        tracing::warn!(connector = %connector.name, error = %e, "Published keys cannot be had; answering 503.");
+        Rejection::Unavailable("key_host_unavailable")
+    };
+    let mut keys = state.keys.keys(&location).await.map_err(unavailable)?;
+    if fetched::names_unknown_key(spec, &raw, &keys) {
+        keys = state.keys.refetched(&location).await.map_err(unavailable)?;
+    }
+    signature::verify_fetched(spec, raw, &keys, secrets, now).map_err(Rejection::BadSignature)
 }
 
 /// The account the URL names, of this connector; `None` for a routed URL, whose events
