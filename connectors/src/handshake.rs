@@ -12,6 +12,7 @@
 
 use hmac::{Hmac, Mac};
 use serde_json::Value;
+use subtle::ConstantTimeEq;
 
 use crate::model::Handshake;
 
@@ -32,19 +33,36 @@ pub struct Reply {
 const MAX_ECHO: usize = 1024;
 
 /// Handshakes answered before any signature check (the provider signs nothing).
+/// `secrets` are the account's: a `verify_param` must match one of them.
 pub fn unsigned(
     handshakes: &[Handshake],
     method: &str,
     query: Option<&str>,
     header: &dyn Fn(&str) -> Option<String>,
+    secrets: &[&str],
 ) -> Option<Reply> {
     for h in handshakes {
         match h {
-            Handshake::EchoQuery { param, method: m } if m.eq_ignore_ascii_case(method) => {
-                let value = form_urlencoded::parse(query?.as_bytes())
-                    .find(|(k, _)| k == param.as_str())
-                    .map(|(_, v)| v.into_owned());
-                if let Some(v) = value.filter(|v| !v.is_empty() && v.len() <= MAX_ECHO) {
+            Handshake::EchoQuery {
+                param,
+                method: m,
+                verify_param,
+            } if m.eq_ignore_ascii_case(method) => {
+                let query_value = |name: &str| {
+                    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.into_owned())
+                };
+                if let Some(name) = verify_param {
+                    let given = query_value(name).unwrap_or_default();
+                    let known = secrets
+                        .iter()
+                        .any(|s| !given.is_empty() && bool::from(s.as_bytes().ct_eq(given.as_bytes())));
+                    if !known {
+                        continue;
+                    }
+                }
+                if let Some(v) = query_value(param).filter(|v| !v.is_empty() && v.len() <= MAX_ECHO) {
                     return Some(Reply {
                         status: 200,
                         content_type: "text/plain",
@@ -54,7 +72,24 @@ pub fn unsigned(
                     });
                 }
             }
-            Handshake::EchoHeader { header: name } => {
+            Handshake::EchoHeader {
+                header: name,
+                reply_field: Some(field),
+            } => {
+                if let Some(v) = header(name).filter(|v| !v.is_empty() && v.len() <= MAX_ECHO) {
+                    return Some(Reply {
+                        status: 200,
+                        content_type: "application/json",
+                        body: serde_json::json!({ field.as_str(): v }).to_string(),
+                        header: None,
+                        confirm: None,
+                    });
+                }
+            }
+            Handshake::EchoHeader {
+                header: name,
+                reply_field: None,
+            } => {
                 if let Some(v) = header(name).filter(|v| !v.is_empty() && v.len() <= MAX_ECHO) {
                     return Some(Reply {
                         status: 200,
@@ -186,12 +221,13 @@ mod tests {
             "POST",
             Some("validationToken=Validation%3A+Testing+client+application"),
             &none,
+            &[],
         )
         .unwrap();
         assert_eq!(r.body, "Validation: Testing client application");
         assert_eq!(r.content_type, "text/plain");
-        assert!(unsigned(&h, "POST", None, &none).is_none());
-        assert!(unsigned(&h, "GET", Some("validationToken=x"), &none).is_none());
+        assert!(unsigned(&h, "POST", None, &none, &[]).is_none());
+        assert!(unsigned(&h, "GET", Some("validationToken=x"), &none, &[]).is_none());
     }
 
     #[test]
@@ -199,9 +235,41 @@ mod tests {
         let h = parse("[[handshake]]\nkind = \"echo_header\"\nheader = \"X-Hook-Secret\"\n");
         let hdr = |n: &str| (n == "X-Hook-Secret").then(|| "s3cr3t".to_string());
         assert_eq!(
-            unsigned(&h, "POST", None, &hdr).unwrap().header,
+            unsigned(&h, "POST", None, &hdr, &[]).unwrap().header,
             Some(("X-Hook-Secret".into(), "s3cr3t".into()))
         );
+    }
+
+    /// Meta's verification request, as its Graph API webhooks guide shows it
+    /// (https://developers.facebook.com/docs/graph-api/webhooks/getting-started):
+    /// `hub.challenge` is echoed only when `hub.verify_token` is the account's.
+    #[test]
+    fn meta_challenge_needs_the_verify_token() {
+        let h = parse("[[handshake]]\nkind = \"echo_query\"\nmethod = \"GET\"\nparam = \"hub.challenge\"\nverify_param = \"hub.verify_token\"\n");
+        let none = |_: &str| None;
+        let query = Some("hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=meatyhamhock");
+        let r = unsigned(&h, "GET", query, &none, &["app-secret", "meatyhamhock"]).unwrap();
+        assert_eq!(
+            (r.status, r.body.as_str(), r.content_type),
+            (200, "1158201444", "text/plain")
+        );
+        assert!(unsigned(&h, "GET", query, &none, &["app-secret"]).is_none());
+        assert!(unsigned(&h, "GET", query, &none, &[]).is_none());
+        let no_token = Some("hub.mode=subscribe&hub.challenge=1158201444");
+        assert!(unsigned(&h, "GET", no_token, &none, &["meatyhamhock"]).is_none());
+    }
+
+    /// Okta's one-time verification (https://developer.okta.com/docs/concepts/event-hooks/):
+    /// the challenge header's value comes back as `{"verification": …}`.
+    #[test]
+    fn okta_verification_is_answered_as_json() {
+        let h = parse("[[handshake]]\nkind = \"echo_header\"\nheader = \"X-Okta-Verification-Challenge\"\nreply_field = \"verification\"\n");
+        let hdr = |n: &str| {
+            (n == "X-Okta-Verification-Challenge").then(|| "X3ga48mbVYuJq3LSLBFqRlimu3RqzmvpjLq9w9q7".to_string())
+        };
+        let r = unsigned(&h, "GET", None, &hdr, &[]).unwrap();
+        assert_eq!(r.body, r#"{"verification":"X3ga48mbVYuJq3LSLBFqRlimu3RqzmvpjLq9w9q7"}"#);
+        assert_eq!(r.header, None);
     }
 
     #[test]

@@ -615,9 +615,17 @@ pub enum Handshake {
         param: String,
         #[serde(default = "default_method")]
         method: String,
+        /// A query parameter that must equal one of the account's secrets for the echo
+        /// to be given (Meta's `hub.verify_token`); absent: none is required.
+        #[serde(default)]
+        verify_param: Option<String>,
     },
     EchoHeader {
         header: String,
+        /// Answer `{reply_field: <value>}` as JSON instead of the header back (Okta's
+        /// `X-Okta-Verification-Challenge` → `{"verification": …}`).
+        #[serde(default)]
+        reply_field: Option<String>,
     },
     EchoJson {
         when: JsonPath,

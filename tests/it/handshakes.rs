@@ -68,6 +68,22 @@ async fn handshakes_are_answered_and_store_nothing() {
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     assert_eq!(r.text().await.unwrap(), "Validation: Testing");
 
+    // Meta: the GET verification echoes hub.challenge only with the account's verify token.
+    p.register("tenant_m", "waba_1", "meta", "meatyhamhock", &receiver.url, &["*"])
+        .await;
+    let verify = |token: &str| {
+        format!(
+            "http://{}/v1/webhooks/meta/waba_1?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token={token}",
+            p.ingress
+        )
+    };
+    let r = p.http.get(verify("meatyhamhock")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().await.unwrap(), "1158201444");
+    let r = p.http.get(verify("guessed")).send().await.unwrap();
+    assert_ne!(r.status().as_u16(), 200, "a wrong verify token is not answered");
+    assert!(!r.text().await.unwrap().contains("1158201444"), "and echoes nothing");
+
     // GET where no handshake declares it: 405.
     let r = p
         .http

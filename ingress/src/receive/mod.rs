@@ -92,7 +92,13 @@ async fn receive(
     let (parts, body) = req.into_parts();
     // Handshakes the provider does not sign come first; they store nothing.
     let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
-    if let Some(reply) = handshake::unsigned(&connector.handshakes, parts.method.as_str(), parts.uri.query(), &header) {
+    if let Some(reply) = handshake::unsigned(
+        &connector.handshakes,
+        parts.method.as_str(),
+        parts.uri.query(),
+        &header,
+        &secrets,
+    ) {
         return Ok(Answer::Handshake(reply));
     }
     let limit = connector.max_body_bytes.unwrap_or(state.cfg.max_body_bytes);
