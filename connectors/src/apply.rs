@@ -89,7 +89,12 @@ pub fn event_of(
         None => Some(&doc),
     };
     items
-        .and_then(|v| v.get(i as usize))
+        .and_then(|v| match v {
+            Value::Array(a) => a.get(i as usize),
+            // A batch of one, as XML gives it (`body::xml`).
+            one @ Value::Object(_) if i == 0 => Some(one),
+            _ => None,
+        })
         .cloned()
         .ok_or(ApplyError::MissingItem(i))
 }

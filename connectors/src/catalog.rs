@@ -33,6 +33,8 @@ pub struct Connector {
     pub event: crate::model::EventSpec,
     pub keep_headers: Vec<String>,
     pub unmapped: UnmappedPolicy,
+    /// The provider's own success answer, if it expects one.
+    pub accepted: Option<Arc<crate::model::AcceptedReply>>,
     /// Provider event type → its mappings, tried in order (see [`crate::apply`]).
     pub mappings: BTreeMap<String, Vec<CompiledMapping>>,
 }
@@ -255,6 +257,7 @@ fn load_one(path: &Path, text: &str, models: &UnifiedModels, errors: &mut Vec<Ca
         event: file.event,
         keep_headers,
         unmapped: file.unmapped,
+        accepted: file.accepted.map(Arc::new),
         mappings,
     })
 }

@@ -99,9 +99,13 @@ pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Vec<E
         None
     };
     let items: Vec<(Option<u32>, Option<&serde_json::Value>)> = match (&spec.items, &doc) {
-        (Some(path), Some(doc)) => match path.get(doc).and_then(|v| v.as_array()) {
-            Some(arr) if arr.len() <= MAX_ITEMS => {
+        (Some(path), Some(doc)) => match path.get(doc) {
+            Some(serde_json::Value::Array(arr)) if arr.len() <= MAX_ITEMS => {
                 arr.iter().enumerate().map(|(i, v)| (Some(i as u32), Some(v))).collect()
+            }
+            // XML says nothing of arrays: an element that appears once is a batch of one.
+            Some(one @ serde_json::Value::Object(_)) if crate::body::xml::is_xml(content_type) => {
+                vec![(Some(0), Some(one))]
             }
             _ => return vec![whole_body(body, Unrecognized::NotABatch)],
         },
@@ -238,7 +242,11 @@ fn whole_body(body: &[u8], why: Unrecognized) -> ExtractedEvent {
 /// read sparsely ([`jsonpath::sparse`]: the paths give the same values, the rest of the
 /// document is checked but not built); a batch or a form body is read whole.
 fn read_json(spec: &EventSpec, body: &[u8], content_type: &str) -> Option<serde_json::Value> {
-    if spec.items.is_some() || !spec.shapes.is_empty() || crate::body::is_form(content_type) {
+    if spec.items.is_some()
+        || !spec.shapes.is_empty()
+        || crate::body::is_form(content_type)
+        || crate::body::xml::is_xml(content_type)
+    {
         return crate::body::to_json(body, content_type);
     }
     jsonpath::sparse(body, &json_paths(spec))

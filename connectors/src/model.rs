@@ -48,9 +48,22 @@ pub struct ConnectorFile {
     /// What to do with a provider event type that has no mapping.
     #[serde(default)]
     pub unmapped: UnmappedPolicy,
+    /// The answer once the events are durable, where the provider expects its own
+    /// (Salesforce's SOAP `Ack`, without which it retries for 24 hours); absent: the
+    /// ingress's JSON.
+    #[serde(default)]
+    pub accepted: Option<AcceptedReply>,
     /// Provider event type → its mapping, or several tried in order (`[[mappings."t"]]`).
     #[serde(default)]
     pub mappings: BTreeMap<String, MappingCases>,
+}
+
+/// `accepted = { content_type = "text/xml", body = "…" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptedReply {
+    pub content_type: String,
+    pub body: String,
 }
 
 fn default_methods() -> Vec<String> {

@@ -116,3 +116,56 @@ async fn an_empty_batch_is_answered_200_and_stores_nothing() {
     assert_eq!(p.stream_messages(&names.raw_stream()).await, before);
     p.stop().await;
 }
+
+/// Salesforce's Outbound Message: SOAP over `text/xml`, read by the XML rule, answered
+/// with the SOAP `Ack` it expects (else it retries for 24 hours), mapped, delivered; a
+/// message of another organisation is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_salesforce_outbound_message_is_acked_in_soap_and_mapped() {
+    let servers = shared().await;
+    let p = Pipeline::start(config_for(&servers.nats, &servers.redis, &servers.s3, "soap"))
+        .await
+        .unwrap();
+    let receiver = Receiver::start().await;
+    let org = "00D5g000004Ej2QEAS";
+    p.register("tenant_sf", "sf_acct", "salesforce", org, &receiver.url, &["crm.*"])
+        .await;
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../connectors/fixtures/salesforce/contact_updated.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let body = fixture["body"].as_str().unwrap().to_string();
+    let send = |body: String| {
+        p.http
+            .post(format!("http://{}/v1/webhooks/salesforce/sf_acct", p.ingress))
+            .header("content-type", "text/xml; charset=utf-8")
+            .header("soapaction", "\"\"")
+            .body(body)
+            .send()
+    };
+    let r = send(body.clone()).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/xml"));
+    assert!(
+        r.text().await.unwrap().contains("<Ack>true</Ack>"),
+        "the SOAP Ack Salesforce expects"
+    );
+
+    let delivered = wait_for("the contact delivered", Duration::from_secs(30), || async {
+        receiver.all().into_iter().next()
+    })
+    .await
+    .unwrap();
+    let event: Value = serde_json::from_slice(&delivered.body).unwrap();
+    assert_eq!(event["type"], "crm.contact.updated");
+    assert_eq!(event["data"]["contact"]["email"], "maria.ortega@acme.example");
+
+    // Another organisation's message (or a forged one without the id): 401.
+    let other = body.replace(org, "00D000000000001AAA");
+    assert_eq!(send(other).await.unwrap().status().as_u16(), 401);
+    p.stop().await;
+}

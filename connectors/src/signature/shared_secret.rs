@@ -42,7 +42,8 @@ pub(super) fn basic(raw: &RawWebhook, secrets: &[&str]) -> Result<(), VerifyErro
 }
 
 pub(super) fn body_field(spec: &BodyFieldSpec, raw: &RawWebhook, secrets: &[&str]) -> Result<(), VerifyError> {
-    let doc: serde_json::Value = serde_json::from_slice(&raw.body).map_err(|_| VerifyError::Malformed)?;
+    let content_type = super::header_str(&raw.headers, "content-type").unwrap_or("application/json");
+    let doc = crate::body::to_json(&raw.body, content_type).ok_or(VerifyError::Malformed)?;
     let items: Vec<&serde_json::Value> = match &spec.items {
         Some(p) => p
             .get(&doc)

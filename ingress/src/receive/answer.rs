@@ -4,7 +4,10 @@
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Response, StatusCode};
+use std::sync::Arc;
+
 use switchyard_connectors::handshake;
+use switchyard_connectors::model::AcceptedReply;
 
 use super::Target;
 use crate::reject::Rejection;
@@ -12,8 +15,13 @@ use crate::State;
 
 /// How a request ended well.
 pub enum Answer {
-    /// Every event is durable (or was already).
-    Durable { duplicates: usize, events: usize },
+    /// Every event is durable (or was already); `accepted` is the connector's own
+    /// answer for it, if it declares one.
+    Durable {
+        duplicates: usize,
+        events: usize,
+        accepted: Option<Arc<AcceptedReply>>,
+    },
     /// A handshake, answered; nothing stored.
     Handshake(handshake::Reply),
 }
@@ -22,7 +30,7 @@ pub enum Answer {
 fn outcome(result: &Result<Answer, Rejection>) -> &'static str {
     match result {
         Ok(Answer::Handshake(_)) => "handshake",
-        Ok(Answer::Durable { duplicates, events }) if duplicates == events => "duplicate",
+        Ok(Answer::Durable { duplicates, events, .. }) if duplicates == events => "duplicate",
         Ok(Answer::Durable { .. }) => "accepted",
         Err(r) if r.status() == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         Err(_) => "rejected",
@@ -58,7 +66,14 @@ pub fn respond(
             b.body(Full::new(Bytes::from(reply.body)))
                 .expect("valid response parts")
         }
-        Ok(Answer::Durable { duplicates, events }) => {
+        Ok(Answer::Durable {
+            accepted: Some(reply), ..
+        }) => Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", reply.content_type.as_str())
+            .body(Full::new(Bytes::from(reply.body.clone())))
+            .expect("valid response parts"),
+        Ok(Answer::Durable { duplicates, events, .. }) => {
             // `outcome` is one of two literals, so nothing here needs escaping.
             let body = format!(r#"{{"status":"{outcome}","events":{events},"duplicates":{duplicates}}}"#);
             Response::builder()
@@ -92,7 +107,13 @@ mod tests {
 
     #[test]
     fn outcomes_are_labelled_by_what_became_of_the_events() {
-        let durable = |duplicates, events| Ok(Answer::Durable { duplicates, events });
+        let durable = |duplicates, events| {
+            Ok(Answer::Durable {
+                duplicates,
+                events,
+                accepted: None,
+            })
+        };
         assert_eq!(outcome(&durable(0, 2)), "accepted");
         assert_eq!(outcome(&durable(1, 2)), "accepted");
         assert_eq!(outcome(&durable(2, 2)), "duplicate");

@@ -151,6 +151,7 @@ async fn receive(
         return Ok(Answer::Durable {
             duplicates: 0,
             events: 0,
+            accepted: connector.accepted.clone(),
         });
     }
     let events = route::route(state, &connector, account.as_deref(), extracted).await?;
@@ -177,7 +178,11 @@ async fn receive(
     // Durability rule: 2xx only for Outcome::Durable. A timeout here may still become
     // durable later; the provider's retry is then recognised as a duplicate.
     match tokio::time::timeout(deadline, rx).await {
-        Ok(Ok(Outcome::Durable { duplicates })) => Ok(Answer::Durable { duplicates, events: n }),
+        Ok(Ok(Outcome::Durable { duplicates })) => Ok(Answer::Durable {
+            duplicates,
+            events: n,
+            accepted: connector.accepted.clone(),
+        }),
         Ok(Ok(Outcome::Unavailable(reason))) => Err(Rejection::Unavailable(reason)),
         Ok(Err(_)) => Err(Rejection::Unavailable("shutting_down")),
         Err(_) => Err(Rejection::Unavailable("durable_deadline")),

@@ -1,11 +1,14 @@
 //! Reading a provider's body as JSON: JSON as it is, `application/x-www-form-urlencoded`
-//! (Twilio) as an object of its parameters, so JSON paths and mappings work on both.
+//! (Twilio) as an object of its parameters, XML (Salesforce, SOAP) by the rule in
+//! [`xml`], so JSON paths and mappings work on all three.
 //!
 //! One rule for JSON sent inside a form: a parameter named `payload` whose value is a
 //! JSON object is read as that object (Slack's interactivity payloads, GitHub webhooks
 //! configured with the form content type), so `payload.type` is a path like any other.
 
 use serde_json::{Map, Value};
+
+pub mod xml;
 
 /// Whether `content_type` names a form body.
 pub fn is_form(content_type: &str) -> bool {
@@ -29,6 +32,9 @@ pub fn to_json(body: &[u8], content_type: &str) -> Option<Value> {
             }
         }
         return Some(Value::Object(map));
+    }
+    if xml::is_xml(content_type) {
+        return xml::to_json(body);
     }
     serde_json::from_slice(body).ok()
 }
