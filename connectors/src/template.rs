@@ -4,7 +4,9 @@
 //! Placeholders: `{body}` (the raw body), `{timestamp}` (as sent), `{method}`, `{url}`
 //! (the full URL as the provider saw it), `{header:Name}`, `{json:path}` (a field of the
 //! JSON body, Mailgun), `{form_sorted}` (form parameters sorted by name, each name then
-//! value with no separator, Twilio). `{{` and `}}` are literal
+//! value with no separator, Twilio), `{body_crc32}` (the body's CRC-32 in decimal,
+//! PayPal), `{secret}` (the account's secret being tried; `x509` only: PayPal's webhook
+//! id). `{{` and `}}` are literal
 //! braces. Parsed once at load; building borrows the body when the template is only it.
 
 use std::borrow::Cow;
@@ -23,6 +25,10 @@ pub enum Part {
     Header(String),
     Json(JsonPath),
     FormSorted,
+    /// The body's CRC-32 (IEEE), in decimal (PayPal).
+    BodyCrc32,
+    /// The account's secret being tried (PayPal's webhook id), for schemes that say so.
+    Secret,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +47,8 @@ pub struct Inputs<'a> {
     pub json: Option<&'a serde_json::Value>,
     /// The form parameters, when the template uses `{form_sorted}`.
     pub form: Option<&'a [(String, String)]>,
+    /// The account's secret being tried, when the template uses `{secret}` (`x509`).
+    pub secret: Option<&'a str>,
 }
 
 /// Why a signed-bytes template does not parse; each says what to write instead.
@@ -52,7 +60,7 @@ pub enum TemplateError {
     Unclosed { text: String, at: usize },
     #[error("template {text:?}: lone '}}' at {at} (write '}}}}')")]
     LoneBrace { text: String, at: usize },
-    #[error("template {text:?}: unknown placeholder {{{name}}} (known: {{body}}, {{timestamp}}, {{method}}, {{url}}, {{header:Name}}, {{json:path}}, {{form_sorted}})")]
+    #[error("template {text:?}: unknown placeholder {{{name}}} (known: {{body}}, {{timestamp}}, {{method}}, {{url}}, {{header:Name}}, {{json:path}}, {{form_sorted}}, {{body_crc32}}, {{secret}})")]
     UnknownPlaceholder { text: String, name: String },
     #[error("template {text:?}: {error}")]
     Path { text: String, error: PathError },
@@ -85,6 +93,8 @@ impl Template {
                         "method" => Part::Method,
                         "url" => Part::Url,
                         "form_sorted" => Part::FormSorted,
+                        "body_crc32" => Part::BodyCrc32,
+                        "secret" => Part::Secret,
                         _ => match (name.strip_prefix("header:"), name.strip_prefix("json:")) {
                             (Some(h), _) if !h.is_empty() => Part::Header(h.to_ascii_lowercase()),
                             (_, Some(p)) => Part::Json(JsonPath::parse(p).map_err(|error| TemplateError::Path {
@@ -141,6 +151,11 @@ impl Template {
         self.parts.contains(&Part::FormSorted)
     }
 
+    /// Whether the template signs an account secret (`{secret}`).
+    pub fn uses_secret(&self) -> bool {
+        self.parts.contains(&Part::Secret)
+    }
+
     /// Whether the template signs the URL.
     pub fn uses_url(&self) -> bool {
         self.parts.contains(&Part::Url)
@@ -164,6 +179,8 @@ impl Template {
                     let v = inputs.json.and_then(|doc| p.get_string(doc)).ok_or("json")?;
                     out.extend_from_slice(v.as_bytes());
                 }
+                Part::BodyCrc32 => out.extend_from_slice(crc32fast::hash(inputs.body).to_string().as_bytes()),
+                Part::Secret => out.extend_from_slice(inputs.secret.ok_or("secret")?.as_bytes()),
                 Part::FormSorted => {
                     // By name, then by value, each pair once: as Twilio's own validators
                     // sign repeated parameters (twilio-python's compute_signature).
@@ -204,6 +221,7 @@ mod tests {
                 header: &none,
                 json: None,
                 form: Some(&[("b".to_string(), "2".to_string()), ("a".to_string(), "1".to_string())]),
+                secret: None,
             })
             .unwrap()
             .into_owned()

@@ -46,6 +46,7 @@ pub(super) fn verify(
             header: &lookup,
             json: None,
             form: None,
+            secret: None,
         })
         .map_err(|_| VerifyError::Malformed)?;
     if keys.is_empty() {

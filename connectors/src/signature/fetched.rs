@@ -181,7 +181,7 @@ pub fn verify_fetched(
 ) -> Result<(), VerifyError> {
     match (spec, keys) {
         (SignatureSpec::Jwt(j), FetchedKeys::Jwks(set)) => jwt(j, raw, set, account_values, now),
-        (SignatureSpec::X509(x), FetchedKeys::Certificate(c)) => x509(x, raw, c, now),
+        (SignatureSpec::X509(x), FetchedKeys::Certificate(c)) => x509(x, raw, c, account_values, now),
         _ => Err(VerifyError::BadKey),
     }
 }
@@ -271,7 +271,13 @@ fn algorithm(a: JwtAlgorithm) -> jsonwebtoken::Algorithm {
     }
 }
 
-fn x509(spec: &X509Spec, raw: &RawWebhook, cert: &Certificate, now: i64) -> Result<(), VerifyError> {
+fn x509(
+    spec: &X509Spec,
+    raw: &RawWebhook,
+    cert: &Certificate,
+    account_values: &[&str],
+    now: i64,
+) -> Result<(), VerifyError> {
     let doc: Option<serde_json::Value> = serde_json::from_slice(&raw.body).ok();
     let sig_text = field(raw, doc.as_ref(), &spec.signature).ok_or_else(|| missing(&spec.signature))?;
     let sig = match spec.encoding {
@@ -296,7 +302,9 @@ fn x509(spec: &X509Spec, raw: &RawWebhook, cert: &Certificate, now: i64) -> Resu
         }
         None => None,
     };
-    let message = match &spec.message {
+    // The signed bytes: one candidate, or one per account secret when the template
+    // signs it (PayPal's webhook id).
+    let messages: Vec<Vec<u8>> = match &spec.message {
         X509Message::JsonLines { json_lines } => {
             let obj = doc.as_ref().and_then(|d| d.as_object()).ok_or(VerifyError::Malformed)?;
             let mut out = Vec::new();
@@ -310,22 +318,36 @@ fn x509(spec: &X509Spec, raw: &RawWebhook, cert: &Certificate, now: i64) -> Resu
                 }
                 out.push(b'\n');
             }
-            out
+            vec![out]
         }
         X509Message::Template(t) => {
             let headers = &raw.headers;
             let lookup = |h: &str| header_str(headers, h);
-            t.build(&Inputs {
-                body: &raw.body,
-                timestamp,
-                method: raw.method.as_str(),
-                url: &raw.url,
-                header: &lookup,
-                json: doc.as_ref(),
-                form: None,
-            })
-            .map_err(|_| VerifyError::Malformed)?
-            .into_owned()
+            let secrets: Vec<Option<&str>> = if t.uses_secret() {
+                if account_values.is_empty() {
+                    return Err(VerifyError::NoSecret);
+                }
+                account_values.iter().map(|s| Some(*s)).collect()
+            } else {
+                vec![None]
+            };
+            let mut out = Vec::with_capacity(secrets.len());
+            for secret in secrets {
+                let built = t
+                    .build(&Inputs {
+                        body: &raw.body,
+                        timestamp,
+                        method: raw.method.as_str(),
+                        url: &raw.url,
+                        header: &lookup,
+                        json: doc.as_ref(),
+                        form: None,
+                        secret,
+                    })
+                    .map_err(|_| VerifyError::Malformed)?;
+                out.push(built.into_owned());
+            }
+            out
         }
     };
     if now < cert.not_before || now > cert.not_after {
@@ -335,9 +357,12 @@ fn x509(spec: &X509Spec, raw: &RawWebhook, cert: &Certificate, now: i64) -> Resu
         X509Algorithm::RsaSha1 => &ring::signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
         X509Algorithm::RsaSha256 => &ring::signature::RSA_PKCS1_2048_8192_SHA256,
     };
-    ring::signature::UnparsedPublicKey::new(algorithm, &cert.rsa_public_key)
-        .verify(&message, &sig)
-        .map_err(|_| VerifyError::Mismatch)
+    let key = ring::signature::UnparsedPublicKey::new(algorithm, &cert.rsa_public_key);
+    if messages.iter().any(|m| key.verify(m, &sig).is_ok()) {
+        Ok(())
+    } else {
+        Err(VerifyError::Mismatch)
+    }
 }
 
 /// The body as JSON when `f` reads it.

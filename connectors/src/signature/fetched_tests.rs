@@ -417,3 +417,65 @@ fn bytes_that_are_no_keys_are_reported() {
     )
     .is_err());
 }
+
+/// PayPal's construction (https://developer.paypal.com/api/rest/webhooks/rest/):
+/// `transmission id|transmission time|webhook id|crc32(body)`, SHA256withRSA, the
+/// certificate named by a header; the webhook id is the account's secret.
+#[test]
+fn a_paypal_delivery_verifies_with_the_webhook_id_as_the_account_secret() {
+    let catalog =
+        crate::catalog::Catalog::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog")).unwrap();
+    let spec = &catalog.get("paypal").unwrap().signature;
+    let (pair, pem) = certificate();
+    let cert = parse_keys(KeyKind::Certificate, pem.as_bytes()).unwrap();
+    let body = r#"{"id":"WH-2WR32451HC0233532-67976317FL4543714","event_type":"PAYMENT.CAPTURE.COMPLETED"}"#;
+    let (id, time, webhook_id) = (
+        "69cd13f0-d67a-11e5-baa3-778b53f4ae55",
+        "2026-12-07T06:10:42Z",
+        "1JE4291016473214C",
+    );
+    let signed = format!("{id}|{time}|{webhook_id}|{}", crc32fast::hash(body.as_bytes()));
+    let mut sig = vec![0; pair.public_modulus_len()];
+    pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), signed.as_bytes(), &mut sig)
+        .unwrap();
+    let cert_url = "https://api.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-1d93a270";
+    let headers = |algo: &str| {
+        vec![
+            ("PAYPAL-TRANSMISSION-ID", id.to_string()),
+            ("PAYPAL-TRANSMISSION-TIME", time.to_string()),
+            ("PAYPAL-TRANSMISSION-SIG", B64.encode(&sig)),
+            ("PAYPAL-AUTH-ALGO", algo.to_string()),
+            ("PAYPAL-CERT-URL", cert_url.to_string()),
+        ]
+    };
+    let raw = request(&headers("SHA256withRSA"), body);
+    assert_eq!(key_location(spec, &raw).unwrap().unwrap().url, cert_url);
+    let check = |raw: RawWebhook, secrets: &[&str]| verify_fetched(spec, raw, &cert, secrets, NOW).map(|_| ());
+    assert_eq!(
+        check(request(&headers("SHA256withRSA"), body), &["other-webhook", webhook_id]),
+        Ok(())
+    );
+    assert_eq!(
+        check(request(&headers("SHA256withRSA"), body), &["other-webhook"]),
+        Err(VerifyError::Mismatch)
+    );
+    assert_eq!(
+        check(request(&headers("SHA256withRSA"), body), &[]),
+        Err(VerifyError::NoSecret)
+    );
+    let tampered = body.replace("COMPLETED", "DENIED");
+    assert_eq!(
+        check(request(&headers("SHA256withRSA"), &tampered), &[webhook_id]),
+        Err(VerifyError::Mismatch)
+    );
+    assert_eq!(
+        check(request(&headers("SHA1withRSA"), body), &[webhook_id]),
+        Err(VerifyError::Malformed)
+    );
+    let mut foreign = headers("SHA256withRSA");
+    foreign[4].1 = "https://api.paypal.com.evil.example/cert".into();
+    assert_eq!(
+        key_location(spec, &request(&foreign, body)),
+        Err(VerifyError::KeyHostNotAllowed)
+    );
+}

@@ -111,6 +111,7 @@ pub(super) fn verify(spec: &HmacSpec, raw: &RawWebhook, secrets: &[&str], now: i
                 header: &lookup,
                 json: doc.as_ref(),
                 form: form.as_deref(),
+                secret: None,
             })
             .map_err(|missing| match missing {
                 "timestamp" => VerifyError::BadTimestamp,

@@ -228,6 +228,7 @@ fn build(template: &Template, r: &Req) -> Result<Vec<u8>, &'static str> {
             header: &lookup,
             json: r.json.as_ref(),
             form: r.form.as_deref(),
+            secret: None,
         })
         .map(|c| c.into_owned())
 }

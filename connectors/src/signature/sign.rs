@@ -62,6 +62,7 @@ pub fn sign(
                     header: &lookup,
                     json: json.as_ref(),
                     form: form.as_deref(),
+                    secret: None,
                 })
                 .unwrap_or_default();
             let key = key_bytes(h.secret_format, secret).unwrap_or_default();
