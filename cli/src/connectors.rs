@@ -6,6 +6,8 @@
 //!   each mismatch; also fails when a mapping has no fixture.
 //! - `map <connector> <event-file>`: print the unified event(s) one provider body becomes,
 //!   the mapping playground.
+//! - `docs [PATH] [--out DIR]`: write `connectors.md` and `unified.md`, the catalog's
+//!   reference pages, generated from the files (a test keeps the committed ones in step).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,6 +34,14 @@ pub enum ConnectorsCommand {
         /// The fixtures folder; default: `fixtures/` beside the catalog.
         #[arg(long)]
         fixtures: Option<PathBuf>,
+    },
+    /// Write docs/connectors.md and docs/unified.md from the catalog.
+    Docs {
+        #[arg(default_value = "connectors/catalog")]
+        path: PathBuf,
+        /// Where the pages go.
+        #[arg(long, default_value = "docs")]
+        out: PathBuf,
     },
     /// Print the unified event(s) a provider body becomes.
     Map {
@@ -62,7 +72,24 @@ pub fn run(command: ConnectorsCommand) -> anyhow::Result<ExitCode> {
             headers,
             catalog,
         } => map(&catalog, &connector, &event_file, &headers),
+        ConnectorsCommand::Docs { path, out } => docs(&path, &out),
     }
+}
+
+fn docs(path: &Path, out: &Path) -> anyhow::Result<ExitCode> {
+    let catalog = match load(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let pages = switchyard_connectors::docs::render(&catalog, &Catalog::models_dir(path))
+        .map_err(anyhow::Error::msg)
+        .context("reading the unified models")?;
+    for (name, text) in [("connectors.md", &pages.connectors), ("unified.md", &pages.unified)] {
+        let file = out.join(name);
+        std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+        switchyard_cli::outln!("wrote {}", file.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load(path: &Path) -> Result<Catalog, ExitCode> {

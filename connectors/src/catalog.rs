@@ -22,6 +22,8 @@ use crate::unified::UnifiedModels;
 pub struct Connector {
     pub name: String,
     pub title: String,
+    /// Where the provider documents its webhooks.
+    pub docs: String,
     pub path: PathBuf,
     pub max_body_bytes: Option<usize>,
     pub content_types: Vec<String>,
@@ -249,6 +251,7 @@ fn load_one(path: &Path, text: &str, models: &UnifiedModels, errors: &mut Vec<Ca
         title: file.title,
         path: path.to_path_buf(),
         max_body_bytes: file.max_body_bytes,
+        docs: file.docs,
         content_types: file.content_types,
         methods: file.methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
         signature: file.signature,

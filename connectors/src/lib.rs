@@ -26,6 +26,7 @@ pub mod apply;
 pub mod body;
 pub mod catalog;
 pub mod compile;
+pub mod docs;
 pub mod extract;
 pub mod fixtures;
 pub mod handshake;
