@@ -345,7 +345,8 @@ fn check_fetched(path: &Path, line: Option<usize>, spec: &SignatureSpec, errors:
             if j.header.is_empty() {
                 errors.push(err(path, line, "signature.header", "names no header"));
             }
-            if !j.jwks_url.starts_with("https://") || url::Url::parse(&j.jwks_url).is_err() {
+            let keyed_by_secret = j.jwks_url.is_empty();
+            if !keyed_by_secret && (!j.jwks_url.starts_with("https://") || url::Url::parse(&j.jwks_url).is_err()) {
                 errors.push(err(path, line, "signature.jwks_url", "must be an https:// URL"));
             }
             if j.algorithms.is_empty() {
@@ -354,6 +355,23 @@ fn check_fetched(path: &Path, line: Option<usize>, spec: &SignatureSpec, errors:
                     line,
                     "signature.algorithms",
                     "list at least one (e.g. [\"RS256\"])",
+                ));
+            }
+            // Never both kinds: a public key used as an HMAC secret forges any token.
+            if j.algorithms.iter().any(|a| a.is_hmac() != keyed_by_secret) {
+                errors.push(err(
+                    path,
+                    line,
+                    "signature.algorithms",
+                    "with jwks_url only RS*/ES* algorithms; without it (keyed by the account's secrets) only HS*",
+                ));
+            }
+            if keyed_by_secret && j.audience == crate::model::JwtAudience::Account {
+                errors.push(err(
+                    path,
+                    line,
+                    "signature.audience",
+                    "an HMAC token is keyed by the account's secrets, so they cannot also be its audiences: use \"called_url\"",
                 ));
             }
         }

@@ -107,6 +107,7 @@ fn scheme(c: &Connector) -> String {
         SignatureSpec::BodyField(_) => "secret in the body (weaker)".into(),
         SignatureSpec::Ed25519(_) => "Ed25519".into(),
         SignatureSpec::EcdsaP256(_) => "ECDSA P-256".into(),
+        SignatureSpec::Jwt(j) if j.jwks_url.is_empty() => "JWT, HMAC with the account's secret".into(),
         SignatureSpec::Jwt(_) => "JWT, provider's JWKS".into(),
         SignatureSpec::X509(_) => "RSA, provider's X.509 certificate".into(),
     };

@@ -121,7 +121,11 @@ impl SignatureSpec {
 
     /// Schemes whose keys the ingress fetches from the provider (JWKS, certificates).
     pub fn fetches_keys(&self) -> bool {
-        matches!(self, Self::Jwt(_) | Self::X509(_))
+        match self {
+            Self::Jwt(j) => !j.jwks_url.is_empty(),
+            Self::X509(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -146,9 +150,13 @@ pub struct JwtSpec {
     /// Stripped before decoding, e.g. `Bearer `.
     #[serde(default)]
     pub prefix: String,
-    /// Where the provider publishes its keys (HTTPS), as a JSON Web Key Set.
+    /// Where the provider publishes its keys (HTTPS), as a JSON Web Key Set. Empty: the
+    /// token is an HMAC one (`HS256`…) keyed with the account's signing secrets
+    /// (monday.com's apps).
+    #[serde(default)]
     pub jwks_url: String,
-    /// The algorithms accepted (`RS256`, `ES256`); a token naming another is refused.
+    /// The algorithms accepted (`RS256`, `ES256` with a JWKS; `HS256` without); a token
+    /// naming another is refused.
     pub algorithms: Vec<JwtAlgorithm>,
     /// Accepted `iss` values; empty: any.
     #[serde(default)]
@@ -173,6 +181,16 @@ pub enum JwtAlgorithm {
     RS512,
     ES256,
     ES384,
+    HS256,
+    HS384,
+    HS512,
+}
+
+impl JwtAlgorithm {
+    /// Keyed with a shared secret, not a published public key.
+    pub fn is_hmac(self) -> bool {
+        matches!(self, Self::HS256 | Self::HS384 | Self::HS512)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

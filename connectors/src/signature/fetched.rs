@@ -76,6 +76,7 @@ pub enum KeyParseError {
 /// certificate URL that is not HTTPS on an allowed host is refused here.
 pub fn key_location(spec: &SignatureSpec, raw: &RawWebhook) -> Result<Option<KeyLocation>, VerifyError> {
     match spec {
+        SignatureSpec::Jwt(j) if j.jwks_url.is_empty() => Ok(None),
         SignatureSpec::Jwt(j) => Ok(Some(KeyLocation {
             url: j.jwks_url.clone(),
             kind: KeyKind::Jwks,
@@ -161,9 +162,10 @@ pub fn names_unknown_key(spec: &SignatureSpec, raw: &RawWebhook, keys: &FetchedK
     let (SignatureSpec::Jwt(j), FetchedKeys::Jwks(set)) = (spec, keys) else {
         return false;
     };
-    let Some(token) = header_str(&raw.headers, &j.header).and_then(|v| v.strip_prefix(j.prefix.as_str())) else {
+    let Some(value) = header_str(&raw.headers, &j.header) else {
         return false;
     };
+    let token = value.strip_prefix(j.prefix.as_str()).unwrap_or(value);
     match jsonwebtoken::decode_header(token.trim()).ok().and_then(|h| h.kid) {
         Some(kid) => set.find(&kid).is_none(),
         None => false,
@@ -186,29 +188,28 @@ pub fn verify_fetched(
     }
 }
 
-fn jwt(spec: &JwtSpec, raw: &RawWebhook, set: &JwkSet, account_values: &[&str], now: i64) -> Result<(), VerifyError> {
-    use jsonwebtoken::{decode, decode_header, DecodingKey, Validation};
+/// The token of `raw` and its header, its algorithm one the connector accepts.
+fn token_of<'a>(spec: &JwtSpec, raw: &'a RawWebhook) -> Result<(&'a str, jsonwebtoken::Header), VerifyError> {
     let value =
         header_str(&raw.headers, &spec.header).ok_or_else(|| VerifyError::MissingHeader(spec.header.clone()))?;
-    let token = value
-        .strip_prefix(spec.prefix.as_str())
-        .ok_or(VerifyError::Malformed)?
-        .trim();
-    let header = decode_header(token).map_err(|_| VerifyError::Malformed)?;
-    let allowed = spec.algorithms.iter().any(|a| algorithm(*a) == header.alg);
-    if !allowed {
+    let token = value.strip_prefix(spec.prefix.as_str()).unwrap_or(value).trim();
+    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+    if !spec.algorithms.iter().any(|a| algorithm(*a) == header.alg) {
         return Err(VerifyError::Malformed);
     }
-    let jwk = match &header.kid {
-        Some(kid) => set.find(kid),
-        None if set.keys.len() == 1 => set.keys.first(),
-        None => None,
-    }
-    .ok_or(VerifyError::UnknownKey)?;
-    let key = DecodingKey::from_jwk(jwk).map_err(|_| VerifyError::BadKey)?;
-    let mut validation = Validation::new(header.alg);
-    validation.algorithms = vec![header.alg];
-    // Times against `now`, below; the crate's own clock is not the caller's.
+    Ok((token, header))
+}
+
+/// What the crate checks for us (signature, `aud`, `iss`); times are checked against the
+/// caller's `now` in [`check_claims`].
+fn validation(
+    spec: &JwtSpec,
+    alg: jsonwebtoken::Algorithm,
+    raw: &RawWebhook,
+    account_values: &[&str],
+) -> Result<jsonwebtoken::Validation, VerifyError> {
+    let mut validation = jsonwebtoken::Validation::new(alg);
+    validation.algorithms = vec![alg];
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.required_spec_claims.clear();
@@ -223,12 +224,60 @@ fn jwt(spec: &JwtSpec, raw: &RawWebhook, set: &JwkSet, account_values: &[&str], 
     if !spec.issuers.is_empty() {
         validation.set_issuer(&spec.issuers);
     }
-    let claims = decode::<serde_json::Value>(token, &key, &validation)
+    Ok(validation)
+}
+
+fn decode(
+    token: &str,
+    key: &jsonwebtoken::DecodingKey,
+    validation: &jsonwebtoken::Validation,
+) -> Result<serde_json::Value, VerifyError> {
+    jsonwebtoken::decode::<serde_json::Value>(token, key, validation)
+        .map(|t| t.claims)
         .map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::InvalidSignature => VerifyError::Mismatch,
             _ => VerifyError::ClaimRefused,
-        })?
-        .claims;
+        })
+}
+
+fn jwt(spec: &JwtSpec, raw: &RawWebhook, set: &JwkSet, account_values: &[&str], now: i64) -> Result<(), VerifyError> {
+    let (token, header) = token_of(spec, raw)?;
+    let jwk = match &header.kid {
+        Some(kid) => set.find(kid),
+        None if set.keys.len() == 1 => set.keys.first(),
+        None => None,
+    }
+    .ok_or(VerifyError::UnknownKey)?;
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|_| VerifyError::BadKey)?;
+    let claims = decode(token, &key, &validation(spec, header.alg, raw, account_values)?)?;
+    check_claims(spec, &claims, raw, now)
+}
+
+/// A `jwt` scheme without a JWKS: an HMAC token keyed with one of the account's
+/// `secrets` (any may match, so a rotation drops nothing).
+pub(super) fn jwt_with_secrets(
+    spec: &JwtSpec,
+    raw: &RawWebhook,
+    secrets: &[&str],
+    now: i64,
+) -> Result<(), VerifyError> {
+    let (token, header) = token_of(spec, raw)?;
+    if secrets.is_empty() {
+        return Err(VerifyError::NoSecret);
+    }
+    let validation = validation(spec, header.alg, raw, &[])?;
+    for secret in secrets {
+        let key = jsonwebtoken::DecodingKey::from_secret(secret.as_bytes());
+        match decode(token, &key, &validation) {
+            Ok(claims) => return check_claims(spec, &claims, raw, now),
+            Err(VerifyError::Mismatch) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(VerifyError::Mismatch)
+}
+
+fn check_claims(spec: &JwtSpec, claims: &serde_json::Value, raw: &RawWebhook, now: i64) -> Result<(), VerifyError> {
     let number = |name: &str| claims.get(name).and_then(serde_json::Value::as_i64);
     match number("exp") {
         Some(exp) if now > exp + LEEWAY_SECS => return Err(VerifyError::Expired),
@@ -268,6 +317,9 @@ fn algorithm(a: JwtAlgorithm) -> jsonwebtoken::Algorithm {
         JwtAlgorithm::RS512 => A::RS512,
         JwtAlgorithm::ES256 => A::ES256,
         JwtAlgorithm::ES384 => A::ES384,
+        JwtAlgorithm::HS256 => A::HS256,
+        JwtAlgorithm::HS384 => A::HS384,
+        JwtAlgorithm::HS512 => A::HS512,
     }
 }
 

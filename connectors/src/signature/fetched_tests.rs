@@ -479,3 +479,48 @@ fn a_paypal_delivery_verifies_with_the_webhook_id_as_the_account_secret() {
         Err(VerifyError::KeyHostNotAllowed)
     );
 }
+
+/// monday.com's app requests (https://developer.monday.com/apps/docs/authorization-header):
+/// an HS256 token keyed with the app's signing secret, `aud` the endpoint.
+#[test]
+fn an_hs256_token_is_keyed_by_the_account_secrets() {
+    let catalog =
+        crate::catalog::Catalog::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog")).unwrap();
+    let spec = &catalog.get("monday").unwrap().signature;
+    assert!(!spec.fetches_keys());
+    let secret = "monday-signing-secret";
+    let sign = |key: &str, claims: serde_json::Value| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
+        )
+        .unwrap()
+    };
+    let claims = serde_json::json!({"accountId": 1825528, "userId": 4012689, "aud": URL, "exp": NOW + 300, "iat": NOW - 5, "shortLivedToken": "x"});
+    let check = |token: String, secrets: &[&str]| {
+        super::verify(spec, request(&[("Authorization", token)], "{}"), secrets, NOW).map(|_| ())
+    };
+    assert_eq!(check(sign(secret, claims.clone()), &["old-secret", secret]), Ok(()));
+    assert_eq!(
+        check(sign("guessed", claims.clone()), &[secret]),
+        Err(VerifyError::Mismatch)
+    );
+    assert_eq!(check(sign(secret, claims.clone()), &[]), Err(VerifyError::NoSecret));
+    let mut elsewhere = claims.clone();
+    elsewhere["aud"] = "https://other.example/endpoint".into();
+    assert_eq!(
+        check(sign(secret, elsewhere), &[secret]),
+        Err(VerifyError::ClaimRefused)
+    );
+    let mut expired = claims;
+    expired["exp"] = (NOW - 600).into();
+    assert_eq!(check(sign(secret, expired), &[secret]), Err(VerifyError::Expired));
+}
+
+#[test]
+fn a_jwt_scheme_may_not_mix_public_keys_and_shared_secrets() {
+    let text = "name = \"mixed\"\ntitle = \"M\"\n[signature]\nscheme = \"jwt\"\nheader = \"Authorization\"\njwks_url = \"https://keys.example/jwks\"\nalgorithms = [\"RS256\", \"HS256\"]\n[event]\nid = { json = \"id\" }\ntype = { json = \"type\" }\n";
+    let errors = crate::catalog::Catalog::from_sources(vec![("mixed.toml".into(), text.into())]).unwrap_err();
+    assert!(errors.to_string().contains("only RS*/ES*"), "{errors}");
+}

@@ -187,6 +187,7 @@ fn check(spec: &SignatureSpec, raw: &RawWebhook, secrets: &[&str], now: i64) -> 
         SignatureSpec::BodyField(b) => shared_secret::body_field(b, raw, secrets),
         SignatureSpec::Ed25519(a) => asymmetric::verify(asymmetric::Curve::Ed25519, a, raw, secrets, now),
         SignatureSpec::EcdsaP256(a) => asymmetric::verify(asymmetric::Curve::P256, a, raw, secrets, now),
+        SignatureSpec::Jwt(j) if j.jwks_url.is_empty() => fetched::jwt_with_secrets(j, raw, secrets, now),
         // Their keys are fetched first: see [`verify_fetched`].
         SignatureSpec::Jwt(_) | SignatureSpec::X509(_) => Err(VerifyError::NoSecret),
     }
