@@ -140,19 +140,28 @@ impl Pipeline {
             tasks,
             http,
         };
-        let (client, url) = (p.http.clone(), format!("http://{ingress}/readyz"));
-        wait_until("the ingress to be ready", Duration::from_secs(30), || {
-            let (client, url) = (client.clone(), url.clone());
-            async move {
-                client
-                    .get(&url)
-                    .send()
-                    .await
-                    .map(|r| r.status().is_success())
-                    .unwrap_or(false)
-            }
-        })
-        .await?;
+        // Every binary has connected and declared what it needs before a test (or a
+        // fault it injects) begins: on a loaded machine the normalizer or the
+        // dispatcher can still be starting when the ingress already answers.
+        for (what, at) in [
+            ("the ingress to be ready", ingress_ops),
+            ("the normalizer to be ready", normalizer_ops),
+            ("the dispatcher to be ready", dispatcher_ops),
+        ] {
+            let (client, url) = (p.http.clone(), format!("http://{at}/readyz"));
+            wait_until(what, Duration::from_secs(30), || {
+                let (client, url) = (client.clone(), url.clone());
+                async move {
+                    client
+                        .get(&url)
+                        .send()
+                        .await
+                        .map(|r| r.status().is_success())
+                        .unwrap_or(false)
+                }
+            })
+            .await?;
+        }
         Ok(p)
     }
 
