@@ -22,8 +22,10 @@ fn catalog() -> Catalog {
 
 fn request(spec: &SignatureSpec, secret: &str, body: &str, at: i64) -> RawWebhook {
     let mut headers = HeaderMap::new();
-    headers.insert("webhook-id", HeaderValue::from_static("msg_1"));
-    headers.insert("svix-id", HeaderValue::from_static("msg_1"));
+    // The message ids that templates sign (`{header:…}`): Standard Webhooks, Svix, Twitch.
+    for name in ["webhook-id", "svix-id", "twitch-eventsub-message-id"] {
+        headers.insert(name, HeaderValue::from_static("msg_1"));
+    }
     for (k, v) in sign(spec, secret, body.as_bytes(), at, "POST", URL, &headers.clone()) {
         headers.insert(
             HeaderName::from_bytes(k.as_bytes()).unwrap(),

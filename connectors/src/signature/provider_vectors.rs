@@ -247,7 +247,9 @@ fn slack_docs_example_slash_command() {
 #[test]
 fn svix_headers_with_the_standard_webhooks_vector() {
     // svix-webhooks javascript/src/webhook.test.ts (the Standard Webhooks libraries'
-    // values under Svix's header names).
+    // values under Svix's header names). Clerk and Resend send through Svix
+    // (clerk.com/docs/webhooks/overview, resend.com/docs/webhooks/verify-webhooks-requests,
+    // both verifying with Svix's libraries), so the same request verifies there.
     let headers = [
         ("svix-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
         ("svix-timestamp", "1614265330"),
@@ -255,14 +257,18 @@ fn svix_headers_with_the_standard_webhooks_vector() {
     ];
     let body = r#"{"test": 2432232314}"#;
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    assert_eq!(
-        verify_at("svix", "https://x/y", &headers, body, secret, 1_614_265_330),
-        Ok(())
-    );
-    assert_eq!(
-        verify_at("svix", "https://x/y", &headers, body, secret, 1_614_265_330 - 301),
-        Err(VerifyError::OutOfTolerance(300))
-    );
+    for connector in ["svix", "clerk", "resend"] {
+        assert_eq!(
+            verify_at(connector, "https://x/y", &headers, body, secret, 1_614_265_330),
+            Ok(()),
+            "{connector}"
+        );
+        assert_eq!(
+            verify_at(connector, "https://x/y", &headers, body, secret, 1_614_265_330 - 301),
+            Err(VerifyError::OutOfTolerance(300)),
+            "{connector}"
+        );
+    }
 }
 
 #[test]
