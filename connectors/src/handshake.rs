@@ -272,6 +272,28 @@ mod tests {
         assert_eq!(r.header, None);
     }
 
+    /// Twitch's callback verification (https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#responding-to-a-challenge-request):
+    /// the challenge alone, as text. Front's: the header's value in a JSON body.
+    #[test]
+    fn twitch_and_front_challenges_from_the_shipped_files() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog");
+        let catalog = crate::catalog::Catalog::load_dir(&dir).unwrap();
+        let twitch = &catalog.get("twitch").unwrap().handshakes;
+        let doc = json!({"challenge": "pogchamp-kappa-360noscope-vohiyo", "subscription": {"id": "f1c2a387-161a-49f9-a165-0f21d7a4e1c4", "status": "webhook_callback_verification_pending", "type": "channel.follow"}});
+        let r = signed(twitch, &doc, &http::HeaderMap::new(), None).unwrap();
+        assert_eq!(
+            (r.content_type, r.body.as_str()),
+            ("text/plain", "pogchamp-kappa-360noscope-vohiyo")
+        );
+        let enabled = json!({"subscription": {"status": "enabled"}, "event": {}});
+        assert!(signed(twitch, &enabled, &http::HeaderMap::new(), None).is_none());
+
+        let front = &catalog.get("front").unwrap().handshakes;
+        let hdr = |n: &str| (n == "X-Front-Challenge").then(|| "4d0a2c5b".to_string());
+        let r = unsigned(front, "POST", None, &hdr, &[]).unwrap();
+        assert_eq!(r.body, r#"{"challenge":"4d0a2c5b"}"#);
+    }
+
     #[test]
     fn slack_challenge_and_zoom_validation() {
         let slack = parse("[[handshake]]\nkind = \"echo_json\"\nwhen = \"type\"\nequals = \"url_verification\"\nfrom = \"challenge\"\nreply_field = \"challenge\"\n");

@@ -236,6 +236,8 @@ mod stripe_tests;
 #[cfg(test)]
 mod catalog_tests;
 #[cfg(test)]
+mod construction_tests;
+#[cfg(test)]
 mod fetched_tests;
 #[cfg(test)]
 mod provider_vectors;

@@ -244,25 +244,47 @@ fn slack_docs_example_slash_command() {
     );
 }
 
+/// The Standard Webhooks libraries' values (standard-webhooks/libraries), which
+/// svix-webhooks javascript/src/webhook.test.ts uses under Svix's header names. Replicate
+/// follows Standard Webhooks (replicate.com/docs/topics/webhooks/verify-webhook); Clerk and
+/// Resend send through Svix and verify with its libraries (clerk.com/docs/webhooks/overview,
+/// resend.com/docs/webhooks/verify-webhooks-requests). The same request verifies on each.
 #[test]
-fn svix_headers_with_the_standard_webhooks_vector() {
-    // svix-webhooks javascript/src/webhook.test.ts (the Standard Webhooks libraries'
-    // values under Svix's header names).
-    let headers = [
-        ("svix-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
-        ("svix-timestamp", "1614265330"),
-        ("svix-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
-    ];
+fn standard_webhooks_vector_on_every_connector_that_uses_it() {
     let body = r#"{"test": 2432232314}"#;
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    assert_eq!(
-        verify_at("svix", "https://x/y", &headers, body, secret, 1_614_265_330),
-        Ok(())
-    );
-    assert_eq!(
-        verify_at("svix", "https://x/y", &headers, body, secret, 1_614_265_330 - 301),
-        Err(VerifyError::OutOfTolerance(300))
-    );
+    let at = 1_614_265_330;
+    for (connector, prefix) in [
+        ("standard_webhooks", "webhook"),
+        ("replicate", "webhook"),
+        ("svix", "svix"),
+        ("clerk", "svix"),
+        ("resend", "svix"),
+    ] {
+        let names = [
+            format!("{prefix}-id"),
+            format!("{prefix}-timestamp"),
+            format!("{prefix}-signature"),
+        ];
+        let values = [
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            "1614265330",
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+        ];
+        let headers: Vec<(&str, &str)> = names.iter().map(String::as_str).zip(values).collect();
+        let check = |body: &str, now: i64| verify_at(connector, "https://x/y", &headers, body, secret, now);
+        assert_eq!(check(body, at), Ok(()), "{connector}");
+        assert_eq!(
+            check(body, at + 301),
+            Err(VerifyError::OutOfTolerance(300)),
+            "{connector}"
+        );
+        assert_eq!(
+            check(&body.replace('2', "3"), at),
+            Err(VerifyError::Mismatch),
+            "{connector}"
+        );
+    }
 }
 
 #[test]
