@@ -362,6 +362,8 @@ pub enum SecretFormat {
     Raw,
     /// `whsec_` followed by base64, decoded (the Standard Webhooks definition).
     WhsecBase64,
+    /// Hex, decoded (Close's signature keys).
+    Hex,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -120,3 +120,29 @@ fn front_signs_the_millisecond_timestamp_colon_body() {
         Err(VerifyError::OutOfTolerance(300))
     );
 }
+
+/// Close: HMAC-SHA256 of timestamp ‖ body, hex, keyed with the signature key decoded
+/// from hex (developer.close.com/api/resources/webhooks, "Webhook signatures").
+#[test]
+fn close_signs_with_the_hex_decoded_key() {
+    let key_hex = "4f1a0b3c2d9e8f7061524334251607f8e9dacbbdaeff00112233445566778899";
+    let key = hex::decode(key_hex).unwrap();
+    let (ts, body) = (
+        "1700000000",
+        r#"{"subscription_id":"whsub_1","event":{"id":"ev_1","object_type":"lead"}}"#,
+    );
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).unwrap();
+    mac.update(format!("{ts}{body}").as_bytes());
+    let sig = hex::encode(mac.finalize().into_bytes());
+    let h = [("close-sig-timestamp", ts), ("close-sig-hash", sig.as_str())];
+    let check = |body: &str, secret: &str| verify_at("close", "https://x/y", &h, body, secret, 1_700_000_000);
+    assert_eq!(check(body, key_hex), Ok(()));
+    // The key's text used as is (not decoded) is not Close's key.
+    let as_text = hex::encode(hmac_sha256(key_hex, &format!("{ts}{body}")));
+    assert_ne!(as_text, sig);
+    assert_eq!(
+        check(&body.replace("lead", "contact"), key_hex),
+        Err(VerifyError::Mismatch)
+    );
+    assert_eq!(check(body, "not hex"), Err(VerifyError::Mismatch));
+}

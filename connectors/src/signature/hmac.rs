@@ -258,5 +258,6 @@ pub(crate) fn key_bytes(format: SecretFormat, secret: &str) -> Option<Vec<u8>> {
     match format {
         SecretFormat::Raw => Some(secret.as_bytes().to_vec()),
         SecretFormat::WhsecBase64 => B64.decode(secret.strip_prefix("whsec_").unwrap_or(secret)).ok(),
+        SecretFormat::Hex => hex::decode(secret.trim()).ok(),
     }
 }
