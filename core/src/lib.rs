@@ -26,6 +26,7 @@ pub mod config;
 pub mod consume;
 pub mod delivery;
 pub mod envelope;
+pub mod error_text;
 pub mod ids;
 pub mod names;
 pub mod nats;

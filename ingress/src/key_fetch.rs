@@ -178,7 +178,7 @@ impl KeyFetcher {
             .await
             .map_err(|e| KeyFetchError::Unreachable {
                 url: redacted(url),
-                why: chain(&e),
+                why: switchyard_core::error_text::one_line(&e),
             })?;
         match response.status() {
             s if s.is_success() => Ok(()),
@@ -292,7 +292,7 @@ impl KeyFetcher {
         let url = &location.url;
         let unreachable = |e: reqwest::Error| KeyFetchError::Unreachable {
             url: url.clone(),
-            why: chain(&e),
+            why: switchyard_core::error_text::one_line(&e),
         };
         let mut response = self.http.get(url).send().await.map_err(unreachable)?;
         let status = response.status();
@@ -356,18 +356,6 @@ fn redacted(url: &str) -> String {
         Some((base, _)) => format!("{base}?…"),
         None => url.to_string(),
     }
-}
-
-/// An error and its sources, one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 #[cfg(test)]

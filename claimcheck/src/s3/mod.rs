@@ -211,7 +211,10 @@ impl S3Store {
         if let Some(body) = body {
             request = request.body(body);
         }
-        let response = request.send().await.map_err(|e| Failure::Transport(chain(&e)))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Failure::Transport(switchyard_core::error_text::one_line(&e)))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -343,10 +346,12 @@ impl S3Store {
             }
             Err(f) => return Err(self.object_error("GET", key, f, true)),
         };
-        response
-            .bytes()
-            .await
-            .map_err(|e| self.error(&format!("GET of {key}"), Failure::Transport(chain(&e))))
+        response.bytes().await.map_err(|e| {
+            self.error(
+                &format!("GET of {key}"),
+                Failure::Transport(switchyard_core::error_text::one_line(&e)),
+            )
+        })
     }
 }
 
@@ -487,24 +492,17 @@ impl BlobStore for S3Store {
 /// At most `max` bytes of a response's body; a longer body is an error.
 async fn read_bounded(mut response: reqwest::Response, max: usize) -> Result<Bytes, Failure> {
     let mut out = BytesMut::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| Failure::Transport(chain(&e)))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| Failure::Transport(switchyard_core::error_text::one_line(&e)))?
+    {
         if out.len() + chunk.len() > max {
             return Err(Failure::Transport(format!("the answer is longer than {max} bytes")));
         }
         out.extend_from_slice(&chunk);
     }
     Ok(out.freeze())
-}
-
-/// An error and its sources, one sentence.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        let _ = write!(text, ": {inner}");
-        source = inner.source();
-    }
-    text
 }
 
 /// `s` percent-encoded as SigV4 for S3 wants it: every byte but the unreserved ones
