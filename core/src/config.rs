@@ -1,6 +1,11 @@
 //! The configuration file shared by every binary: embedded defaults
 //! (`config.default.toml`), then the `--config` file, then `SWITCHYARD_…` environment
 //! variables. Every section rejects unknown keys, and every error names the key.
+//!
+//! An environment variable `SWITCHYARD_<SECTION>__<KEY>` sets a key of a section, and a
+//! misspelt section or key is an error. A variable without `__` is read only when it
+//! names a top-level key (`SWITCHYARD_NAMESPACE`); others, such as the test harness's
+//! `SWITCHYARD_JSONATA_SUITE`, belong to other tools and are left alone.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -269,6 +274,27 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// The keys at the top of the file, sections included.
+const TOP_LEVEL_KEYS: [&str; 11] = [
+    "namespace",
+    "catalog",
+    "nats",
+    "redis",
+    "s3",
+    "secrets",
+    "telemetry",
+    "ingress",
+    "normalizer",
+    "dispatcher",
+    "connectors",
+];
+
+/// Whether an environment key (prefix stripped, `__` turned into `.`) is meant for this
+/// file: any nested key, so that a misspelt section is refused, or a top-level key.
+fn is_config_key(key: &str) -> bool {
+    key.contains('.') || TOP_LEVEL_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key))
+}
+
 /// `<prefix>_threads` and `<prefix>_per_tenant`: each at least 1, a tenant's share at
 /// most the whole.
 fn shared_threads(prefix: &str, threads: usize, per_tenant: usize) -> Result<(), ConfigError> {
@@ -293,7 +319,11 @@ impl Config {
             }
             fig = fig.merge(Toml::file(path));
         }
-        fig = fig.merge(Env::prefixed("SWITCHYARD_").split("__"));
+        fig = fig.merge(
+            Env::prefixed("SWITCHYARD_")
+                .split("__")
+                .filter(|key| is_config_key(key.as_str())),
+        );
         Self::from_figment(fig)
     }
 
@@ -384,6 +414,24 @@ mod tests {
         let c = Config::from_toml("").unwrap();
         assert_eq!(c.namespace, "switchyard");
         assert_eq!(c.ingress.max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn environment_keys_outside_the_file_are_left_alone() {
+        let is = is_config_key;
+        assert!(is("namespace") && is("CATALOG"));
+        assert!(is("ingress.max_body_bytes"));
+        // A misspelt section still reaches the parser, which refuses it by name.
+        assert!(is("ingres.max_body_bytes"));
+        assert!(!is("jsonata_suite") && !is("require_jsonata_suite"));
+        let defaults: BTreeMap<String, figment::value::Value> =
+            Figment::from(Toml::string(DEFAULTS)).extract().unwrap();
+        for key in defaults.keys() {
+            assert!(
+                TOP_LEVEL_KEYS.contains(&key.as_str()),
+                "{key} is missing from TOP_LEVEL_KEYS"
+            );
+        }
     }
 
     #[test]
