@@ -7,7 +7,10 @@
 //! - `map <connector> <event-file>`: print the unified event(s) one provider body becomes,
 //!   the mapping playground.
 //! - `docs [PATH] [--out DIR]`: write `connectors.md` and `unified.md`, the catalog's
-//!   reference pages, generated from the files (a test keeps the committed ones in step).
+//!   reference pages, and the README's catalog table, generated from the files (a test
+//!   keeps the committed ones in step).
+//! - `coverage [PATH] [--min N] [--gaps]`: per connector, how many of the provider's
+//!   documented event types are mapped.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,13 +38,27 @@ pub enum ConnectorsCommand {
         #[arg(long)]
         fixtures: Option<PathBuf>,
     },
-    /// Write docs/connectors.md and docs/unified.md from the catalog.
+    /// Write docs/connectors.md, docs/unified.md and the README's catalog table.
     Docs {
         #[arg(default_value = "connectors/catalog")]
         path: PathBuf,
         /// Where the pages go.
         #[arg(long, default_value = "docs")]
         out: PathBuf,
+        /// The README whose catalog table is rewritten.
+        #[arg(long, default_value = "README.md")]
+        readme: PathBuf,
+    },
+    /// Per connector: documented event types, mapped, passed through on purpose, gaps.
+    Coverage {
+        #[arg(default_value = "connectors/catalog")]
+        path: PathBuf,
+        /// Fail when a connector with documented types maps less than this share (%).
+        #[arg(long)]
+        min: Option<f64>,
+        /// Also list each connector's gaps.
+        #[arg(long)]
+        gaps: bool,
     },
     /// Print the unified event(s) a provider body becomes.
     Map {
@@ -72,11 +89,62 @@ pub fn run(command: ConnectorsCommand) -> anyhow::Result<ExitCode> {
             headers,
             catalog,
         } => map(&catalog, &connector, &event_file, &headers),
-        ConnectorsCommand::Docs { path, out } => docs(&path, &out),
+        ConnectorsCommand::Docs { path, out, readme } => docs(&path, &out, &readme),
+        ConnectorsCommand::Coverage { path, min, gaps } => coverage(&path, min, gaps),
     }
 }
 
-fn docs(path: &Path, out: &Path) -> anyhow::Result<ExitCode> {
+fn coverage(path: &Path, min: Option<f64>, list_gaps: bool) -> anyhow::Result<ExitCode> {
+    let catalog = match load(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    switchyard_cli::outln!(
+        "{:<20} {:>10} {:>7} {:>14} {:>5} {:>8}",
+        "connector",
+        "documented",
+        "mapped",
+        "passed through",
+        "gaps",
+        "mapped %"
+    );
+    let mut below = Vec::new();
+    for name in catalog.names() {
+        let r = switchyard_connectors::coverage::report(catalog.get(name).expect("a listed connector"));
+        if let Some(why) = &r.none {
+            switchyard_cli::outln!("{:<20} n/a: {why}", r.connector);
+            continue;
+        }
+        switchyard_cli::outln!(
+            "{:<20} {:>10} {:>7} {:>14} {:>5} {:>8}",
+            r.connector,
+            r.documented,
+            r.mapped,
+            r.passed_through,
+            r.gaps.len(),
+            r.percent_text()
+        );
+        if list_gaps && !r.gaps.is_empty() {
+            switchyard_cli::outln!("    gaps: {}", r.gaps.join(", "));
+        }
+        if let (Some(min), Some(p)) = (min, r.percent()) {
+            if p < min {
+                below.push(r.connector.clone());
+            }
+        }
+    }
+    if !below.is_empty() {
+        eprintln!(
+            "below {}: {}; map their gaps, or pass a type through with its reason in [coverage] passed_through",
+            min.unwrap_or_default(),
+            below.join(", ")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn docs(path: &Path, out: &Path, readme: &Path) -> anyhow::Result<ExitCode> {
     let catalog = match load(path) {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -89,6 +157,17 @@ fn docs(path: &Path, out: &Path) -> anyhow::Result<ExitCode> {
         std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
         switchyard_cli::outln!("wrote {}", file.display());
     }
+    let text = std::fs::read_to_string(readme).with_context(|| format!("reading {}", readme.display()))?;
+    let Some(spliced) = switchyard_connectors::docs::splice_readme(&text, &pages.readme_table) else {
+        bail!(
+            "{} has no catalog table markers: put the lines {:?} and {:?} where the table goes",
+            readme.display(),
+            switchyard_connectors::docs::README_BEGIN,
+            switchyard_connectors::docs::README_END
+        );
+    };
+    std::fs::write(readme, spliced).with_context(|| format!("writing {}", readme.display()))?;
+    switchyard_cli::outln!("wrote the catalog table of {}", readme.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -39,6 +39,8 @@ pub struct Connector {
     pub accepted: Option<Arc<crate::model::AcceptedReply>>,
     /// Provider event type → its mappings, tried in order (see [`crate::apply`]).
     pub mappings: BTreeMap<String, Vec<CompiledMapping>>,
+    /// What the provider documents ([`crate::coverage`]).
+    pub coverage: Option<crate::coverage::CoverageSpec>,
 }
 
 /// The loaded catalog.
@@ -232,6 +234,9 @@ fn load_one(path: &Path, text: &str, models: &UnifiedModels, errors: &mut Vec<Ca
         }
     }
     let mappings = crate::compile::compile(path, text, &file.name, &file.mappings, models, errors);
+    if let Some(spec) = &file.coverage {
+        crate::coverage::check(path, text, spec, &file.mappings, errors);
+    }
     if errors.len() > before {
         return None;
     }
@@ -262,6 +267,7 @@ fn load_one(path: &Path, text: &str, models: &UnifiedModels, errors: &mut Vec<Ca
         unmapped: file.unmapped,
         accepted: file.accepted.map(Arc::new),
         mappings,
+        coverage: file.coverage,
     })
 }
 

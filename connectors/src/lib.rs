@@ -19,6 +19,7 @@
 //! - [`unified`]: the unified models, one JSON Schema per unified event type.
 //! - [`compile`]: a connector's mappings, compiled and checked when the catalog loads.
 //! - [`apply`]: a connector's mappings applied to one provider event.
+//! - [`coverage`]: how many of the provider's documented event types are mapped.
 //! - [`problems`]: what is wrong in a connector file, with its line and field.
 //! - [`fixtures`]: documented provider payloads with their expected unified events.
 
@@ -26,6 +27,7 @@ pub mod apply;
 pub mod body;
 pub mod catalog;
 pub mod compile;
+pub mod coverage;
 pub mod docs;
 pub mod extract;
 pub mod fixtures;

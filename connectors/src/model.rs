@@ -56,6 +56,9 @@ pub struct ConnectorFile {
     /// Provider event type → its mapping, or several tried in order (`[[mappings."t"]]`).
     #[serde(default)]
     pub mappings: BTreeMap<String, MappingCases>,
+    /// The provider's documented event types, and which pass through on purpose.
+    #[serde(default)]
+    pub coverage: Option<crate::coverage::CoverageSpec>,
 }
 
 /// `accepted = { content_type = "text/xml", body = "…" }`.

@@ -1,4 +1,4 @@
-//! docs/connectors.md and docs/unified.md are what the catalog gives: a connector or a
+//! docs/connectors.md, docs/unified.md and the README's catalog table are what the catalog gives: a connector or a
 //! unified type added without regenerating them fails here, with the command to run.
 
 use std::path::Path;
@@ -19,4 +19,11 @@ fn the_generated_catalog_pages_are_up_to_date() {
             "docs/{name} is not what the catalog gives; run `cargo run -p switchyard-cli -- connectors docs` and commit it"
         );
     }
+    let readme = std::fs::read_to_string(root.join("../README.md")).unwrap();
+    let spliced = switchyard_connectors::docs::splice_readme(&readme, &pages.readme_table)
+        .expect("the README has the catalog table's markers");
+    assert!(
+        spliced == readme,
+        "the README's catalog table is not what the catalog gives; run `cargo run -p switchyard-cli -- connectors docs` and commit it"
+    );
 }
