@@ -110,7 +110,7 @@ fn coverage(path: &Path, min: Option<f64>, list_gaps: bool) -> anyhow::Result<Ex
     );
     let mut below = Vec::new();
     for name in catalog.names() {
-        let r = switchyard_connectors::coverage::report(catalog.get(name).expect("a listed connector"));
+        let r = catalog.get(name).expect("a listed connector").coverage_report();
         if let Some(why) = &r.none {
             switchyard_cli::outln!("{:<20} n/a: {why}", r.connector);
             continue;

@@ -43,6 +43,13 @@ pub struct Connector {
     pub coverage: Option<crate::coverage::CoverageSpec>,
 }
 
+impl Connector {
+    /// How many of the provider's documented event types this connector maps.
+    pub fn coverage_report(&self) -> crate::coverage::Report {
+        crate::coverage::report(&self.name, self.coverage.as_ref(), &self.mappings)
+    }
+}
+
 /// The loaded catalog.
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {

@@ -13,8 +13,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::catalog::{CatalogError, Connector};
-use crate::problems::{err, nth_line_containing};
+use crate::problems::{err, nth_line_containing, CatalogError};
 
 /// `[coverage]` of a connector file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -64,17 +63,18 @@ impl Report {
     }
 }
 
-/// The report of `connector`.
-pub fn report(connector: &Connector) -> Report {
+/// The report of the connector `name`, whose file says `spec`, with mappings for the
+/// provider types `mapped` (see [`crate::Connector::coverage_report`]).
+pub fn report<V>(name: &str, spec: Option<&CoverageSpec>, mapped: &BTreeMap<String, V>) -> Report {
     let mut report = Report {
-        connector: connector.name.clone(),
+        connector: name.to_string(),
         documented: 0,
         mapped: 0,
         passed_through: 0,
         gaps: Vec::new(),
         none: None,
     };
-    let Some(spec) = &connector.coverage else {
+    let Some(spec) = spec else {
         report.none = Some("no [coverage] in the connector file".into());
         return report;
     };
@@ -84,7 +84,7 @@ pub fn report(connector: &Connector) -> Report {
     }
     report.documented = spec.documented.len();
     for t in &spec.documented {
-        if connector.mappings.contains_key(t) {
+        if mapped.contains_key(t) {
             report.mapped += 1;
         } else if spec.passed_through.contains_key(t) {
             report.passed_through += 1;
@@ -192,7 +192,7 @@ documented = ["thing.made", "thing.gone", "bill.sent"]
 passed_through = { "bill.sent" = "billing has no unified model" }"#,
         )
         .unwrap();
-        let r = report(c.get("acme").unwrap());
+        let r = c.get("acme").unwrap().coverage_report();
         assert_eq!((r.documented, r.mapped, r.passed_through), (3, 1, 1));
         assert_eq!(r.gaps, vec!["thing.gone".to_string()]);
         assert_eq!(r.percent_text(), "50 %");
@@ -201,7 +201,7 @@ passed_through = { "bill.sent" = "billing has no unified model" }"#,
     #[test]
     fn open_types_have_no_share() {
         let c = load(r#"open = "senders name their own types""#).unwrap();
-        let r = report(c.get("acme").unwrap());
+        let r = c.get("acme").unwrap().coverage_report();
         assert_eq!(r.percent(), None);
         assert_eq!(r.percent_text(), "n/a");
     }

@@ -71,7 +71,7 @@ fn readme_table(catalog: &Catalog) -> String {
 
 /// `12 of 14 (85 %), 3 passed through`, or why there is no count.
 fn coverage_cell(c: &Connector) -> String {
-    let r = crate::coverage::report(c);
+    let r = c.coverage_report();
     match (&r.none, r.percent()) {
         (Some(why), _) => format!("n/a: {why}"),
         (None, Some(_)) => format!(
