@@ -159,8 +159,6 @@ mod tests {
     use crate::catalog::Catalog;
     use crate::unified::UnifiedModels;
 
-    use super::*;
-
     const CONNECTOR: &str = r#"
 name = "acme"
 title = "Acme"
