@@ -221,11 +221,17 @@ fn unified_page(
     let _ = writeln!(
         out,
         "{} unified event types, one JSON Schema each in [`connectors/unified/`](../connectors/unified) \
-         describing the event's `data`. Every delivered event has `id`, `type`, `tenant_id`, `account_id`, \
-         `connector`, `occurred_at`, `received_at` and `data`. A provider event no mapping takes is delivered \
-         as `<connector>.<provider type>` with the provider's payload as `data` where its connector passes \
-         events through ([connectors.md](connectors.md)).\n",
+         describing the event's `data`. Every delivered event has `id`, `type`, `schema_version`, `tenant_id`, \
+         `account_id`, `connector`, `occurred_at`, `received_at` and `data`. A provider event no mapping takes \
+         is delivered as `<connector>.<provider type>` with the provider's payload as `data` where its \
+         connector passes events through ([connectors.md](connectors.md)); so is one whose mapped data broke \
+         its schema, with `mapping_error: {{type, reason, detail}}`.\n",
         types.len()
+    );
+    out.push_str(
+        "**Versions.** Each type's `schema_version` is below. A change an existing consumer cannot trip on \
+         (a new optional field) keeps it; one it could (a field removed, renamed, retyped or made required) \
+         raises it, and this page says what changed. All times are RFC 3339 UTC with milliseconds.\n\n",
     );
     // The index, by domain.
     let mut domains: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
@@ -246,6 +252,11 @@ fn unified_page(
         if let Some(d) = schema.get("description").and_then(Value::as_str) {
             let _ = writeln!(out, "{d}\n");
         }
+        let version = schema
+            .get(crate::unified::VERSION_KEY)
+            .and_then(Value::as_u64)
+            .unwrap_or(1);
+        let _ = writeln!(out, "`schema_version`: {version}\n");
         let required: BTreeSet<&str> = schema
             .get("required")
             .and_then(Value::as_array)

@@ -7,6 +7,13 @@
 //! (`$defs`) the type files refer to with a relative `$ref`; every other file defines the
 //! type its name says. Each file's `$id` is [`BASE_URI`] followed by its file name, so
 //! references resolve in memory: nothing is fetched from the network or the disk.
+//!
+//! # Versions
+//! Each type's file may say `"x-schema-version": <n>` (absent: 1), and every unified
+//! event carries its type's version as `schema_version`. A change a consumer written for
+//! the old schema cannot miss (a new optional field, a wider enum of a field documented
+//! as open) keeps the version; one it could trip on (a field removed, renamed, retyped
+//! or made required) raises it, and docs/unified.md says what changed.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -32,7 +39,11 @@ pub struct ModelError {
 #[derive(Clone, Default)]
 pub struct UnifiedModels {
     validators: BTreeMap<String, Arc<jsonschema::Validator>>,
+    versions: BTreeMap<String, u32>,
 }
+
+/// The key of a type's version in its schema file.
+pub const VERSION_KEY: &str = "x-schema-version";
 
 impl fmt::Debug for UnifiedModels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -90,6 +101,14 @@ impl UnifiedModels {
             } else if is_type && doc.get("title").and_then(Value::as_str) != Some(stem.as_str()) {
                 errors.push(problem(&path, format!("\"title\" must be the type, {stem:?}")));
             }
+            if let Some(v) = doc.get(VERSION_KEY) {
+                if v.as_u64().is_none_or(|n| n == 0 || n > u64::from(u32::MAX)) {
+                    errors.push(problem(
+                        &path,
+                        format!("\"{VERSION_KEY}\" must be a whole number from 1"),
+                    ));
+                }
+            }
             documents.push((path, stem, is_type, want_id, doc));
         }
         let registry = jsonschema::Registry::new()
@@ -103,6 +122,7 @@ impl UnifiedModels {
             }
         };
         let mut validators = BTreeMap::new();
+        let mut versions = BTreeMap::new();
         for (path, stem, is_type, _, doc) in &documents {
             let built = jsonschema::draft202012::options()
                 .with_registry(&registry)
@@ -112,13 +132,15 @@ impl UnifiedModels {
             match built {
                 Ok(v) if *is_type => {
                     validators.insert(stem.clone(), Arc::new(v));
+                    let version = doc.get(VERSION_KEY).and_then(Value::as_u64).unwrap_or(1);
+                    versions.insert(stem.clone(), u32::try_from(version).unwrap_or(1));
                 }
                 Ok(_) => {}
                 Err(e) => errors.push(problem(path, format!("not a valid JSON Schema: {e}"))),
             }
         }
         if errors.is_empty() {
-            Ok(Self { validators })
+            Ok(Self { validators, versions })
         } else {
             Err(errors)
         }
@@ -127,6 +149,11 @@ impl UnifiedModels {
     /// Whether `unified_type` has a model.
     pub fn contains(&self, unified_type: &str) -> bool {
         self.validators.contains_key(unified_type)
+    }
+
+    /// The schema version of `unified_type`; `None` for a type without a model.
+    pub fn version(&self, unified_type: &str) -> Option<u32> {
+        self.versions.get(unified_type).copied()
     }
 
     /// Every defined type, sorted.

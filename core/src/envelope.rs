@@ -111,12 +111,32 @@ pub struct UnifiedEvent {
     pub id: String,
     #[serde(rename = "type")]
     pub event_type: String,
+    /// The version of the unified type's schema that `data` follows; absent on a
+    /// provider's own `<connector>.<type>` events, which follow the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_version: Option<u32>,
     pub tenant_id: String,
     pub account_id: String,
     pub connector: String,
     pub occurred_at: String,
     pub received_at: String,
     pub data: serde_json::Value,
+    /// Set on a provider event delivered as its own type because its mapping's output
+    /// did not match the unified schema: `data` is the provider event, unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping_error: Option<MappingFallback>,
+}
+
+/// Why an event went out as the provider's own type rather than its unified one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MappingFallback {
+    /// The unified type the mapping was for.
+    #[serde(rename = "type")]
+    pub unified_type: String,
+    /// `schema_violation`.
+    pub reason: String,
+    /// What did not match, at most 1000 bytes.
+    pub detail: String,
 }
 
 /// A failure an operator can see and replay.
@@ -196,7 +216,11 @@ mod tests {
     fn the_wire_format_is_what_it_was_before_the_fields_were_typed() {
         let v = serde_json::to_value(envelope()).unwrap();
         assert_eq!(v["account_id"], "acct");
-        assert_eq!(v["occurred_at"], "2023-11-14T22:13:20Z");
+        assert_eq!(v["occurred_at"], "2023-11-14T22:13:20.000Z");
+        // Written before every time had milliseconds: still read the same.
+        let mut old = v.clone();
+        old["occurred_at"] = "2023-11-14T22:13:20Z".into();
+        assert_eq!(serde_json::from_value::<RawEnvelope>(old).unwrap(), envelope());
         let mut unowned = envelope();
         unowned.account_id = None;
         unowned.tenant_id = None;

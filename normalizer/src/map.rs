@@ -83,12 +83,13 @@ pub fn normalize(connector: &Connector, env: &RawEnvelope, body: &[u8], limits: 
         Outcome::Mapped { unified_type, data } => (unified_type, data),
         Outcome::Dropped => return Ok(Mapped::Dropped),
     };
-    let received_at = timefmt::from_unix_seconds(env.received_ms.div_euclid(1000))
-        .map(|s| with_millis(&s, env.received_ms))
+    let received_at = timefmt::from_unix_millis(env.received_ms)
+        .map(timefmt::rfc3339)
         .unwrap_or_default();
     Ok(Mapped::Event(Box::new(UnifiedEvent {
         id: ids::unified_event_id(&env.idempotency_key(), 0),
         event_type: unified_type,
+        schema_version: None,
         tenant_id: env.tenant_id.clone().unwrap_or_default(),
         account_id: env.account_id.clone().unwrap_or_default(),
         connector: env.connector.clone(),
@@ -98,15 +99,8 @@ pub fn normalize(connector: &Connector, env: &RawEnvelope, body: &[u8], limits: 
             .unwrap_or_else(|| received_at.clone()),
         received_at,
         data,
+        mapping_error: None,
     })))
-}
-
-/// Put the milliseconds back on a whole-second RFC 3339 time.
-fn with_millis(rfc3339_secs: &str, ms: i64) -> String {
-    match rfc3339_secs.strip_suffix('Z') {
-        Some(base) if !base.contains('.') => format!("{base}.{:03}Z", ms.rem_euclid(1000)),
-        _ => rfc3339_secs.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@ pub struct Metrics {
     pub failures: IntCounterVec,
     /// Provider events with no mapping under a `drop` policy, by `connector`.
     pub dropped: IntCounterVec,
+    /// Events delivered as the provider's own type because the mapped output did not
+    /// match its schema, by connector and the unified type it was for.
+    pub mapping_fallbacks: IntCounterVec,
     pub mapping_seconds: Histogram,
     /// Provider event time → normalized, by `connector` (where the provider gives a time).
     pub ingestion_lag_seconds: HistogramVec,
@@ -49,6 +52,14 @@ impl Metrics {
                     "Provider events without a mapping, dropped by the connector's policy.",
                 ),
                 &["connector"],
+            )
+            .expect("valid metric"),
+            mapping_fallbacks: IntCounterVec::new(
+                Opts::new(
+                    "switchyard_normalizer_mapping_fallbacks_total",
+                    "Events delivered as the provider's own type, with mapping_error, because the mapped output did not match its schema.",
+                ),
+                &["connector", "type"],
             )
             .expect("valid metric"),
             mapping_seconds: Histogram::with_opts(
@@ -114,6 +125,7 @@ impl Metrics {
             Box::new(m.normalized.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(m.failures.clone()),
             Box::new(m.dropped.clone()),
+            Box::new(m.mapping_fallbacks.clone()),
             Box::new(m.mapping_seconds.clone()),
             Box::new(m.ingestion_lag_seconds.clone()),
             Box::new(m.queue_lag_seconds.clone()),

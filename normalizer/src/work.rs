@@ -21,10 +21,13 @@ use std::sync::Arc;
 
 use async_nats::jetstream;
 use futures::FutureExt;
+use switchyard_connectors::apply;
 use switchyard_connectors::live::LiveCatalog;
 use switchyard_connectors::unified::UnifiedModels as Models;
 use switchyard_core::consume::{Handler, Settle};
-use switchyard_core::envelope::{RawEnvelope, UnifiedEvent, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT};
+use switchyard_core::envelope::{
+    MappingFallback, RawEnvelope, UnifiedEvent, HEADER_EVENT_TYPE, HEADER_RECEIVED_MS, HEADER_TENANT,
+};
 use switchyard_core::names::Names;
 use switchyard_core::publish;
 use switchyard_registry::RegistryCache;
@@ -113,7 +116,7 @@ impl Worker {
             Ok(b) => b,
             Err(e) => return self.follow(&env, outcome::after_claim(e)).await,
         };
-        let event = match self.mapper.map(&connector, &env, body).await {
+        let event = match self.mapper.map(&connector, &env, body.clone()).await {
             Ok(Mapped::Event(e)) => e,
             Ok(Mapped::Dropped) => {
                 self.metrics.dropped.with_label_values(&[&connector.name]).inc();
@@ -132,11 +135,30 @@ impl Worker {
                     .await;
             }
         };
-        // A mapping that produces the wrong shape is the connector author's bug: the
-        // event waits in the dead letters for the fixed mapping, never reaches a tenant.
+        // A mapping whose output does not match its schema met a provider value its
+        // author did not expect. The provider event is intact, so the tenant gets it as
+        // the provider's own type, with why; the operator sees the count and fixes the
+        // mapping. Only an event that cannot even be read again is dead-lettered.
         let models = catalog.models();
-        if let Some(detail) = schema_violation(models, &connector.name, &event) {
-            return self.dead_letter(&env, Reason::SchemaViolation, detail).await;
+        let mut event = event;
+        match schema_violation(models, &connector.name, &event) {
+            None => event.schema_version = models.version(&event.event_type),
+            Some(detail) => match apply::event_of(&connector, &body, &env.content_type, env.item) {
+                Ok(original) => {
+                    self.metrics
+                        .mapping_fallbacks
+                        .with_label_values(&[&connector.name, type_label(models, &event.event_type)])
+                        .inc();
+                    event.mapping_error = Some(MappingFallback {
+                        unified_type: std::mem::take(&mut event.event_type),
+                        reason: Reason::SchemaViolation.as_str().to_string(),
+                        detail,
+                    });
+                    event.event_type = apply::pass_through_type(&connector.name, &env.event_type);
+                    event.data = original;
+                }
+                Err(_) => return self.dead_letter(&env, Reason::SchemaViolation, detail).await,
+            },
         }
         let headers = match unified_headers(&event, env.received_ms) {
             Ok(h) => h,
@@ -312,12 +334,14 @@ mod tests {
         UnifiedEvent {
             id: "u1".into(),
             event_type: event_type.into(),
+            schema_version: None,
             tenant_id: "t1".into(),
             account_id: "a1".into(),
             connector: "stripe".into(),
             occurred_at: "2023-11-14T22:13:20Z".into(),
             received_at: "2023-11-14T22:13:21Z".into(),
             data,
+            mapping_error: None,
         }
     }
 

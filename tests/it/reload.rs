@@ -118,10 +118,11 @@ async fn a_new_connector_file_takes_effect_and_a_broken_edit_changes_nothing() {
     p.stop().await;
 }
 
-/// A mapping whose output breaks its unified schema: the event is dead-lettered with
-/// the reason and never delivered.
+/// A mapping whose output breaks its unified schema: the tenant still gets the event, as
+/// the provider's own type with the provider's data and `mapping_error` saying why; it is
+/// counted, and nothing is dead-lettered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mapped_event_that_breaks_its_schema_is_dead_lettered_not_delivered() {
+async fn a_mapped_event_that_breaks_its_schema_goes_out_as_the_providers_own_with_why() {
     let servers = shared().await;
     let tmp = tempfile::tempdir().unwrap();
     let catalog = copy_catalog(tmp.path());
@@ -134,31 +135,37 @@ async fn a_mapped_event_that_breaks_its_schema_is_dead_lettered_not_delivered() 
     p.register("tenant_s", "acme_s", "acme", "acme-token", &receiver.url, &["*"])
         .await;
     let token = [("X-Acme-Token".to_string(), "acme-token".to_string())];
-    let event = json!({"id": "s1", "type": "widget.made"}).to_string();
-    let (status, _, answer) = p.post_webhook("/v1/webhooks/acme/acme_s", &token, &event).await;
+    let event = json!({"id": "s1", "type": "widget.made", "colour": "teal"});
+    let (status, _, answer) = p
+        .post_webhook("/v1/webhooks/acme/acme_s", &token, &event.to_string())
+        .await;
     assert_eq!(status, 200, "{answer}");
 
-    let names = p.config.names();
-    wait_until(
-        "the schema violation's dead letter",
-        Duration::from_secs(20),
-        || async { p.stream_messages(&names.dead_letter_stream()).await == 1 },
-    )
+    wait_until("the event is delivered", Duration::from_secs(20), || async {
+        !receiver.all().is_empty()
+    })
     .await
     .unwrap();
-    let js = p.jetstream().await;
-    let letter = js
-        .get_stream(names.dead_letter_stream())
-        .await
-        .unwrap()
-        .get_last_raw_message_by_subject(&names.dead_letter_subject("normalizer", "schema_violation"))
-        .await
-        .unwrap();
-    let letter: serde_json::Value = serde_json::from_slice(&letter.payload).unwrap();
-    assert!(
-        letter["detail"].as_str().unwrap().contains("crm.contact.created"),
-        "{letter}"
+    let delivered: serde_json::Value = serde_json::from_slice(&receiver.all()[0].body).unwrap();
+    assert_eq!(delivered["type"], "acme.widget.made", "{delivered}");
+    assert_eq!(delivered["data"], event, "the provider's data, unchanged");
+    assert!(delivered.get("schema_version").is_none(), "{delivered}");
+    let why = &delivered["mapping_error"];
+    assert_eq!(why["type"], "crm.contact.created", "{delivered}");
+    assert_eq!(why["reason"], "schema_violation", "{delivered}");
+    assert!(why["detail"].as_str().unwrap().contains("/contact"), "{delivered}");
+    let counted = p
+        .metric(
+            p.normalizer_ops,
+            "switchyard_normalizer_mapping_fallbacks_total{connector=\"acme\",type=\"crm.contact.created\"}",
+        )
+        .await;
+    assert_eq!(counted, Some(1.0));
+    let names = p.config.names();
+    assert_eq!(
+        p.stream_messages(&names.dead_letter_stream()).await,
+        0,
+        "no dead letter"
     );
-    assert!(receiver.all().is_empty(), "nothing delivered");
     p.stop().await;
 }

@@ -342,9 +342,9 @@ id = { json = "id" }
 type = { json = "type" }
 "#;
 
-/// A broken mapping: its output breaks the `crm.contact.created` schema.
+/// A broken mapping: it raises an error on every event.
 const ACME_BROKEN: &str =
-    "[mappings.\"widget.made\"]\ntype = \"crm.contact.created\"\ndata = '{\"contact\": \"not an object\"}'\n";
+    "[mappings.\"widget.made\"]\ntype = \"crm.contact.created\"\ndata = '$error(\"this mapping is broken\")'\n";
 
 /// The shipped catalog and unified models, copied to `to`, with acme beside them.
 fn catalog_with_acme(to: &Path, extra: &str) -> std::path::PathBuf {
@@ -390,7 +390,7 @@ async fn replay_raw_re_drives_a_connectors_events_from_s3_through_the_fixed_mapp
         acme_event(&p, account, id).await;
     }
     let dlq = DeadLetters::open(&config).await.unwrap();
-    dead_letters(&dlq, &by_reason("schema_violation"), 3).await;
+    dead_letters(&dlq, &by_reason("mapping_error"), 3).await;
     assert!(receiver.all().is_empty());
 
     // The fix ships (a restart with the corrected file); acme_a's events are re-driven.

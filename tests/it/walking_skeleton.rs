@@ -92,7 +92,8 @@ async fn a_signed_stripe_webhook_is_delivered_once_signed_and_claim_checked() {
     assert_eq!(event["account_id"], "acct_a");
     assert_eq!(event["connector"], "stripe");
     assert_eq!(event["data"]["customer"]["email"], "jenny.rosen@example.com");
-    assert_eq!(event["occurred_at"], "2023-11-14T22:13:20Z");
+    assert_eq!(event["occurred_at"], "2023-11-14T22:13:20.000Z");
+    assert_eq!(event["schema_version"], 1);
     let webhook_id = delivered.headers["webhook-id"].to_str().unwrap().to_string();
     assert_eq!(event["id"], webhook_id.as_str());
 

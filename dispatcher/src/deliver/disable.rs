@@ -98,6 +98,7 @@ impl Engine {
         let event = UnifiedEvent {
             id: id.clone(),
             event_type: ENDPOINT_DISABLED.into(),
+            schema_version: None,
             tenant_id: ep.tenant_id.clone(),
             account_id: String::new(),
             connector: "switchyard".into(),
@@ -109,6 +110,7 @@ impl Engine {
                 "reason": reason,
                 "detail": detail,
             }),
+            mapping_error: None,
         };
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
