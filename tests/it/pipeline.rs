@@ -149,7 +149,7 @@ impl Pipeline {
             ("the dispatcher to be ready", dispatcher_ops),
         ] {
             let (client, url) = (p.http.clone(), format!("http://{at}/readyz"));
-            wait_until(what, Duration::from_secs(30), || {
+            let waited = wait_until(what, Duration::from_secs(30), || {
                 let (client, url) = (client.clone(), url.clone());
                 async move {
                     client
@@ -160,7 +160,16 @@ impl Pipeline {
                         .unwrap_or(false)
                 }
             })
-            .await?;
+            .await;
+            if let Err(e) = waited {
+                // Say why: the probe's own answer, or that the binary has exited.
+                let answer = match p.http.get(&url).send().await {
+                    Ok(r) => format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
+                    Err(e) => format!("no answer ({e})"),
+                };
+                let exited = p.tasks.iter().filter(|t| t.is_finished()).count();
+                anyhow::bail!("{e}; /readyz said {answer}; {exited} of the binaries have exited");
+            }
         }
         Ok(p)
     }

@@ -53,7 +53,14 @@ async fn events_no_endpoint_took_are_recorded_and_redelivered_once_one_does() {
     let since = switchyard_core::timefmt::rfc3339(before);
 
     // Every endpoint disabled: recorded as no_endpoint.
+    // One after the other: two events in flight at once may be recorded in
+    // either order, and "oldest first" is the order of recording.
     let first = p.publish_unified("t-und", "crm.contact.created", "und").await;
+    wait_until("the first event recorded", WAIT, || async {
+        ids(&undelivered(&p, "t-und", "").await).len() == 1
+    })
+    .await
+    .unwrap();
     let second = p.publish_unified("t-und", "crm.contact.updated", "und").await;
     wait_until("both events recorded", WAIT, || async {
         ids(&undelivered(&p, "t-und", "").await).len() == 2

@@ -26,6 +26,10 @@ const PROBE_OBJECT: &str = "/swy-harness-probe/probe";
 pub const ACCESS_KEY_ID: &str = "local";
 pub const SECRET_ACCESS_KEY: &str = "local";
 
+/// How many volumes the server may create: enough for every bucket of a test
+/// run (seven each) on any disk.
+const VOLUMES: u32 = 4_000;
+
 /// A running SeaweedFS with its S3 gateway. Dropping it kills the server and
 /// deletes its data.
 pub struct S3 {
@@ -77,7 +81,12 @@ impl S3 {
                 flag("s3.port.iceberg", &0),
                 flag("s3.port.lance", &0),
                 flag("master.telemetry", &false),
-                flag("volume.max", &0),
+                // A count, not 0 ("free disk / volume size"): every bucket takes
+                // seven volumes, and on a machine with 20 GB free the automatic
+                // count ran out after ~45 of the suite's buckets, so each later
+                // write failed. Volumes are not preallocated; an unused one costs
+                // nothing, and `minFreeSpace` still guards a really full disk.
+                flag("volume.max", &VOLUMES),
                 flag("master.volumeSizeLimitMB", &64),
                 // A restarted single master waits one election timeout
                 // (default 10 s) before it leads again.
