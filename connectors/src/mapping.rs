@@ -393,6 +393,16 @@ mod tests {
         assert!(matches!(Mapping::compile("{"), Err(MappingError::Compile(_))));
     }
 
+    /// A range whose size overflows an `i64` (the engine subtracts the ends) is an
+    /// error, not a panic: the dev profile builds jsonata-core without overflow checks,
+    /// as release does (Cargo.toml), so tests see what ships.
+    #[test]
+    fn a_range_too_wide_for_an_integer_is_an_error_not_a_panic() {
+        let m = Mapping::compile("[a..b]").unwrap();
+        let r = m.evaluate(&json!({"a": -9.0e18, "b": 9.0e18}), Limits::default());
+        assert!(r.is_err() && !matches!(r, Err(MappingError::Panicked(_))), "{r:?}");
+    }
+
     #[test]
     fn runaway_recursion_is_stopped() {
         let m = Mapping::compile("($f := function($x) { $f($x + 1) }; $f(0))").unwrap();
