@@ -9,6 +9,8 @@
 //! - `echo_json` (Slack `url_verification`): a JSON field back, after the signature check.
 //! - `hmac_json` (Zoom `endpoint.url_validation`): `plainToken` and its HMAC-SHA256 with
 //!   the account's secret, hex, after the signature check.
+//! - `capture_secret` (Notion's `verification_token`): an unsigned body of that one
+//!   field, which [`captured`] picks out; the ingress keeps it for the operator.
 
 use hmac::{Hmac, Mac};
 use serde_json::Value;
@@ -104,6 +106,29 @@ pub fn unsigned(
         }
     }
     None
+}
+
+/// The value of a `capture_secret` handshake when this request is one: no signature
+/// `header`, and a body that is a JSON object of exactly that field, a string of at
+/// most [`MAX_ECHO`] bytes. Anything else goes on to the signature check (and fails it).
+pub fn captured(handshakes: &[Handshake], body: &[u8], header: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    handshakes.iter().find_map(|h| match h {
+        Handshake::CaptureSecret { field, header: signed }
+            if header(signed).is_none() && body.len() <= 2 * MAX_ECHO =>
+        {
+            let Ok(Value::Object(doc)) = serde_json::from_slice::<Value>(body) else {
+                return None;
+            };
+            if doc.len() != 1 {
+                return None;
+            }
+            doc.get(field)?
+                .as_str()
+                .filter(|v| !v.is_empty() && v.len() <= MAX_ECHO)
+                .map(str::to_string)
+        }
+        _ => None,
+    })
 }
 
 /// Handshakes answered after the signature check, from the JSON body.
@@ -210,6 +235,27 @@ mod tests {
             handshake: Vec<Handshake>,
         }
         toml::from_str::<F>(toml_text).unwrap().handshake
+    }
+
+    #[test]
+    fn notion_verification_token_is_captured_only_unsigned_and_alone() {
+        let h = parse("[[handshake]]\nkind = \"capture_secret\"\nfield = \"verification_token\"\nheader = \"X-Notion-Signature\"\n");
+        let none = |_: &str| None;
+        let signed = |n: &str| (n == "X-Notion-Signature").then(|| "sha256=00".to_string());
+        // The shape of Notion's request for a new subscription
+        // (https://developers.notion.com/reference/webhooks).
+        let body = br#"{"verification_token":"secret_tMrlL1qK5vuQAh1b6cZGhFChZTSYJlce98V0pYn7yBl"}"#;
+        assert_eq!(
+            captured(&h, body, &none).as_deref(),
+            Some("secret_tMrlL1qK5vuQAh1b6cZGhFChZTSYJlce98V0pYn7yBl")
+        );
+        assert!(captured(&h, body, &signed).is_none(), "a signed request is an event");
+        assert!(captured(&h, br#"{"verification_token":"a","id":"b"}"#, &none).is_none());
+        assert!(captured(&h, br#"{"verification_token":""}"#, &none).is_none());
+        assert!(captured(&h, br#"{"verification_token":7}"#, &none).is_none());
+        assert!(captured(&h, br#"["verification_token"]"#, &none).is_none());
+        let long = format!(r#"{{"verification_token":"{}"}}"#, "x".repeat(MAX_ECHO + 1));
+        assert!(captured(&h, long.as_bytes(), &none).is_none());
     }
 
     #[test]

@@ -692,6 +692,12 @@ pub enum Handshake {
         #[serde(default)]
         body: String,
     },
+    /// A value the provider hands over once, unsigned, to finish the subscription
+    /// (Notion's `{"verification_token": …}`, also the key it signs with from then on):
+    /// a body that is a JSON object of exactly `field`, a string, on a request without
+    /// the signature's `header`. The ingress keeps it sealed for the account, for the
+    /// operator to read, and answers 200; it is never published or logged.
+    CaptureSecret { field: String, header: String },
 }
 
 fn default_status() -> u16 {

@@ -6,6 +6,7 @@
 //! - `tenant:<id>` → tenant JSON; `tenants` → set of tenant ids
 //! - `endpoints:<tenant id>` → hash endpoint id → endpoint JSON
 //! - `account:<id>` → account JSON; `account-ext:<connector>:<external id>` → account id
+//! - `captured:<account id>` → values a provider handed over unsigned: [`captured`]
 //! - sorted indexes for listing and deleting: [`indexes`]; read-modify-write of an
 //!   endpoint without losing a concurrent change: [`versioned`]
 
@@ -22,9 +23,11 @@ use switchyard_core::config::RedisConfig;
 use switchyard_core::names::Names;
 use switchyard_core::secret::Secret;
 
+mod captured;
 mod indexes;
 mod versioned;
 
+pub use captured::Captured;
 pub use indexes::{AccountQuery, DeletedTenant, Page};
 pub use versioned::{EndpointVersion, Replaced};
 

@@ -104,3 +104,117 @@ async fn handshakes_are_answered_and_store_nothing() {
     );
     p.stop().await;
 }
+
+/// Notion's one unsigned request: its verification token is kept for the operator,
+/// nothing is stored or published, and once adopted the token verifies Notion's events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handed_over_token_is_kept_for_the_operator_and_adopted() {
+    let servers = shared().await;
+    let p = Pipeline::start(config_for(&servers.nats, &servers.redis, &servers.s3, "capture"))
+        .await
+        .unwrap();
+    let receiver = Receiver::start().await;
+    let (s, b) = p
+        .admin(reqwest::Method::PUT, "/v1/tenants/tenant_n", Some(json!({"name": "N"})))
+        .await;
+    assert!(s.is_success(), "{b}");
+    let (s, b) = p
+        .admin(
+            reqwest::Method::POST,
+            "/v1/tenants/tenant_n/endpoints",
+            Some(json!({"url": receiver.url, "event_types": ["*"]})),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 201, "{b}");
+    // Registered before Notion sent anything: no secret yet.
+    let (s, b) = p
+        .admin(
+            reqwest::Method::PUT,
+            "/v1/accounts/ws_1",
+            Some(json!({"tenant_id": "tenant_n", "connector": "notion"})),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 201, "{b}");
+
+    // The request Notion sends once when the subscription is created
+    // (https://developers.notion.com/reference/webhooks): unsigned.
+    let token = "secret_tMrlL1qK5vuQAh1b6cZGhFChZTSYJlce98V0pYn7yBl";
+    let handover = json!({ "verification_token": token }).to_string();
+    let (status, _, answer) = p.post_webhook("/v1/webhooks/notion/ws_1", &[], &handover).await;
+    assert_eq!(status, 200, "{answer}");
+    // Anything else unsigned is refused as before.
+    let other = json!({ "verification_token": "x", "type": "page.created" }).to_string();
+    let (status, _, _) = p.post_webhook("/v1/webhooks/notion/ws_1", &[], &other).await;
+    assert_eq!(status, 401);
+    assert!(
+        p.claim_store().await.list("", 10).await.unwrap().is_empty(),
+        "the token is not stored as an event"
+    );
+    assert_eq!(
+        p.stream_messages(&p.config.names().raw_stream()).await,
+        0,
+        "nor published"
+    );
+
+    let (s, kept) = p.admin(reqwest::Method::GET, "/v1/accounts/ws_1/captured", None).await;
+    assert_eq!(s.as_u16(), 200, "{kept}");
+    assert_eq!(kept["data"][0]["value"], token, "{kept}");
+    assert!(kept["data"][0]["captured_at"].is_string(), "{kept}");
+
+    // Signed with the token (X-Notion-Signature: sha256=<hex HMAC of the body>).
+    let event = json!({
+        "id": "367cba44-b6f3-4c92-81e7-6a2e9659efd4",
+        "timestamp": "2024-12-05T23:55:34.285Z",
+        "workspace_id": "13950b26-c203-4f3b-b97d-93ec06319565",
+        "type": "page.created",
+        "attempt_number": 1,
+        "entity": {"id": "153104cd-477e-809d-8dc4-ff2d96ae3090", "type": "page"}
+    })
+    .to_string();
+    let mut mac = Hmac::<Sha256>::new_from_slice(token.as_bytes()).unwrap();
+    mac.update(event.as_bytes());
+    let signed = vec![(
+        "X-Notion-Signature".to_string(),
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+    )];
+    let (status, _, _) = p.post_webhook("/v1/webhooks/notion/ws_1", &signed, &event).await;
+    assert_eq!(status, 401, "not a secret of the account until adopted");
+
+    let (s, account) = p
+        .admin(reqwest::Method::POST, "/v1/accounts/ws_1/captured/adopt", None)
+        .await;
+    assert_eq!(s.as_u16(), 200, "{account}");
+    assert_eq!(
+        account["signing_secrets"].as_array().map(Vec::len),
+        Some(1),
+        "{account}"
+    );
+    assert!(
+        !account.to_string().contains(token),
+        "the account view never shows secrets"
+    );
+    let (s, kept) = p.admin(reqwest::Method::GET, "/v1/accounts/ws_1/captured", None).await;
+    assert_eq!(
+        (s.as_u16(), kept["data"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{kept}"
+    );
+
+    switchyard_tests::wait_until(
+        "the adopted token verifies",
+        std::time::Duration::from_secs(20),
+        || async { p.post_webhook("/v1/webhooks/notion/ws_1", &signed, &event).await.0 == 200 },
+    )
+    .await
+    .unwrap();
+    switchyard_tests::wait_until("the event delivered", std::time::Duration::from_secs(20), || async {
+        !receiver.all().is_empty()
+    })
+    .await
+    .unwrap();
+    let (s, _) = p
+        .admin(reqwest::Method::POST, "/v1/accounts/ws_1/captured/adopt", None)
+        .await;
+    assert_eq!(s.as_u16(), 404, "nothing left to adopt");
+    p.stop().await;
+}

@@ -205,7 +205,7 @@ pub async fn delete(State(admin): State<Arc<Admin>>, Path(id): Path<String>) -> 
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn view(a: &Account) -> Value {
+pub(super) fn view(a: &Account) -> Value {
     json!({
         "id": a.id,
         "tenant_id": a.tenant_id,

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod attempts;
+mod captured;
 mod endpoint_actions;
 mod endpoint_record;
 mod endpoints;
@@ -126,6 +127,8 @@ pub fn routes() -> Vec<Route> {
         route(M::PUT, ACCOUNT, accounts::put),
         route(M::GET, ACCOUNT, accounts::get),
         route(M::DELETE, ACCOUNT, accounts::delete),
+        route(M::GET, "/v1/accounts/{account_id}/captured", captured::list),
+        route(M::POST, "/v1/accounts/{account_id}/captured/adopt", captured::adopt),
     ]
 }
 

@@ -2,7 +2,8 @@
 //! 1. the account the URL names ([`find_account`]), and the keys that may verify it
 //!    ([`keys`]);
 //! 2. handshakes the provider does not sign; what the request line and headers must be
-//!    ([`request::check`]); the body, bounded in size and time ([`request::read_body`]);
+//!    ([`request::check`]); the body, bounded in size and time ([`request::read_body`]),
+//!    and a value handed over unsigned ([`capture`]);
 //! 3. the signature, over the URL the provider called; then signed handshakes;
 //! 4. the events the body carries and the account each belongs to ([`route`]);
 //! 5. hand to the committer and answer when durable, or 503 ([`answer`]).
@@ -105,6 +106,9 @@ async fn receive(
     request::check(&connector, &parts, limit)?;
     let timeout = (state.cfg.body_read_timeout_ms > 0).then(|| Duration::from_millis(state.cfg.body_read_timeout_ms));
     let body = request::read_body(body, limit, timeout).await?;
+    if let Some(value) = handshake::captured(&connector.handshakes, &body, &header) {
+        return capture(state, &connector, account.as_deref(), value).await;
+    }
     let by_get = parts.method == hyper::Method::GET;
     let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let raw = RawWebhook {
@@ -187,6 +191,36 @@ async fn receive(
         Ok(Err(_)) => Err(Rejection::Unavailable("shutting_down")),
         Err(_) => Err(Rejection::Unavailable("durable_deadline")),
     }
+}
+
+/// A value the provider hands over unsigned to finish its subscription (`capture_secret`):
+/// kept sealed for the account, for the operator to read with the admin API, and
+/// answered 200. Never published, never logged. The account must be in the URL.
+async fn capture(
+    state: &State,
+    connector: &Connector,
+    account: Option<&Account>,
+    value: String,
+) -> Result<Answer, Rejection> {
+    let account = account.ok_or(Rejection::NotFound("capture_needs_account_url"))?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let value = switchyard_core::secret::Secret::new(value);
+    state.registry.store().capture(&account.id, &value, now).await.map_err(|e| {
+        tracing::warn!(connector = %connector.name, error = %e, "Keeping a handed-over value failed; answering 503.");
+        Rejection::Unavailable("registry_unavailable")
+    })?;
+    tracing::info!(
+        connector = %connector.name,
+        account_id = %account.id,
+        "Kept a value the provider handed over; read it with GET /v1/accounts/{{id}}/captured."
+    );
+    Ok(Answer::Handshake(handshake::Reply {
+        status: 200,
+        content_type: "application/json",
+        body: "{}".into(),
+        header: None,
+        confirm: None,
+    }))
 }
 
 /// Step 3 for a scheme whose keys the provider publishes (`jwt`, `x509`): where they

@@ -222,6 +222,8 @@ impl RegistryStore {
         let mut pipe = redis::pipe();
         pipe.atomic()
             .del(self.names.redis_key(&format!("account:{id}")))
+            .ignore()
+            .del(self.captured_key(id))
             .ignore();
         self.unindex_account(&mut pipe, id, &a.tenant_id, &a.connector);
         if let Some(ext) = &a.external_id {
