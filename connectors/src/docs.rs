@@ -173,6 +173,7 @@ fn handshakes(list: &[Handshake]) -> String {
             Handshake::HmacJson { .. } => "HMAC challenge".into(),
             Handshake::ConfirmUrl { url, .. } => format!("GET `{url}`"),
             Handshake::Reply { .. } => "fixed reply".into(),
+            Handshake::HeadCheck {} => "HEAD answered 200".into(),
         })
         .collect();
     names.join(", ")

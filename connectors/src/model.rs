@@ -683,6 +683,9 @@ pub enum Handshake {
         url: JsonPath,
         hosts: Vec<String>,
     },
+    /// A `HEAD` on the webhook URL, answered 200 with an empty body before anything else
+    /// (Trello creates a webhook, Mandrill adds one, only once its URL answers so).
+    HeadCheck {},
     /// A fixed answer to a signed request the condition picks out (Discord's PINGs:
     /// interactions answer `{"type":1}`, webhook events 204 with no body).
     Reply {
