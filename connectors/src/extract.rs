@@ -104,7 +104,7 @@ pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Vec<E
                 arr.iter().enumerate().map(|(i, v)| (Some(i as u32), Some(v))).collect()
             }
             // XML says nothing of arrays: an element that appears once is a batch of one.
-            Some(one @ serde_json::Value::Object(_)) if crate::body::xml::is_xml(content_type) => {
+            Some(one @ serde_json::Value::Object(_)) if reads_xml(spec, content_type) => {
                 vec![(Some(0), Some(one))]
             }
             _ => return vec![whole_body(body, Unrecognized::NotABatch)],
@@ -207,6 +207,14 @@ pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Vec<E
     out
 }
 
+/// Whether the events are read from an XML document (the body, or one in a form field).
+fn reads_xml(spec: &EventSpec, content_type: &str) -> bool {
+    match &spec.document {
+        Some(d) => d.decode == crate::model::DocumentEncoding::Base64Xml,
+        None => crate::body::xml::is_xml(content_type),
+    }
+}
+
 fn needs_json(spec: &EventSpec) -> bool {
     let json = |s: &ValueSource| matches!(s, ValueSource::Json(_));
     spec.items.is_some()
@@ -215,6 +223,7 @@ fn needs_json(spec: &EventSpec) -> bool {
         || spec.account.as_ref().is_some_and(json)
         || spec.occurred_at.is_some()
         || !spec.shapes.is_empty()
+        || spec.document.is_some()
 }
 
 /// The body's SHA-256, hex, with the item's index in a batch.
@@ -242,6 +251,9 @@ fn whole_body(body: &[u8], why: Unrecognized) -> ExtractedEvent {
 /// read sparsely ([`jsonpath::sparse`]: the paths give the same values, the rest of the
 /// document is checked but not built); a batch or a form body is read whole.
 fn read_json(spec: &EventSpec, body: &[u8], content_type: &str) -> Option<serde_json::Value> {
+    if spec.document.is_some() {
+        return crate::body::document(body, content_type, spec.document.as_ref());
+    }
     if spec.items.is_some()
         || !spec.shapes.is_empty()
         || crate::body::is_form(content_type)
@@ -367,7 +379,7 @@ mod tests {
         let mut compared = 0;
         for name in catalog.names() {
             let spec = &catalog.get(name).unwrap().event;
-            if spec.items.is_some() {
+            if spec.items.is_some() || spec.document.is_some() {
                 continue;
             }
             for body in bodies(name, spec) {
@@ -415,6 +427,53 @@ mod tests {
     /// Found by `prop_tests::batch_items_keep_distinct_valid_ids`: a repeated id of
     /// [`MAX_ID_LEN`] bytes became 258 with its `#1`, and `["a#2", "a", "a"]` gave two
     /// events the id `a#2` (one then dropped as a duplicate of the other).
+    /// A document in a form field: Mandrill's array is split into its events (ids from the
+    /// body's hash and the index, times from `ts`), Braintree's base64 XML read for its
+    /// kind and timestamp; a field that does not decode is one unrecognized event.
+    #[test]
+    fn events_are_read_from_a_form_fields_document() {
+        let catalog = Catalog::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog")).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", "application/x-www-form-urlencoded".parse().unwrap());
+        let mandrill = &catalog.get("mandrill").unwrap().event;
+        let events = r#"[{"event":"send","_id":"m1","ts":1384954004,"msg":{}},{"type":"blacklist","action":"add","ts":1384954005}]"#;
+        let body = format!(
+            "mandrill_events={}",
+            form_urlencoded::byte_serialize(events.as_bytes()).collect::<String>()
+        );
+        let got = extract_from(mandrill, &headers, body.as_bytes());
+        let digest = hex::encode(Sha256::digest(body.as_bytes()));
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].id.as_str(), got[0].event_type.as_str()),
+            (format!("{digest}:0").as_str(), "send")
+        );
+        assert_eq!(got[0].occurred_ms, Some(1_384_954_004_000));
+        assert_eq!((got[1].event_type.as_str(), got[1].item), ("blacklist", Some(1)));
+        assert!(got.iter().all(|e| e.unrecognized.is_none()));
+        assert!(
+            extract_from(mandrill, &headers, b"mandrill_events=%5B%5D").is_empty(),
+            "an empty batch"
+        );
+        let broken = extract_from(mandrill, &headers, b"mandrill_events=%5Bnot");
+        assert_eq!(broken.len(), 1);
+        assert_eq!(broken[0].unrecognized, Some(Unrecognized::NotJson));
+
+        let braintree = &catalog.get("braintree").unwrap().event;
+        use base64::Engine;
+        let xml = "<notification><timestamp type=\"datetime\">2024-10-01T09:30:12Z</timestamp><kind>subscription_canceled</kind><subject/></notification>";
+        let payload = base64::engine::general_purpose::STANDARD.encode(xml);
+        let body = format!(
+            "bt_signature=pk%7C00&bt_payload={}",
+            form_urlencoded::byte_serialize(payload.as_bytes()).collect::<String>()
+        );
+        let got = extract_from(braintree, &headers, body.as_bytes());
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].event_type, "subscription_canceled");
+        assert_eq!(got[0].id, hex::encode(Sha256::digest(body.as_bytes())));
+        assert_eq!(got[0].occurred_ms, Some(1_727_775_012_000));
+    }
+
     #[test]
     fn repeated_ids_stay_distinct_and_within_the_limit() {
         let spec: EventSpec =

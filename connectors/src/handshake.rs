@@ -204,13 +204,11 @@ pub fn signed(handshakes: &[Handshake], doc: &Value, headers: &http::HeaderMap, 
 /// handshake answers (GET handshakes open the route to GET).
 pub fn accepts_method(methods: &[String], handshakes: &[Handshake], method: &str) -> bool {
     methods.iter().any(|m| m.eq_ignore_ascii_case(method))
-        || handshakes
-            .iter()
-            .any(|h| match h {
-                Handshake::EchoQuery { method: m, .. } => m.eq_ignore_ascii_case(method),
-                Handshake::HeadCheck {} => method.eq_ignore_ascii_case("HEAD"),
-                _ => false,
-            })
+        || handshakes.iter().any(|h| match h {
+            Handshake::EchoQuery { method: m, .. } => m.eq_ignore_ascii_case(method),
+            Handshake::HeadCheck {} => method.eq_ignore_ascii_case("HEAD"),
+            _ => false,
+        })
 }
 
 #[cfg(test)]

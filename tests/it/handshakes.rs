@@ -117,12 +117,33 @@ async fn a_head_check_is_answered_200_and_stores_nothing() {
         .await
         .unwrap();
     let receiver = Receiver::start().await;
-    p.register("tenant_t", "board_1", "trello", "trello-app-secret", &receiver.url, &["*"])
-        .await;
-    p.register("tenant_m", "mandrill_1", "mandrill", "mandrill-key", &receiver.url, &["*"])
-        .await;
-    p.register("tenant_s", "team_1", "slack", "slack-signing-secret", &receiver.url, &["*"])
-        .await;
+    p.register(
+        "tenant_t",
+        "board_1",
+        "trello",
+        "trello-app-secret",
+        &receiver.url,
+        &["*"],
+    )
+    .await;
+    p.register(
+        "tenant_m",
+        "mandrill_1",
+        "mandrill",
+        "mandrill-key",
+        &receiver.url,
+        &["*"],
+    )
+    .await;
+    p.register(
+        "tenant_s",
+        "team_1",
+        "slack",
+        "slack-signing-secret",
+        &receiver.url,
+        &["*"],
+    )
+    .await;
 
     for (path, connector) in [
         ("/v1/webhooks/trello/board_1", "trello"),
