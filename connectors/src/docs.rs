@@ -183,6 +183,7 @@ fn routing_key(c: &Connector) -> String {
     match &c.event.account {
         None => "—".into(),
         Some(ValueSource::Json(p)) => format!("`{p}`"),
+        Some(ValueSource::BodyJson(p)) => format!("`{p}` (whole body)"),
         Some(ValueSource::Header(h)) => format!("header `{h}`"),
         Some(ValueSource::Literal(l)) => format!("`{l}`"),
         Some(ValueSource::BodySha256(_)) => "—".into(),

@@ -143,6 +143,7 @@ pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Vec<E
         let read = |src: &ValueSource| -> Option<String> {
             match src {
                 ValueSource::Json(p) => p.get_string(item?),
+                ValueSource::BodyJson(p) => p.get_string(doc.as_ref()?),
                 ValueSource::Header(h) => header_str(headers, h).map(str::to_string),
                 ValueSource::Literal(s) => Some(s.clone()),
                 ValueSource::BodySha256(_) => Some(hashed_id(index)),
@@ -216,7 +217,7 @@ fn reads_xml(spec: &EventSpec, content_type: &str) -> bool {
 }
 
 fn needs_json(spec: &EventSpec) -> bool {
-    let json = |s: &ValueSource| matches!(s, ValueSource::Json(_));
+    let json = |s: &ValueSource| matches!(s, ValueSource::Json(_) | ValueSource::BodyJson(_));
     spec.items.is_some()
         || json(&spec.id)
         || json(&spec.event_type)
@@ -271,7 +272,7 @@ fn json_paths(spec: &EventSpec) -> Vec<&JsonPath> {
         .into_iter()
         .flatten()
         .filter_map(|s| match s {
-            ValueSource::Json(p) => Some(p),
+            ValueSource::Json(p) | ValueSource::BodyJson(p) => Some(p),
             _ => None,
         })
         .collect();
@@ -282,10 +283,42 @@ fn json_paths(spec: &EventSpec) -> Vec<&JsonPath> {
 fn to_millis(v: &serde_json::Value, format: TimeFormat) -> Option<i64> {
     match format {
         TimeFormat::UnixSeconds => v.as_i64().map(|s| s.saturating_mul(1000)),
+        TimeFormat::UnixSecondsFractional => fractional_seconds_to_millis(v),
         TimeFormat::UnixMilliseconds => v.as_i64(),
         TimeFormat::Rfc3339 => {
             let t = OffsetDateTime::parse(v.as_str()?, &Rfc3339).ok()?;
             Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
+        }
+    }
+}
+
+/// Unix seconds with a fraction, as milliseconds: read from the number's decimal text, so
+/// `1553610154.343` is exactly `1553610154343` (a double would make it `…342.99…`); digits
+/// past the third are dropped. A whole number is whole seconds; a number written with an
+/// exponent is read as a double.
+fn fractional_seconds_to_millis(v: &serde_json::Value) -> Option<i64> {
+    let n = match v {
+        serde_json::Value::Number(n) => n,
+        _ => return None,
+    };
+    if let Some(s) = n.as_i64() {
+        return Some(s.saturating_mul(1000));
+    }
+    let text = n.to_string();
+    match text.split_once('.') {
+        Some((whole, fraction)) if fraction.bytes().all(|b| b.is_ascii_digit()) => {
+            let seconds: i64 = whole.parse().ok()?;
+            let ms: i64 = fraction
+                .bytes()
+                .chain(*b"000")
+                .take(3)
+                .fold(0, |acc, b| acc * 10 + i64::from(b - b'0'));
+            let ms = if whole.starts_with('-') { -ms } else { ms };
+            Some(seconds.saturating_mul(1000).saturating_add(ms))
+        }
+        _ => {
+            let f = n.as_f64()? * 1000.0;
+            (f.is_finite() && f.abs() < i64::MAX as f64).then(|| f.trunc() as i64)
         }
     }
 }
@@ -472,6 +505,31 @@ mod tests {
         assert_eq!(got[0].event_type, "subscription_canceled");
         assert_eq!(got[0].id, hex::encode(Sha256::digest(body.as_bytes())));
         assert_eq!(got[0].occurred_ms, Some(1_727_775_012_000));
+    }
+
+    /// Front's `payload.emitted_at` (https://dev.frontapp.com/reference/events: e.g.
+    /// `1553610154.343`): milliseconds kept exactly.
+    #[test]
+    fn fractional_unix_seconds_keep_their_milliseconds() {
+        let ms = |v: Value| to_millis(&v, TimeFormat::UnixSecondsFractional);
+        assert_eq!(ms(json!(1553610154.343)), Some(1_553_610_154_343));
+        assert_eq!(ms(json!(1553610154.3)), Some(1_553_610_154_300));
+        assert_eq!(
+            ms(json!(1553610154.34399)),
+            Some(1_553_610_154_343),
+            "finer digits dropped"
+        );
+        assert_eq!(ms(json!(1553610154)), Some(1_553_610_154_000), "whole seconds");
+        assert_eq!(ms(json!(-1.5)), Some(-1_500));
+        assert_eq!(ms(json!(1.5e3)), Some(1_500_000));
+        assert_eq!(ms(json!("1553610154.343")), None, "a string is not a number");
+        assert_eq!(ms(json!(1e300)), None);
+        // The shipped Front connector reads it.
+        let catalog = Catalog::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog")).unwrap();
+        let front = &catalog.get("front").unwrap().event;
+        let body = br#"{"type":"inbound_received","authorization":{"id":"cmp_1"},"payload":{"id":"evt_1","emitted_at":1553610154.343}}"#;
+        let got = extract_from(front, &HeaderMap::new(), body);
+        assert_eq!(got[0].occurred_ms, Some(1_553_610_154_343));
     }
 
     #[test]

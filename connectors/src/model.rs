@@ -214,6 +214,11 @@ pub struct X509Spec {
     /// leading `*` label matching one label (`sns.*.amazonaws.com`). Any other URL is
     /// refused before anything is fetched.
     pub cert_hosts: Vec<String>,
+    /// The path a certificate URL must have, beside its host: literal text, each `*`
+    /// one or more ASCII letters or digits (`/SimpleNotificationService-*.pem`, as AWS's
+    /// own SDK validators require); no query. Absent: any path.
+    #[serde(default)]
+    pub cert_path: Option<String>,
     /// Where the signature is.
     pub signature: FieldRef,
     #[serde(default = "default_base64")]
@@ -615,8 +620,11 @@ impl Condition {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ValueSource {
-    /// A JSON path into the body.
+    /// A JSON path into the body (for a batch, into the item).
     Json(JsonPath),
+    /// A JSON path into the whole body even in a batch: a value the provider writes once
+    /// beside its items (Salesforce's `OrganizationId` beside its `Notification`s).
+    BodyJson(JsonPath),
     /// A request header.
     Header(String),
     /// A fixed value.
@@ -637,6 +645,9 @@ pub struct TimeSource {
 #[serde(rename_all = "snake_case")]
 pub enum TimeFormat {
     UnixSeconds,
+    /// Unix seconds with a fraction (Front's `emitted_at`, `1553610154.343`): milliseconds
+    /// kept, finer digits dropped.
+    UnixSecondsFractional,
     UnixMilliseconds,
     Rfc3339,
 }
