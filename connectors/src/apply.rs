@@ -80,7 +80,8 @@ pub fn event_of(
     content_type: &str,
     item: Option<u32>,
 ) -> Result<Value, ApplyError> {
-    let doc = crate::body::to_json(body, content_type).ok_or(ApplyError::MalformedBody)?;
+    let doc = crate::body::document(body, content_type, connector.event.document.as_ref())
+        .ok_or(ApplyError::MalformedBody)?;
     let Some(i) = item else {
         return Ok(doc);
     };

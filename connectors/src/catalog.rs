@@ -413,6 +413,17 @@ fn check_fetched(path: &Path, line: Option<usize>, spec: &SignatureSpec, errors:
                     ));
                 }
             }
+            if x.cert_path
+                .as_deref()
+                .is_some_and(|p| !p.starts_with('/') || p.contains("**"))
+            {
+                errors.push(err(
+                    path,
+                    line,
+                    "signature.cert_path",
+                    "a path starting with `/`, each `*` standing for letters or digits (`/SimpleNotificationService-*.pem`)",
+                ));
+            }
             if let X509Message::JsonLines { json_lines } = &x.message {
                 if json_lines.is_empty() {
                     errors.push(err(

@@ -174,6 +174,7 @@ fn handshakes(list: &[Handshake]) -> String {
             Handshake::ConfirmUrl { url, .. } => format!("GET `{url}`"),
             Handshake::Reply { .. } => "fixed reply".into(),
             Handshake::CaptureSecret { field, .. } => format!("keep `{field}` for the operator"),
+            Handshake::HeadCheck {} => "HEAD answered 200".into(),
         })
         .collect();
     names.join(", ")
@@ -183,6 +184,7 @@ fn routing_key(c: &Connector) -> String {
     match &c.event.account {
         None => "—".into(),
         Some(ValueSource::Json(p)) => format!("`{p}`"),
+        Some(ValueSource::BodyJson(p)) => format!("`{p}` (whole body)"),
         Some(ValueSource::Header(h)) => format!("header `{h}`"),
         Some(ValueSource::Literal(l)) => format!("`{l}`"),
         Some(ValueSource::BodySha256(_)) => "—".into(),

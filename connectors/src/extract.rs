@@ -104,7 +104,7 @@ pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Vec<E
                 arr.iter().enumerate().map(|(i, v)| (Some(i as u32), Some(v))).collect()
             }
             // XML says nothing of arrays: an element that appears once is a batch of one.
-            Some(one @ serde_json::Value::Object(_)) if crate::body::xml::is_xml(content_type) => {
+            Some(one @ serde_json::Value::Object(_)) if reads_xml(spec, content_type) => {
                 vec![(Some(0), Some(one))]
             }
             _ => return vec![whole_body(body, Unrecognized::NotABatch)],
@@ -143,6 +143,7 @@ pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Vec<E
         let read = |src: &ValueSource| -> Option<String> {
             match src {
                 ValueSource::Json(p) => p.get_string(item?),
+                ValueSource::BodyJson(p) => p.get_string(doc.as_ref()?),
                 ValueSource::Header(h) => header_str(headers, h).map(str::to_string),
                 ValueSource::Literal(s) => Some(s.clone()),
                 ValueSource::BodySha256(_) => Some(hashed_id(index)),
@@ -207,14 +208,23 @@ pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Vec<E
     out
 }
 
+/// Whether the events are read from an XML document (the body, or one in a form field).
+fn reads_xml(spec: &EventSpec, content_type: &str) -> bool {
+    match &spec.document {
+        Some(d) => d.decode == crate::model::DocumentEncoding::Base64Xml,
+        None => crate::body::xml::is_xml(content_type),
+    }
+}
+
 fn needs_json(spec: &EventSpec) -> bool {
-    let json = |s: &ValueSource| matches!(s, ValueSource::Json(_));
+    let json = |s: &ValueSource| matches!(s, ValueSource::Json(_) | ValueSource::BodyJson(_));
     spec.items.is_some()
         || json(&spec.id)
         || json(&spec.event_type)
         || spec.account.as_ref().is_some_and(json)
         || spec.occurred_at.is_some()
         || !spec.shapes.is_empty()
+        || spec.document.is_some()
 }
 
 /// The body's SHA-256, hex, with the item's index in a batch.
@@ -242,6 +252,9 @@ fn whole_body(body: &[u8], why: Unrecognized) -> ExtractedEvent {
 /// read sparsely ([`jsonpath::sparse`]: the paths give the same values, the rest of the
 /// document is checked but not built); a batch or a form body is read whole.
 fn read_json(spec: &EventSpec, body: &[u8], content_type: &str) -> Option<serde_json::Value> {
+    if spec.document.is_some() {
+        return crate::body::document(body, content_type, spec.document.as_ref());
+    }
     if spec.items.is_some()
         || !spec.shapes.is_empty()
         || crate::body::is_form(content_type)
@@ -259,7 +272,7 @@ fn json_paths(spec: &EventSpec) -> Vec<&JsonPath> {
         .into_iter()
         .flatten()
         .filter_map(|s| match s {
-            ValueSource::Json(p) => Some(p),
+            ValueSource::Json(p) | ValueSource::BodyJson(p) => Some(p),
             _ => None,
         })
         .collect();
@@ -270,10 +283,42 @@ fn json_paths(spec: &EventSpec) -> Vec<&JsonPath> {
 fn to_millis(v: &serde_json::Value, format: TimeFormat) -> Option<i64> {
     match format {
         TimeFormat::UnixSeconds => v.as_i64().map(|s| s.saturating_mul(1000)),
+        TimeFormat::UnixSecondsFractional => fractional_seconds_to_millis(v),
         TimeFormat::UnixMilliseconds => v.as_i64(),
         TimeFormat::Rfc3339 => {
             let t = OffsetDateTime::parse(v.as_str()?, &Rfc3339).ok()?;
             Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
+        }
+    }
+}
+
+/// Unix seconds with a fraction, as milliseconds: read from the number's decimal text, so
+/// `1553610154.343` is exactly `1553610154343` (a double would make it `…342.99…`); digits
+/// past the third are dropped. A whole number is whole seconds; a number written with an
+/// exponent is read as a double.
+fn fractional_seconds_to_millis(v: &serde_json::Value) -> Option<i64> {
+    let n = match v {
+        serde_json::Value::Number(n) => n,
+        _ => return None,
+    };
+    if let Some(s) = n.as_i64() {
+        return Some(s.saturating_mul(1000));
+    }
+    let text = n.to_string();
+    match text.split_once('.') {
+        Some((whole, fraction)) if fraction.bytes().all(|b| b.is_ascii_digit()) => {
+            let seconds: i64 = whole.parse().ok()?;
+            let ms: i64 = fraction
+                .bytes()
+                .chain(*b"000")
+                .take(3)
+                .fold(0, |acc, b| acc * 10 + i64::from(b - b'0'));
+            let ms = if whole.starts_with('-') { -ms } else { ms };
+            Some(seconds.saturating_mul(1000).saturating_add(ms))
+        }
+        _ => {
+            let f = n.as_f64()? * 1000.0;
+            (f.is_finite() && f.abs() < i64::MAX as f64).then(|| f.trunc() as i64)
         }
     }
 }
@@ -367,7 +412,7 @@ mod tests {
         let mut compared = 0;
         for name in catalog.names() {
             let spec = &catalog.get(name).unwrap().event;
-            if spec.items.is_some() {
+            if spec.items.is_some() || spec.document.is_some() {
                 continue;
             }
             for body in bodies(name, spec) {
@@ -415,6 +460,78 @@ mod tests {
     /// Found by `prop_tests::batch_items_keep_distinct_valid_ids`: a repeated id of
     /// [`MAX_ID_LEN`] bytes became 258 with its `#1`, and `["a#2", "a", "a"]` gave two
     /// events the id `a#2` (one then dropped as a duplicate of the other).
+    /// A document in a form field: Mandrill's array is split into its events (ids from the
+    /// body's hash and the index, times from `ts`), Braintree's base64 XML read for its
+    /// kind and timestamp; a field that does not decode is one unrecognized event.
+    #[test]
+    fn events_are_read_from_a_form_fields_document() {
+        let catalog = Catalog::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog")).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", "application/x-www-form-urlencoded".parse().unwrap());
+        let mandrill = &catalog.get("mandrill").unwrap().event;
+        let events = r#"[{"event":"send","_id":"m1","ts":1384954004,"msg":{}},{"type":"blacklist","action":"add","ts":1384954005}]"#;
+        let body = format!(
+            "mandrill_events={}",
+            form_urlencoded::byte_serialize(events.as_bytes()).collect::<String>()
+        );
+        let got = extract_from(mandrill, &headers, body.as_bytes());
+        let digest = hex::encode(Sha256::digest(body.as_bytes()));
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].id.as_str(), got[0].event_type.as_str()),
+            (format!("{digest}:0").as_str(), "send")
+        );
+        assert_eq!(got[0].occurred_ms, Some(1_384_954_004_000));
+        assert_eq!((got[1].event_type.as_str(), got[1].item), ("blacklist", Some(1)));
+        assert!(got.iter().all(|e| e.unrecognized.is_none()));
+        assert!(
+            extract_from(mandrill, &headers, b"mandrill_events=%5B%5D").is_empty(),
+            "an empty batch"
+        );
+        let broken = extract_from(mandrill, &headers, b"mandrill_events=%5Bnot");
+        assert_eq!(broken.len(), 1);
+        assert_eq!(broken[0].unrecognized, Some(Unrecognized::NotJson));
+
+        let braintree = &catalog.get("braintree").unwrap().event;
+        use base64::Engine;
+        let xml = "<notification><timestamp type=\"datetime\">2024-10-01T09:30:12Z</timestamp><kind>subscription_canceled</kind><subject/></notification>";
+        let payload = base64::engine::general_purpose::STANDARD.encode(xml);
+        let body = format!(
+            "bt_signature=pk%7C00&bt_payload={}",
+            form_urlencoded::byte_serialize(payload.as_bytes()).collect::<String>()
+        );
+        let got = extract_from(braintree, &headers, body.as_bytes());
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].event_type, "subscription_canceled");
+        assert_eq!(got[0].id, hex::encode(Sha256::digest(body.as_bytes())));
+        assert_eq!(got[0].occurred_ms, Some(1_727_775_012_000));
+    }
+
+    /// Front's `payload.emitted_at` (https://dev.frontapp.com/reference/events: e.g.
+    /// `1553610154.343`): milliseconds kept exactly.
+    #[test]
+    fn fractional_unix_seconds_keep_their_milliseconds() {
+        let ms = |v: Value| to_millis(&v, TimeFormat::UnixSecondsFractional);
+        assert_eq!(ms(json!(1553610154.343)), Some(1_553_610_154_343));
+        assert_eq!(ms(json!(1553610154.3)), Some(1_553_610_154_300));
+        assert_eq!(
+            ms(json!(1553610154.34399)),
+            Some(1_553_610_154_343),
+            "finer digits dropped"
+        );
+        assert_eq!(ms(json!(1553610154)), Some(1_553_610_154_000), "whole seconds");
+        assert_eq!(ms(json!(-1.5)), Some(-1_500));
+        assert_eq!(ms(json!(1.5e3)), Some(1_500_000));
+        assert_eq!(ms(json!("1553610154.343")), None, "a string is not a number");
+        assert_eq!(ms(json!(1e300)), None);
+        // The shipped Front connector reads it.
+        let catalog = Catalog::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog")).unwrap();
+        let front = &catalog.get("front").unwrap().event;
+        let body = br#"{"type":"inbound_received","authorization":{"id":"cmp_1"},"payload":{"id":"evt_1","emitted_at":1553610154.343}}"#;
+        let got = extract_from(front, &HeaderMap::new(), body);
+        assert_eq!(got[0].occurred_ms, Some(1_553_610_154_343));
+    }
+
     #[test]
     fn repeated_ids_stay_distinct_and_within_the_limit() {
         let spec: EventSpec =

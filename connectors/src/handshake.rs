@@ -7,6 +7,8 @@
 //!   the caller's own token.
 //! - `echo_header` (Asana `X-Hook-Secret`): the header back. Unsigned, likewise.
 //! - `echo_json` (Slack `url_verification`): a JSON field back, after the signature check.
+//! - `head_check` (Trello, Mandrill): a `HEAD` on the webhook URL is answered 200 with an
+//!   empty body. Unsigned (a HEAD has nothing to sign) and reflecting nothing.
 //! - `hmac_json` (Zoom `endpoint.url_validation`): `plainToken` and its HMAC-SHA256 with
 //!   the account's secret, hex, after the signature check.
 //! - `capture_secret` (Notion's `verification_token`): an unsigned body of that one
@@ -45,6 +47,15 @@ pub fn unsigned(
 ) -> Option<Reply> {
     for h in handshakes {
         match h {
+            Handshake::HeadCheck {} if method.eq_ignore_ascii_case("HEAD") => {
+                return Some(Reply {
+                    status: 200,
+                    content_type: "text/plain",
+                    body: String::new(),
+                    header: None,
+                    confirm: None,
+                });
+            }
             Handshake::EchoQuery {
                 param,
                 method: m,
@@ -218,9 +229,11 @@ pub fn signed(handshakes: &[Handshake], doc: &Value, headers: &http::HeaderMap, 
 /// handshake answers (GET handshakes open the route to GET).
 pub fn accepts_method(methods: &[String], handshakes: &[Handshake], method: &str) -> bool {
     methods.iter().any(|m| m.eq_ignore_ascii_case(method))
-        || handshakes
-            .iter()
-            .any(|h| matches!(h, Handshake::EchoQuery { method: m, .. } if m.eq_ignore_ascii_case(method)))
+        || handshakes.iter().any(|h| match h {
+            Handshake::EchoQuery { method: m, .. } => m.eq_ignore_ascii_case(method),
+            Handshake::HeadCheck {} => method.eq_ignore_ascii_case("HEAD"),
+            _ => false,
+        })
 }
 
 #[cfg(test)]
@@ -274,6 +287,21 @@ mod tests {
         assert_eq!(r.content_type, "text/plain");
         assert!(unsigned(&h, "POST", None, &none, &[]).is_none());
         assert!(unsigned(&h, "GET", Some("validationToken=x"), &none, &[]).is_none());
+    }
+
+    /// Trello's and Mandrill's URL checks: a HEAD answered 200, empty; nothing else is.
+    #[test]
+    fn a_head_check_answers_head_only() {
+        let h = parse("[[handshake]]\nkind = \"head_check\"\n");
+        let none = |_: &str| None;
+        let r = unsigned(&h, "HEAD", None, &none, &[]).unwrap();
+        assert_eq!((r.status, r.body.as_str(), r.header.clone()), (200, "", None));
+        assert!(unsigned(&h, "POST", None, &none, &[]).is_none());
+        assert!(unsigned(&h, "GET", None, &none, &[]).is_none());
+        let post = vec!["POST".to_string()];
+        assert!(accepts_method(&post, &h, "HEAD"));
+        assert!(!accepts_method(&post, &h, "GET"));
+        assert!(!accepts_method(&post, &[], "HEAD"), "HEAD only where declared");
     }
 
     #[test]

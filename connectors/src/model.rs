@@ -214,6 +214,11 @@ pub struct X509Spec {
     /// leading `*` label matching one label (`sns.*.amazonaws.com`). Any other URL is
     /// refused before anything is fetched.
     pub cert_hosts: Vec<String>,
+    /// The path a certificate URL must have, beside its host: literal text, each `*`
+    /// one or more ASCII letters or digits (`/SimpleNotificationService-*.pem`, as AWS's
+    /// own SDK validators require); no query. Absent: any path.
+    #[serde(default)]
+    pub cert_path: Option<String>,
     /// Where the signature is.
     pub signature: FieldRef,
     #[serde(default = "default_base64")]
@@ -326,6 +331,28 @@ pub struct HmacSpec {
     /// body must hash to it, and `{form_sorted}` is empty.
     #[serde(default)]
     pub body_hash_param: Option<String>,
+    /// The signature value is pairs of `<key id><key_separator><signature>` joined by
+    /// `pair_separator` (Braintree's `public_key|sig&…`): each account secret is written
+    /// `<key id><key_separator><secret>`, and only the pairs of its key id are checked.
+    #[serde(default)]
+    pub signature_pairs: Option<SignaturePairs>,
+}
+
+/// `signature_pairs = { pair_separator = "&", key_separator = "|" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignaturePairs {
+    #[serde(default = "default_pairs_separator")]
+    pub pair_separator: String,
+    #[serde(default = "default_key_separator")]
+    pub key_separator: String,
+}
+
+fn default_pairs_separator() -> String {
+    "&".into()
+}
+fn default_key_separator() -> String {
+    "|".into()
 }
 
 /// A form of the called URL; see [`HmacSpec::url_variants`].
@@ -367,6 +394,9 @@ pub enum SecretFormat {
     WhsecBase64,
     /// Hex, decoded (Close's signature keys).
     Hex,
+    /// The SHA-1 digest of the secret's bytes (Braintree keys its HMAC with SHA-1 of the
+    /// private key).
+    Sha1,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -482,6 +512,30 @@ pub struct EventSpec {
     /// the paths above. A part a shape leaves out is the one above.
     #[serde(default)]
     pub shapes: Vec<BodyShape>,
+    /// A document inside one form parameter that holds the events (Mandrill's
+    /// `mandrill_events`, JSON; Braintree's `bt_payload`, base64 of XML): paths, shapes
+    /// and mappings read it instead of the form. The signature is still over the body.
+    #[serde(default)]
+    pub document: Option<EmbeddedDocument>,
+}
+
+/// `document = { form_field = "mandrill_events", decode = "json" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedDocument {
+    /// The form parameter holding the document.
+    pub form_field: String,
+    pub decode: DocumentEncoding,
+}
+
+/// How a form parameter's document is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentEncoding {
+    /// JSON text (Mandrill).
+    Json,
+    /// Base64 (line breaks allowed) of an XML document, read by the XML rule (Braintree).
+    Base64Xml,
 }
 
 impl EventSpec {
@@ -566,8 +620,11 @@ impl Condition {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ValueSource {
-    /// A JSON path into the body.
+    /// A JSON path into the body (for a batch, into the item).
     Json(JsonPath),
+    /// A JSON path into the whole body even in a batch: a value the provider writes once
+    /// beside its items (Salesforce's `OrganizationId` beside its `Notification`s).
+    BodyJson(JsonPath),
     /// A request header.
     Header(String),
     /// A fixed value.
@@ -588,6 +645,9 @@ pub struct TimeSource {
 #[serde(rename_all = "snake_case")]
 pub enum TimeFormat {
     UnixSeconds,
+    /// Unix seconds with a fraction (Front's `emitted_at`, `1553610154.343`): milliseconds
+    /// kept, finer digits dropped.
+    UnixSecondsFractional,
     UnixMilliseconds,
     Rfc3339,
 }
@@ -683,6 +743,9 @@ pub enum Handshake {
         url: JsonPath,
         hosts: Vec<String>,
     },
+    /// A `HEAD` on the webhook URL, answered 200 with an empty body before anything else
+    /// (Trello creates a webhook, Mandrill adds one, only once its URL answers so).
+    HeadCheck {},
     /// A fixed answer to a signed request the condition picks out (Discord's PINGs:
     /// interactions answer `{"type":1}`, webhook events 204 with no body).
     Reply {

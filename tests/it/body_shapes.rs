@@ -169,3 +169,101 @@ async fn a_salesforce_outbound_message_is_acked_in_soap_and_mapped() {
     assert_eq!(send(other).await.unwrap().status().as_u16(), 401);
     p.stop().await;
 }
+
+/// One URL for many Salesforce organisations: `POST /v1/webhooks/salesforce` routes each
+/// notification by the message's `OrganizationId` to the account whose `external_id` it
+/// is; the organisations' ids are the connector-level secrets the body-field check takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salesforce_messages_are_routed_by_organisation_id() {
+    use switchyard_core::config::{ConfiguredSecret, ConnectorSettings};
+    use switchyard_core::secret::Secret;
+    let servers = shared().await;
+    let (org_a, org_b) = ("00D5g000004Ej2QEAS", "00D7x000001Kq9ZEAS");
+    let mut config = config_for(&servers.nats, &servers.redis, &servers.s3, "sfroute");
+    config.connectors.insert(
+        "salesforce".into(),
+        ConnectorSettings {
+            secrets: vec![
+                ConfiguredSecret::Plain(Secret::new(org_a)),
+                ConfiguredSecret::Plain(Secret::new(org_b)),
+            ],
+            public_keys: vec![],
+            legacy_signatures: false,
+        },
+    );
+    let p = Pipeline::start(config).await.unwrap();
+    let (alpha, beta) = (Receiver::start().await, Receiver::start().await);
+    for (tenant, org, url) in [("sf_alpha", org_a, &alpha.url), ("sf_beta", org_b, &beta.url)] {
+        let (s, b) = p
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/v1/tenants/{tenant}"),
+                Some(serde_json::json!({"name": tenant})),
+            )
+            .await;
+        assert!(s.is_success(), "{b}");
+        let (s, b) = p
+            .admin(
+                reqwest::Method::POST,
+                &format!("/v1/tenants/{tenant}/endpoints"),
+                Some(serde_json::json!({"url": url, "event_types": ["*"]})),
+            )
+            .await;
+        assert!(s.is_success(), "{b}");
+        let (s, b) = p
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/v1/accounts/{tenant}_sf"),
+                Some(serde_json::json!({"tenant_id": tenant, "connector": "salesforce", "external_id": org})),
+            )
+            .await;
+        assert!(s.is_success(), "{b}");
+    }
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../connectors/fixtures/salesforce/contact_updated.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let body_a = fixture["body"].as_str().unwrap().to_string();
+    assert!(body_a.contains(org_a), "the fixture's organisation");
+    let body_b = body_a.replace(org_a, org_b);
+    let send = |body: String| {
+        p.http
+            .post(format!("http://{}/v1/webhooks/salesforce", p.ingress))
+            .header("content-type", "text/xml; charset=utf-8")
+            .header("soapaction", "\"\"")
+            .body(body)
+            .send()
+    };
+    for body in [body_a.clone(), body_b] {
+        let r = send(body).await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert!(r.text().await.unwrap().contains("<Ack>true</Ack>"));
+    }
+    for (name, receiver) in [("alpha", &alpha), ("beta", &beta)] {
+        let delivered = wait_for("the contact delivered", Duration::from_secs(30), || async {
+            receiver.all().into_iter().next()
+        })
+        .await
+        .unwrap();
+        let event: Value = serde_json::from_slice(&delivered.body).unwrap();
+        assert_eq!(event["type"], "crm.contact.updated", "{name}");
+        assert_eq!(
+            event["account_id"],
+            format!("sf_{name}_sf"),
+            "{name}: its own organisation's account"
+        );
+    }
+    assert_eq!(
+        alpha.all().len(),
+        1,
+        "each organisation's event went to its tenant only"
+    );
+    // An organisation not configured: 401, as on the account URL.
+    let stranger = body_a.replace(org_a, "00D000000000001AAA");
+    assert_eq!(send(stranger).await.unwrap().status().as_u16(), 401);
+    p.stop().await;
+}

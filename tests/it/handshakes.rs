@@ -218,3 +218,89 @@ async fn a_handed_over_token_is_kept_for_the_operator_and_adopted() {
     assert_eq!(s.as_u16(), 404, "nothing left to adopt");
     p.stop().await;
 }
+
+/// Trello creates a webhook, and Mandrill adds one, only once a HEAD on its URL is
+/// answered 200 (https://developer.atlassian.com/cloud/trello/guides/rest-api/webhooks/,
+/// https://mandrill.zendesk.com/hc/en-us/articles/205583217). `head_check` answers it
+/// empty, stores and publishes nothing, and counts it as a handshake; a connector that
+/// declares no such handshake still refuses HEAD.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_check_is_answered_200_and_stores_nothing() {
+    let servers = shared().await;
+    let p = Pipeline::start(config_for(&servers.nats, &servers.redis, &servers.s3, "head"))
+        .await
+        .unwrap();
+    let receiver = Receiver::start().await;
+    p.register(
+        "tenant_t",
+        "board_1",
+        "trello",
+        "trello-app-secret",
+        &receiver.url,
+        &["*"],
+    )
+    .await;
+    p.register(
+        "tenant_m",
+        "mandrill_1",
+        "mandrill",
+        "mandrill-key",
+        &receiver.url,
+        &["*"],
+    )
+    .await;
+    p.register(
+        "tenant_s",
+        "team_1",
+        "slack",
+        "slack-signing-secret",
+        &receiver.url,
+        &["*"],
+    )
+    .await;
+
+    for (path, connector) in [
+        ("/v1/webhooks/trello/board_1", "trello"),
+        ("/v1/webhooks/mandrill/mandrill_1", "mandrill"),
+    ] {
+        let r = p.http.head(format!("http://{}{path}", p.ingress)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{connector}");
+        assert_eq!(r.bytes().await.unwrap().len(), 0, "{connector}: an empty answer");
+        let counted = p
+            .metric(
+                p.ingress_ops,
+                &format!(
+                    "switchyard_ingress_requests_total{{connector=\"{connector}\",outcome=\"handshake\",status=\"200\"}}"
+                ),
+            )
+            .await;
+        assert_eq!(counted, Some(1.0), "{connector}: counted as a handshake");
+    }
+    // An account that does not exist is not confirmed.
+    let r = p
+        .http
+        .head(format!("http://{}/v1/webhooks/trello/board_unknown", p.ingress))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    // A connector without the handshake refuses HEAD like any other undeclared method.
+    let r = p
+        .http
+        .head(format!("http://{}/v1/webhooks/slack/team_1", p.ingress))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+
+    assert!(
+        p.claim_store().await.list("", 10).await.unwrap().is_empty(),
+        "a HEAD stores nothing"
+    );
+    assert_eq!(
+        p.stream_messages(&p.config.names().raw_stream()).await,
+        0,
+        "a HEAD publishes nothing"
+    );
+    p.stop().await;
+}

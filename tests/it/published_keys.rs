@@ -117,6 +117,9 @@ impl KeyHost {
     }
 }
 
+/// Where the test key host serves its certificate: a path the shipped `cert_path` accepts.
+const CERT_PATH: &str = "/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem";
+
 /// A catalog with the shipped unified models and the test connectors, written from the
 /// shipped `aws_sns` file with `localhost` as its only allowed host.
 fn catalog(dir: &Path, jwks_url: &str) -> std::path::PathBuf {
@@ -232,12 +235,13 @@ async fn published_keys_are_fetched_once_and_their_host_being_down_is_a_503() {
     p.register("tenant_k", "sns_acct", "sns_test", "unused", &receiver.url, &["*"])
         .await;
     let (pair, cert_pem) = signing_certificate();
-    host.serve("/cert.pem", cert_pem);
+    let cert_pem_for_paths = cert_pem.clone();
+    host.serve(CERT_PATH, cert_pem);
     let path = "/v1/webhooks/sns_test/sns_acct";
 
     // The key host is down and nothing is cached: 503 with Retry-After.
     host.up.store(false, Ordering::SeqCst);
-    let first = sns_message(&pair, notification("m-1"), &host.url("/cert.pem"));
+    let first = sns_message(&pair, notification("m-1"), &host.url(CERT_PATH));
     let (status, retry_after, answer) = post(&p, path, &[], &first).await;
     assert_eq!(
         (status, answer["code"].as_str()),
@@ -254,10 +258,10 @@ async fn published_keys_are_fetched_once_and_their_host_being_down_is_a_503() {
     .await
     .unwrap();
     for i in 2..=4 {
-        let m = sns_message(&pair, notification(&format!("m-{i}")), &host.url("/cert.pem"));
+        let m = sns_message(&pair, notification(&format!("m-{i}")), &host.url(CERT_PATH));
         assert_eq!(post(&p, path, &[], &m).await.0, 200);
     }
-    assert_eq!(host.gets("/cert.pem"), 1, "the certificate is fetched once and kept");
+    assert_eq!(host.gets(CERT_PATH), 1, "the certificate is fetched once and kept");
     wait_until("four notifications delivered", Duration::from_secs(30), || async {
         receiver.all().len() >= 4
     })
@@ -284,6 +288,16 @@ async fn published_keys_are_fetched_once_and_their_host_being_down_is_a_503() {
         );
     }
     assert_eq!(host.gets("/evil.pem"), before, "nothing was fetched");
+    // On an allowed host, a path other than SNS's certificate path is refused the same way.
+    host.serve("/uploads/evil.pem", cert_pem_for_paths);
+    let m = sns_message(&pair, notification("m-evil-path"), &host.url("/uploads/evil.pem"));
+    let (status, _, answer) = post(&p, path, &[], &m).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (401, Some("key_host_not_allowed")),
+        "{answer}"
+    );
+    assert_eq!(host.gets("/uploads/evil.pem"), 0, "nothing was fetched");
 
     // A subscription is confirmed by a GET of its SubscribeURL, once the signature checks.
     host.serve("/confirm", "<ConfirmSubscriptionResponse/>".into());
@@ -296,13 +310,12 @@ async fn published_keys_are_fetched_once_and_their_host_being_down_is_a_503() {
         "SubscribeURL": host.url("/confirm?Action=ConfirmSubscription&Token=2336412f37f"),
         "Timestamp": "2026-12-07T06:00:00.000Z",
     });
-    let signed = sns_message(&pair, confirmation.clone(), &host.url("/cert.pem"));
+    let signed = sns_message(&pair, confirmation.clone(), &host.url(CERT_PATH));
     assert_eq!(post(&p, path, &[], &signed).await.0, 200);
     assert_eq!(host.gets("/confirm"), 1, "the SubscribeURL was visited");
     // The same confirmation unsigned (or signed by someone else) visits nothing.
     let (stranger, _) = signing_certificate();
-    let mut forged: Value =
-        serde_json::from_str(&sns_message(&stranger, confirmation, &host.url("/cert.pem"))).unwrap();
+    let mut forged: Value = serde_json::from_str(&sns_message(&stranger, confirmation, &host.url(CERT_PATH))).unwrap();
     forged["MessageId"] = "c-2".into();
     assert_eq!(post(&p, path, &[], &forged.to_string()).await.0, 401);
     assert_eq!(host.gets("/confirm"), 1);

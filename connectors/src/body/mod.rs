@@ -5,10 +5,25 @@
 //! One rule for JSON sent inside a form: a parameter named `payload` whose value is a
 //! JSON object is read as that object (Slack's interactivity payloads, GitHub webhooks
 //! configured with the form content type), so `payload.type` is a path like any other.
+//!
+//! A connector whose events are a document inside one form parameter declares it
+//! (`[event] document`), and [`document`] reads that instead ([`embedded`]).
 
 use serde_json::{Map, Value};
 
+use crate::model::EmbeddedDocument;
+
+pub mod embedded;
 pub mod xml;
+
+/// The document a connector's events are read from: the body as [`to_json`] reads it,
+/// or, where the connector declares one, the document in its form parameter.
+pub fn document(body: &[u8], content_type: &str, embedded: Option<&EmbeddedDocument>) -> Option<Value> {
+    match embedded {
+        Some(spec) => embedded::decode(body, content_type, spec),
+        None => to_json(body, content_type),
+    }
+}
 
 /// Whether `content_type` names a form body.
 pub fn is_form(content_type: &str) -> bool {

@@ -84,7 +84,9 @@ pub fn key_location(spec: &SignatureSpec, raw: &RawWebhook) -> Result<Option<Key
         SignatureSpec::X509(x) => {
             let doc = json_body(raw, &x.cert_url);
             let url = field(raw, doc.as_ref(), &x.cert_url).ok_or_else(|| missing(&x.cert_url))?;
-            if !allowed_https_host(&url, &x.cert_hosts) {
+            if !allowed_https_host(&url, &x.cert_hosts)
+                || !x.cert_path.as_deref().is_none_or(|p| url_path_matches(&url, p))
+            {
                 return Err(VerifyError::KeyHostNotAllowed);
             }
             Ok(Some(KeyLocation {
@@ -109,6 +111,29 @@ pub fn allowed_https_host(url: &str, hosts: &[String]) -> bool {
         return false;
     };
     hosts.iter().any(|pattern| host_matches(pattern, host))
+}
+
+/// Whether `url`'s path matches `pattern` ([`path_matches`]) and it has no query.
+pub fn url_path_matches(url: &str, pattern: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.query().is_none() && path_matches(pattern, u.path()))
+}
+
+/// Whether `path` is `pattern`: literal characters, each `*` standing for one or more
+/// ASCII letters or digits (so never `/`, `.`, `%` or `-`: a `*` cannot reach into
+/// another segment or an encoded character). Case-sensitive, as paths are.
+pub fn path_matches(pattern: &str, path: &str) -> bool {
+    fn at(p: &[u8], s: &[u8]) -> bool {
+        match p.split_first() {
+            None => s.is_empty(),
+            Some((b'*', rest)) => {
+                // One or more alphanumerics, then the rest of the pattern.
+                let run = s.iter().take_while(|c| c.is_ascii_alphanumeric()).count();
+                (1..=run).rev().any(|n| at(rest, &s[n..]))
+            }
+            Some((c, rest)) => s.first() == Some(c) && at(rest, &s[1..]),
+        }
+    }
+    at(pattern.as_bytes(), path.as_bytes())
 }
 
 /// `pattern` is a host name, or has one `*` label standing for exactly one label

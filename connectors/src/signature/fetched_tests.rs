@@ -14,7 +14,9 @@ use http::{HeaderMap, HeaderValue};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::EncodePrivateKey;
 
-use super::fetched::{allowed_https_host, host_matches, key_location, parse_keys, FetchedKeys, KeyKind};
+use super::fetched::{
+    allowed_https_host, host_matches, key_location, parse_keys, path_matches, url_path_matches, FetchedKeys, KeyKind,
+};
 use super::{verify_fetched, RawWebhook, VerifyError};
 use crate::model::SignatureSpec;
 
@@ -406,6 +408,52 @@ fn host_patterns_match_one_label_per_star() {
         "https://localhost:8443/k.pem",
         &["localhost".into()]
     ));
+}
+
+/// AWS's SDK validators take a signing certificate only at
+/// `/SimpleNotificationService-<hex>.pem` (e.g. the SNS docs' example
+/// `https://sns.us-west-2.amazonaws.com/SimpleNotificationService-f3ecfb7224c7233fe7bb5f59f96de52f.pem`,
+/// https://docs.aws.amazon.com/sns/latest/dg/sns-message-and-json-formats.html).
+#[test]
+fn certificate_paths_match_their_pattern() {
+    let p = "/SimpleNotificationService-*.pem";
+    assert!(path_matches(
+        p,
+        "/SimpleNotificationService-f3ecfb7224c7233fe7bb5f59f96de52f.pem"
+    ));
+    assert!(path_matches("/a*b*.pem", "/a1b2b3.pem"), "backtracks");
+    for path in [
+        "/SimpleNotificationService-.pem",
+        "/SimpleNotificationService-abc.pem.exe",
+        "/SimpleNotificationService-ab/c.pem",
+        "/SimpleNotificationService-ab%2Fc.pem",
+        "/SimpleNotificationService-a.b.pem",
+        "/x/SimpleNotificationService-abc.pem",
+        "/simplenotificationservice-abc.pem",
+        "/evil.pem",
+    ] {
+        assert!(!path_matches(p, path), "{path}");
+    }
+    assert!(url_path_matches(
+        "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-f3ecfb7224c7233fe7bb5f59f96de52f.pem",
+        p
+    ));
+    assert!(!url_path_matches(
+        "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-f3.pem?x=1",
+        p
+    ));
+
+    // The shipped SNS file refuses a foreign path on an allowed host, before any fetch.
+    let catalog =
+        crate::catalog::Catalog::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog")).unwrap();
+    let spec = catalog.get("aws_sns").unwrap().signature.clone();
+    let (pair, _, _) = rsa_key();
+    let good = "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-f3ecfb7224c7233fe7bb5f59f96de52f.pem";
+    let raw = request(&[], &sns_notification(&pair, "2", good).to_string());
+    assert!(matches!(key_location(&spec, &raw), Ok(Some(_))));
+    let foreign = "https://sns.us-west-2.amazonaws.com/uploads/evil.pem";
+    let raw = request(&[], &sns_notification(&pair, "2", foreign).to_string());
+    assert_eq!(key_location(&spec, &raw), Err(VerifyError::KeyHostNotAllowed));
 }
 
 #[test]

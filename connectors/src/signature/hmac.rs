@@ -16,8 +16,15 @@ pub(super) fn verify(spec: &HmacSpec, raw: &RawWebhook, secrets: &[&str], now: i
             spec.timestamp.as_ref().map(|t| &t.source),
             Some(TimestampSource::Json(_))
         );
+    // A JSON body, or a form's parameters (Braintree's `bt_signature` and `bt_payload`).
     let doc: Option<serde_json::Value> = if needs_json {
-        Some(serde_json::from_slice(&raw.body).map_err(|_| VerifyError::Malformed)?)
+        let content_type = header_str(&raw.headers, "content-type").unwrap_or("application/json");
+        let form = crate::body::is_form(content_type);
+        Some(if form {
+            crate::body::to_json(&raw.body, content_type).ok_or(VerifyError::Malformed)?
+        } else {
+            serde_json::from_slice(&raw.body).map_err(|_| VerifyError::Malformed)?
+        })
     } else {
         None
     };
@@ -78,11 +85,23 @@ pub(super) fn verify(spec: &HmacSpec, raw: &RawWebhook, secrets: &[&str], now: i
         }
         None => None,
     };
-    let candidates: Vec<Vec<u8>> = parsed
-        .candidates
-        .iter()
-        .filter_map(|c| decode(spec.encoding, c))
-        .collect();
+    // Each candidate with the key id it is for (`None`: for any secret).
+    let candidates: Vec<(Option<&str>, Vec<u8>)> = match &spec.signature_pairs {
+        None => parsed
+            .candidates
+            .iter()
+            .filter_map(|c| Some((None, decode(spec.encoding, c)?)))
+            .collect(),
+        Some(p) => parsed
+            .candidates
+            .iter()
+            .flat_map(|c| c.split(p.pair_separator.as_str()))
+            .filter_map(|pair| {
+                let (key_id, sig) = pair.split_once(p.key_separator.as_str())?;
+                Some((Some(key_id), decode(spec.encoding, sig)?))
+            })
+            .collect(),
+    };
     if candidates.is_empty() {
         return Err(VerifyError::Malformed);
     }
@@ -124,9 +143,28 @@ pub(super) fn verify(spec: &HmacSpec, raw: &RawWebhook, secrets: &[&str], now: i
     Err(VerifyError::Mismatch)
 }
 
-/// Whether `message` signed with any of `secrets` gives one of `candidates`.
-fn matches_any(spec: &HmacSpec, message: &[u8], candidates: &[Vec<u8>], secrets: &[&str]) -> bool {
+/// Whether `message` signed with any of `secrets` gives one of `candidates`; with
+/// `signature_pairs`, only a candidate of the secret's own key id counts.
+fn matches_any(spec: &HmacSpec, message: &[u8], candidates: &[(Option<&str>, Vec<u8>)], secrets: &[&str]) -> bool {
     for secret in secrets {
+        let (secret, candidates): (&str, Vec<Vec<u8>>) = match &spec.signature_pairs {
+            None => (secret, candidates.iter().map(|(_, c)| c.clone()).collect()),
+            Some(p) => {
+                let Some((key_id, secret)) = secret.split_once(p.key_separator.as_str()) else {
+                    continue;
+                };
+                let mine = candidates
+                    .iter()
+                    .filter(|(k, _)| *k == Some(key_id))
+                    .map(|(_, c)| c.clone())
+                    .collect();
+                (secret, mine)
+            }
+        };
+        if candidates.is_empty() {
+            continue;
+        }
+        let candidates = candidates.as_slice();
         let Some(key) = key_bytes(spec.secret_format, secret) else {
             continue;
         };
@@ -259,5 +297,6 @@ pub(crate) fn key_bytes(format: SecretFormat, secret: &str) -> Option<Vec<u8>> {
         SecretFormat::Raw => Some(secret.as_bytes().to_vec()),
         SecretFormat::WhsecBase64 => B64.decode(secret.strip_prefix("whsec_").unwrap_or(secret)).ok(),
         SecretFormat::Hex => hex::decode(secret.trim()).ok(),
+        SecretFormat::Sha1 => Some(<sha1::Sha1 as sha2::Digest>::digest(secret.as_bytes()).to_vec()),
     }
 }

@@ -323,3 +323,64 @@ fn sendgrid_sdk_vector_with_several_events() {
         ]
     );
 }
+
+/// Braintree signs `bt_payload` with HMAC-SHA1 keyed with the SHA-1 of the private key,
+/// hex, as `<public key>|<signature>` pairs joined by `&`. The SDK's own vector
+/// (braintree_python `tests/unit/test_webhooks.py`, `test_verify_returns_a_correct_challenge_response`:
+/// private key `integration_private_key`, challenge `20f9f8ed05f77439fe955c977e4c8a53`
+/// → `integration_public_key|d9b899556c966b3f06945ec21311865d35df3ce4`) is the same MAC
+/// over other bytes, so it checks the key derivation and the pair layout.
+#[test]
+fn braintree_sdk_vector_and_sample_notification() {
+    const URL: &str = "https://hooks.example.com/v1/webhooks/braintree/acct";
+    const KEYS: &str = "integration_public_key|integration_private_key";
+    let check = |body: &str, secret: &str| verify_at("braintree", URL, &[FORM], body, secret, 1_700_000_000);
+    let sdk = "bt_signature=integration_public_key%7Cd9b899556c966b3f06945ec21311865d35df3ce4&bt_payload=20f9f8ed05f77439fe955c977e4c8a53";
+    assert_eq!(check(sdk, KEYS), Ok(()));
+    assert_eq!(check(&sdk.replace("20f9", "20f8"), KEYS), Err(VerifyError::Mismatch));
+
+    // A notification built as the SDK's `WebhookTestingGateway.sample_notification` does
+    // (its XML, base64 with MIME line breaks, signed with the same keys).
+    let sample = "bt_signature=integration_public_key%7C39948d1d675013c16ca1ba90262c8f0c29b9afd7&bt_payload=CiAgICAgICAgICAgIDxub3RpZmljYXRpb24%2BCiAgICAgICAgICAgICAgICA8dGltZXN0YW1wIHR5%0AcGU9ImRhdGV0aW1lIj4yMDI2LTEyLTA3VDEyOjAwOjAwWjwvdGltZXN0YW1wPgogICAgICAgICAg%0AICAgICAgPGtpbmQ%2Bc3Vic2NyaXB0aW9uX3dlbnRfcGFzdF9kdWU8L2tpbmQ%2BCiAgICAgICAgICAg%0AICAgICA8c3ViamVjdD4KICAgICAgICAgICAgPHN1YnNjcmlwdGlvbj4KICAgICAgICAgICAgICAg%0AIDxpZD5zdWJfMTwvaWQ%2BCiAgICAgICAgICAgICAgICA8dHJhbnNhY3Rpb25zIHR5cGU9ImFycmF5%0AIj48L3RyYW5zYWN0aW9ucz4KICAgICAgICAgICAgICAgIDxhZGRfb25zIHR5cGU9ImFycmF5Ij48%0AL2FkZF9vbnM%2BCiAgICAgICAgICAgICAgICA8ZGlzY291bnRzIHR5cGU9ImFycmF5Ij48L2Rpc2Nv%0AdW50cz4KICAgICAgICAgICAgPC9zdWJzY3JpcHRpb24%2BCiAgICAgICAgPC9zdWJqZWN0PgogICAg%0AICAgICAgICA8L25vdGlmaWNhdGlvbj4KICAgICAgICA%3D%0A";
+    assert_eq!(check(sample, KEYS), Ok(()), "valid");
+    let tampered = sample.replacen("bt_payload=", "bt_payload=YmFk", 1);
+    assert_eq!(check(&tampered, KEYS), Err(VerifyError::Mismatch), "tampered");
+    assert_eq!(
+        check(sample, "integration_public_key|wrong_private_key"),
+        Err(VerifyError::Mismatch),
+        "wrong private key"
+    );
+    assert_eq!(
+        check(sample, "other_public_key|integration_private_key"),
+        Err(VerifyError::Mismatch),
+        "a pair for another public key is not ours"
+    );
+    assert_eq!(
+        check(sample, "integration_private_key"),
+        Err(VerifyError::Mismatch),
+        "a secret without its key id"
+    );
+    // Several pairs (one per API key), ours not first; and a rotation on our side.
+    let sig = sample
+        .split('&')
+        .find_map(|p| p.strip_prefix("bt_signature="))
+        .unwrap()
+        .to_string();
+    let several = sample.replace(&sig, &format!("other_public_key%7Cdeadbeef%26{sig}"));
+    assert_eq!(check(&several, KEYS), Ok(()), "several pairs");
+    let rotated = || {
+        let c = crate::catalog::Catalog::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog"))
+            .unwrap();
+        let spec = c.get("braintree").unwrap().signature.clone();
+        let mut h = http::HeaderMap::new();
+        h.insert("content-type", http::HeaderValue::from_static(FORM.1));
+        let raw = super::RawWebhook {
+            method: http::Method::POST,
+            url: URL.into(),
+            headers: h,
+            body: bytes::Bytes::from(sample.to_string()),
+        };
+        super::verify(&spec, raw, &["integration_public_key|old_private_key", KEYS], 0).map(|_| ())
+    };
+    assert_eq!(rotated(), Ok(()), "rotated: the second secret matches");
+}

@@ -46,7 +46,10 @@ pub fn sign(
             let json: Option<serde_json::Value> = h
                 .message
                 .uses_json()
-                .then(|| serde_json::from_slice(body).ok())
+                .then(|| {
+                    let content_type = super::header_str(request_headers, "content-type").unwrap_or("application/json");
+                    crate::body::to_json(body, content_type)
+                })
                 .flatten();
             let form: Option<Vec<(String, String)>> = h
                 .message
@@ -65,6 +68,14 @@ pub fn sign(
                     secret: None,
                 })
                 .unwrap_or_default();
+            // With signature pairs the secret is `<key id><separator><secret>`.
+            let (key_id, secret) = match &h.signature_pairs {
+                Some(p) => match secret.split_once(p.key_separator.as_str()) {
+                    Some((id, s)) => (Some((id, p.key_separator.as_str())), s),
+                    None => (None, secret),
+                },
+                None => (None, secret),
+            };
             let key = key_bytes(h.secret_format, secret).unwrap_or_default();
             let raw = match (h.construction, h.algorithm) {
                 (HmacConstruction::Hmac, HmacAlgorithm::Sha1) => mac::<Hmac<sha1::Sha1>>(&key, &message),
@@ -77,6 +88,10 @@ pub fn sign(
             let sig = match h.encoding {
                 Encoding::Hex => hex::encode(raw),
                 Encoding::Base64 => B64.encode(raw),
+            };
+            let sig = match key_id {
+                Some((id, separator)) => format!("{id}{separator}{sig}"),
+                None => sig,
             };
             let mut out = Vec::new();
             let Some(header) = &h.header else {

@@ -284,7 +284,7 @@ fn signed_handshake(
         return None;
     }
     let content_type = header_str(verified.headers(), "content-type").unwrap_or("application/json");
-    let doc = body::to_json(verified.body(), content_type).unwrap_or_default();
+    let doc = body::document(verified.body(), content_type, connector.event.document.as_ref()).unwrap_or_default();
     handshake::signed(&connector.handshakes, &doc, verified.headers(), secret)
 }
 
