@@ -296,6 +296,9 @@ fn check_signature(path: &Path, text: &str, spec: &SignatureSpec, errors: &mut V
                     Some(SignatureHeader::KeyValue {
                         timestamp_key: Some(_),
                         ..
+                    }) | Some(SignatureHeader::List {
+                        timestamp_first: true,
+                        ..
                     })
                 );
                 if ts.source == TimestampSource::SignatureHeader && !has_key {
@@ -303,7 +306,7 @@ fn check_signature(path: &Path, text: &str, spec: &SignatureSpec, errors: &mut V
                         path,
                         line,
                         "signature.timestamp.source",
-                        "\"signature_header\" needs a key_value signature header with a timestamp_key",
+                        "\"signature_header\" needs a key_value signature header with a timestamp_key, or a list one with timestamp_first",
                     ));
                 }
                 if ts.tolerance_secs == 0 {

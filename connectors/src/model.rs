@@ -405,6 +405,10 @@ pub enum SignatureHeader {
         separator: String,
         #[serde(default)]
         prefix: String,
+        /// The first item is the signed timestamp, the rest are signatures (Recurly's
+        /// `<unix ms>,<hex>,<hex>`); `timestamp.source = "signature_header"` reads it.
+        #[serde(default)]
+        timestamp_first: bool,
     },
 }
 
@@ -429,7 +433,8 @@ fn default_list_separator() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimestampSpec {
-    /// Where the timestamp is: `signature_header` (the `timestamp_key` part) or a header.
+    /// Where the timestamp is: `signature_header` (the `timestamp_key` part, or the first
+    /// item of a `list` header with `timestamp_first`) or a header.
     pub source: TimestampSource,
     #[serde(default)]
     pub unit: TimeUnit,

@@ -323,3 +323,53 @@ fn sendgrid_sdk_vector_with_several_events() {
         ]
     );
 }
+
+/// recurly-client-go `webhook_test.go`: its secrets and body, signed as Recurly signs
+/// (`<ms>.<body>`, HMAC-SHA256 hex) at the body's `event_time`, the test's own
+/// timestamp being "now"; the header leads with the timestamp, then one signature per
+/// active key (docs.recurly.com/recurly-subscriptions/docs/signature-verification).
+#[test]
+fn recurly_sdk_values_with_a_rotated_key() {
+    let body = r#"{"id":"rjxwmwedwqug","object_type":"account","site_id":"qc326l1hl8k9","event_type":"created","event_time":"2022-09-13T21:18:40Z","account_code":"adfas23zzz14123"}"#;
+    let (old, new) = (
+        "354fab5bd35f5a0d50845ee7e30165244468b13c2c343f104e4e730a59326d9d",
+        "ade46dda4474b0ae57dec22d35b9cd526b260d235f7e200c1d93f156000fe396",
+    );
+    let sig_old = "c847d37e18f2c23fcc97cb0b6704455169b732f7d81d145574d92786730f019b";
+    let sig_new = "b93ecd2079300feeb1f7a755e016f40c8823f30c776771499d5019a3c439909a";
+    let at = 1_663_103_920;
+    let check = |header: &str, body: &str, secret: &str, now: i64| {
+        verify_at(
+            "recurly",
+            "https://x/y",
+            &[("recurly-signature", header), ("content-type", "application/json")],
+            body,
+            secret,
+            now,
+        )
+    };
+    let one = format!("1663103920000,{sig_old}");
+    assert_eq!(check(&one, body, old, at), Ok(()));
+    // During a key rotation the header carries both signatures; either key verifies.
+    let both = format!("1663103920000,{sig_old},{sig_new}");
+    assert_eq!(check(&both, body, old, at), Ok(()));
+    assert_eq!(check(&both, body, new, at), Ok(()));
+    assert_eq!(check(&one, body, new, at), Err(VerifyError::Mismatch), "wrong key");
+    assert_eq!(
+        check(&one, &body.replace("created", "updated"), old, at),
+        Err(VerifyError::Mismatch),
+        "tampered"
+    );
+    // The go tests: ten minutes old is past the 5-minute tolerance; a timestamp alone,
+    // or one changed by a millisecond, does not verify.
+    assert_eq!(
+        check(&one, body, old, at + 600),
+        Err(VerifyError::OutOfTolerance(300)),
+        "stale"
+    );
+    assert_eq!(check("1663103920000", body, old, at), Err(VerifyError::Malformed));
+    assert_eq!(
+        check(&format!("1663103920001,{sig_old}"), body, old, at),
+        Err(VerifyError::Mismatch)
+    );
+}
