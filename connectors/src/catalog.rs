@@ -313,6 +313,24 @@ fn check_signature(path: &Path, text: &str, spec: &SignatureSpec, errors: &mut V
                     errors.push(err(path, line, "signature.timestamp.tolerance_secs", "must be above 0"));
                 }
             }
+            if h.items.is_some() {
+                if h.body_field.is_none() {
+                    errors.push(err(
+                        path,
+                        line,
+                        "signature.items",
+                        "each item's signature is read at `body_field`, so give it",
+                    ));
+                }
+                if h.timestamp.is_some() || h.message.uses_form() {
+                    errors.push(err(
+                        path,
+                        line,
+                        "signature.items",
+                        "a signature per item signs the item's fields: no timestamp or {form_sorted}",
+                    ));
+                }
+            }
             match (&h.header, &h.body_field) {
                 (Some(hd), None) if hd.name().is_empty() => {
                     errors.push(err(path, line, "signature.header.name", "names no header"))

@@ -311,6 +311,12 @@ pub struct HmacSpec {
     /// ... or a field of the JSON body (Mailgun's `signature.signature`).
     #[serde(default)]
     pub body_field: Option<JsonPath>,
+    /// A batch whose items each carry their own signature over their own fields
+    /// (Adyen's `notificationItems`): the array at this path. `body_field` and the
+    /// template's `{json:…}` paths are then read within each item, and every item must
+    /// verify (one forged item refuses the request).
+    #[serde(default)]
+    pub items: Option<JsonPath>,
     /// `hex` or `base64`.
     pub encoding: Encoding,
     /// Required when the template uses `{timestamp}`; enforces a replay window.
@@ -580,6 +586,22 @@ pub enum ValueSource {
     /// The SHA-256 of the raw body, hex: the fallback for providers that send no event
     /// id. Weaker: two identical bodies count as one event.
     BodySha256(bool),
+    /// The values at several JSON paths, joined by `separator` (Adyen's `pspReference`
+    /// and `eventCode`, which only together name a notification); missing when any is.
+    Join(JoinSpec),
+}
+
+/// `{ join = { json = ["a", "b"], separator = ":" } }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinSpec {
+    pub json: Vec<JsonPath>,
+    #[serde(default = "default_join_separator")]
+    pub separator: String,
+}
+
+fn default_join_separator() -> String {
+    ":".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]

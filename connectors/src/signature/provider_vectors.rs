@@ -373,3 +373,105 @@ fn recurly_sdk_values_with_a_rotated_key() {
         Err(VerifyError::Mismatch)
     );
 }
+
+/// adyen-node-api-library `src/__tests__/hmacValidator.spec.ts`: its key and its two
+/// notification items with their expected signatures; the third item, without an
+/// `originalReference`, signed as Adyen's validators sign it (the absent field empty).
+#[test]
+fn adyen_sdk_vectors_one_signature_per_item() {
+    const KEY: &str = "DFB1EB5485895CFA84146406857104ABB4CBCABDC8AAF103A624C8F6A3EAAB00";
+    let item = |psp_extra: &str, event: &str, sig: &str| {
+        format!(
+            r#"{{"NotificationRequestItem":{{"pspReference":"pspReference",{psp_extra}"merchantAccountCode":"merchantAccount","merchantReference":"reference","amount":{{"currency":"EUR","value":1000}},"eventCode":"{event}","eventDate":"2019-09-21T11:45:24.637Z","paymentMethod":"VISA","reason":"reason","success":"true","additionalData":{{"hmacSignature":"{sig}"}}}}}}"#
+        )
+    };
+    let report = item(
+        r#""originalReference":"originalReference","#,
+        "REPORT_AVAILABLE",
+        "ZNBPtI+oDyyRrLyD1XirkKnQgIAlFc07Vj27TeHsDRE=",
+    );
+    let event = item(
+        r#""originalReference":"originalReference","#,
+        "EVENT",
+        "ipnxGCaUZ4l8TUW75a71/ghd2Fe5ffvX0pV4TLTntIc=",
+    );
+    let no_original = item("", "AUTHORISATION", "lDqFkffmhLcWJfO+0hhmHHaARjpuwRQ17bNC/JgrnmQ=");
+    let batch = |items: &[&str]| format!(r#"{{"live":"false","notificationItems":[{}]}}"#, items.join(","));
+    let check = |body: &str, key: &str| {
+        verify_at(
+            "adyen",
+            "https://x/y",
+            &[("content-type", "application/json")],
+            body,
+            key,
+            1_700_000_000,
+        )
+    };
+    assert_eq!(check(&batch(&[&report]), KEY), Ok(()));
+    assert_eq!(check(&batch(&[&report, &event, &no_original]), KEY), Ok(()));
+    // Lower-case hex is the same key.
+    assert_eq!(check(&batch(&[&event]), &KEY.to_lowercase()), Ok(()));
+    let wrong = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056";
+    assert_eq!(
+        check(&batch(&[&report]), wrong),
+        Err(VerifyError::Mismatch),
+        "wrong key"
+    );
+    // A signed field changed in one item refuses the whole batch.
+    let tampered = report.replace(r#""value":1000"#, r#""value":1"#);
+    assert_eq!(
+        check(&batch(&[&event, &tampered]), KEY),
+        Err(VerifyError::Mismatch),
+        "tampered"
+    );
+    // Another item's signature does not carry over.
+    let swapped = event.replace(
+        "ipnxGCaUZ4l8TUW75a71/ghd2Fe5ffvX0pV4TLTntIc=",
+        "ZNBPtI+oDyyRrLyD1XirkKnQgIAlFc07Vj27TeHsDRE=",
+    );
+    assert_eq!(check(&batch(&[&swapped]), KEY), Err(VerifyError::Mismatch));
+    // An item without a signature, an empty batch, or no batch: nothing to verify.
+    let unsigned = report.replace(
+        r#""hmacSignature":"ZNBPtI+oDyyRrLyD1XirkKnQgIAlFc07Vj27TeHsDRE=""#,
+        r#""x":"y""#,
+    );
+    assert_eq!(check(&batch(&[&report, &unsigned]), KEY), Err(VerifyError::Malformed));
+    assert_eq!(check(&batch(&[]), KEY), Err(VerifyError::Malformed));
+    assert_eq!(check(r#"{"live":"false"}"#, KEY), Err(VerifyError::Malformed));
+
+    // A rotation: both keys registered, either verifies each item.
+    let catalog = crate::Catalog::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog")).unwrap();
+    let spec = &catalog.get("adyen").unwrap().signature;
+    let raw = |body: String| super::RawWebhook {
+        method: http::Method::POST,
+        url: "https://x/y".into(),
+        headers: http::HeaderMap::new(),
+        body: bytes::Bytes::from(body),
+    };
+    assert!(super::verify(spec, raw(batch(&[&report, &event])), &[wrong, KEY], 1_700_000_000).is_ok());
+    assert_eq!(
+        super::verify(spec, raw(batch(&[&report])), &[], 1_700_000_000).map(|_| ()),
+        Err(VerifyError::NoSecret)
+    );
+
+    // Each item is its own event, named by pspReference and eventCode.
+    let mut h = http::HeaderMap::new();
+    h.insert("content-type", http::HeaderValue::from_static("application/json"));
+    let body = batch(&[&report, &event]);
+    let events = crate::extract::extract_from(&catalog.get("adyen").unwrap().event, &h, body.as_bytes());
+    let got: Vec<(&str, &str, Option<&str>)> = events
+        .iter()
+        .map(|e| (e.id.as_str(), e.event_type.as_str(), e.account.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "pspReference:REPORT_AVAILABLE",
+                "REPORT_AVAILABLE",
+                Some("merchantAccount")
+            ),
+            ("pspReference:EVENT", "EVENT", Some("merchantAccount")),
+        ]
+    );
+}
