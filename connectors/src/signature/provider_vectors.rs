@@ -372,6 +372,17 @@ fn recurly_sdk_values_with_a_rotated_key() {
         check(&format!("1663103920001,{sig_old}"), body, old, at),
         Err(VerifyError::Mismatch)
     );
+    // The type is `<object_type>.<event_type>`, the id the body's hash (no notification id).
+    let catalog = crate::Catalog::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog")).unwrap();
+    let events = crate::extract::extract_from(
+        &catalog.get("recurly").unwrap().event,
+        &http::HeaderMap::new(),
+        body.as_bytes(),
+    );
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, "account.created");
+    assert_eq!(events[0].id.len(), 64);
+    assert_eq!(events[0].unrecognized, None);
 }
 
 /// adyen-node-api-library `src/__tests__/hmacValidator.spec.ts`: its key and its two
