@@ -296,6 +296,9 @@ fn check_signature(path: &Path, text: &str, spec: &SignatureSpec, errors: &mut V
                     Some(SignatureHeader::KeyValue {
                         timestamp_key: Some(_),
                         ..
+                    }) | Some(SignatureHeader::List {
+                        timestamp_first: true,
+                        ..
                     })
                 );
                 if ts.source == TimestampSource::SignatureHeader && !has_key {
@@ -303,11 +306,29 @@ fn check_signature(path: &Path, text: &str, spec: &SignatureSpec, errors: &mut V
                         path,
                         line,
                         "signature.timestamp.source",
-                        "\"signature_header\" needs a key_value signature header with a timestamp_key",
+                        "\"signature_header\" needs a key_value signature header with a timestamp_key, or a list one with timestamp_first",
                     ));
                 }
                 if ts.tolerance_secs == 0 {
                     errors.push(err(path, line, "signature.timestamp.tolerance_secs", "must be above 0"));
+                }
+            }
+            if h.items.is_some() {
+                if h.body_field.is_none() {
+                    errors.push(err(
+                        path,
+                        line,
+                        "signature.items",
+                        "each item's signature is read at `body_field`, so give it",
+                    ));
+                }
+                if h.timestamp.is_some() || h.message.uses_form() {
+                    errors.push(err(
+                        path,
+                        line,
+                        "signature.items",
+                        "a signature per item signs the item's fields: no timestamp or {form_sorted}",
+                    ));
                 }
             }
             match (&h.header, &h.body_field) {

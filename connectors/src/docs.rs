@@ -188,6 +188,7 @@ fn routing_key(c: &Connector) -> String {
         Some(ValueSource::Header(h)) => format!("header `{h}`"),
         Some(ValueSource::Literal(l)) => format!("`{l}`"),
         Some(ValueSource::BodySha256(_)) => "—".into(),
+        Some(ValueSource::Join(j)) => j.json.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(" + "),
     }
 }
 

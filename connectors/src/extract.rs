@@ -147,6 +147,11 @@ pub fn extract_from(spec: &EventSpec, headers: &HeaderMap, body: &[u8]) -> Vec<E
                 ValueSource::Header(h) => header_str(headers, h).map(str::to_string),
                 ValueSource::Literal(s) => Some(s.clone()),
                 ValueSource::BodySha256(_) => Some(hashed_id(index)),
+                ValueSource::Join(j) => {
+                    let item = item?;
+                    let parts: Option<Vec<String>> = j.json.iter().map(|p| p.get_string(item)).collect();
+                    parts.map(|parts| parts.join(&j.separator))
+                }
             }
         };
         let mut unrecognized = None;
@@ -217,7 +222,7 @@ fn reads_xml(spec: &EventSpec, content_type: &str) -> bool {
 }
 
 fn needs_json(spec: &EventSpec) -> bool {
-    let json = |s: &ValueSource| matches!(s, ValueSource::Json(_) | ValueSource::BodyJson(_));
+    let json = |s: &ValueSource| matches!(s, ValueSource::Json(_) | ValueSource::BodyJson(_) | ValueSource::Join(_));
     spec.items.is_some()
         || json(&spec.id)
         || json(&spec.event_type)
@@ -271,9 +276,10 @@ fn json_paths(spec: &EventSpec) -> Vec<&JsonPath> {
     let mut paths: Vec<&JsonPath> = sources
         .into_iter()
         .flatten()
-        .filter_map(|s| match s {
-            ValueSource::Json(p) | ValueSource::BodyJson(p) => Some(p),
-            _ => None,
+        .flat_map(|s| match s {
+            ValueSource::Json(p) | ValueSource::BodyJson(p) => std::slice::from_ref(p),
+            ValueSource::Join(j) => j.json.as_slice(),
+            _ => &[],
         })
         .collect();
     paths.extend(spec.occurred_at.as_ref().map(|t| &t.json));

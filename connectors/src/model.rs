@@ -316,6 +316,12 @@ pub struct HmacSpec {
     /// ... or a field of the JSON body (Mailgun's `signature.signature`).
     #[serde(default)]
     pub body_field: Option<JsonPath>,
+    /// A batch whose items each carry their own signature over their own fields
+    /// (Adyen's `notificationItems`): the array at this path. `body_field` and the
+    /// template's `{json:…}` paths are then read within each item, and every item must
+    /// verify (one forged item refuses the request).
+    #[serde(default)]
+    pub items: Option<JsonPath>,
     /// `hex` or `base64`.
     pub encoding: Encoding,
     /// Required when the template uses `{timestamp}`; enforces a replay window.
@@ -435,6 +441,10 @@ pub enum SignatureHeader {
         separator: String,
         #[serde(default)]
         prefix: String,
+        /// The first item is the signed timestamp, the rest are signatures (Recurly's
+        /// `<unix ms>,<hex>,<hex>`); `timestamp.source = "signature_header"` reads it.
+        #[serde(default)]
+        timestamp_first: bool,
     },
 }
 
@@ -459,7 +469,8 @@ fn default_list_separator() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimestampSpec {
-    /// Where the timestamp is: `signature_header` (the `timestamp_key` part) or a header.
+    /// Where the timestamp is: `signature_header` (the `timestamp_key` part, or the first
+    /// item of a `list` header with `timestamp_first`) or a header.
     pub source: TimestampSource,
     #[serde(default)]
     pub unit: TimeUnit,
@@ -632,6 +643,22 @@ pub enum ValueSource {
     /// The SHA-256 of the raw body, hex: the fallback for providers that send no event
     /// id. Weaker: two identical bodies count as one event.
     BodySha256(bool),
+    /// The values at several JSON paths, joined by `separator` (Adyen's `pspReference`
+    /// and `eventCode`, which only together name a notification); missing when any is.
+    Join(JoinSpec),
+}
+
+/// `{ join = { json = ["a", "b"], separator = ":" } }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinSpec {
+    pub json: Vec<JsonPath>,
+    #[serde(default = "default_join_separator")]
+    pub separator: String,
+}
+
+fn default_join_separator() -> String {
+    ":".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]

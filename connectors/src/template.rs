@@ -3,7 +3,7 @@
 //!
 //! Placeholders: `{body}` (the raw body), `{timestamp}` (as sent), `{method}`, `{url}`
 //! (the full URL as the provider saw it), `{header:Name}`, `{json:path}` (a field of the
-//! JSON body, Mailgun), `{form_sorted}` (form parameters sorted by name, each name then
+//! JSON body, Mailgun; `{json_or_empty:path}`: empty when absent, Adyen), `{form_sorted}` (form parameters sorted by name, each name then
 //! value with no separator, Twilio), `{body_crc32}` (the body's CRC-32 in decimal,
 //! PayPal), `{secret}` (the account's secret being tried; `x509` only: PayPal's webhook
 //! id). `{{` and `}}` are literal
@@ -24,6 +24,9 @@ pub enum Part {
     Url,
     Header(String),
     Json(JsonPath),
+    /// A field of the JSON document, or nothing when it is absent or null (Adyen signs
+    /// an absent `originalReference` as an empty string).
+    JsonOrEmpty(JsonPath),
     FormSorted,
     /// The body's CRC-32 (IEEE), in decimal (PayPal).
     BodyCrc32,
@@ -60,7 +63,7 @@ pub enum TemplateError {
     Unclosed { text: String, at: usize },
     #[error("template {text:?}: lone '}}' at {at} (write '}}}}')")]
     LoneBrace { text: String, at: usize },
-    #[error("template {text:?}: unknown placeholder {{{name}}} (known: {{body}}, {{timestamp}}, {{method}}, {{url}}, {{header:Name}}, {{json:path}}, {{form_sorted}}, {{body_crc32}}, {{secret}})")]
+    #[error("template {text:?}: unknown placeholder {{{name}}} (known: {{body}}, {{timestamp}}, {{method}}, {{url}}, {{header:Name}}, {{json:path}}, {{json_or_empty:path}}, {{form_sorted}}, {{body_crc32}}, {{secret}})")]
     UnknownPlaceholder { text: String, name: String },
     #[error("template {text:?}: {error}")]
     Path { text: String, error: PathError },
@@ -95,6 +98,13 @@ impl Template {
                         "form_sorted" => Part::FormSorted,
                         "body_crc32" => Part::BodyCrc32,
                         "secret" => Part::Secret,
+                        _ if name.starts_with("json_or_empty:") => {
+                            let path = &name["json_or_empty:".len()..];
+                            Part::JsonOrEmpty(JsonPath::parse(path).map_err(|error| TemplateError::Path {
+                                text: text.to_string(),
+                                error,
+                            })?)
+                        }
                         _ => match (name.strip_prefix("header:"), name.strip_prefix("json:")) {
                             (Some(h), _) if !h.is_empty() => Part::Header(h.to_ascii_lowercase()),
                             (_, Some(p)) => Part::Json(JsonPath::parse(p).map_err(|error| TemplateError::Path {
@@ -144,7 +154,9 @@ impl Template {
     }
 
     pub fn uses_json(&self) -> bool {
-        self.parts.iter().any(|p| matches!(p, Part::Json(_)))
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Json(_) | Part::JsonOrEmpty(_)))
     }
 
     pub fn uses_form(&self) -> bool {
@@ -178,6 +190,12 @@ impl Template {
                 Part::Json(p) => {
                     let v = inputs.json.and_then(|doc| p.get_string(doc)).ok_or("json")?;
                     out.extend_from_slice(v.as_bytes());
+                }
+                Part::JsonOrEmpty(p) => {
+                    let doc = inputs.json.ok_or("json")?;
+                    if let Some(v) = p.get_string(doc) {
+                        out.extend_from_slice(v.as_bytes());
+                    }
                 }
                 Part::BodyCrc32 => out.extend_from_slice(crc32fast::hash(inputs.body).to_string().as_bytes()),
                 Part::Secret => out.extend_from_slice(inputs.secret.ok_or("secret")?.as_bytes()),
@@ -234,6 +252,27 @@ mod tests {
         assert_eq!(build("{method}{url}{header:X-A}", b""), b"POSThttps://x/yhv");
         assert_eq!(build("{{x}}{body}", b"b"), b"{x}b");
         assert_eq!(build("{url}{form_sorted}", b""), b"https://x/ya1b2");
+    }
+
+    #[test]
+    fn absent_fields_may_sign_as_empty() {
+        let none = |_: &str| -> Option<&str> { None };
+        let doc = serde_json::json!({"a": "x", "n": 10, "z": null});
+        let t = Template::parse("{json_or_empty:a}:{json_or_empty:b}:{json_or_empty:n}:{json_or_empty:z}").unwrap();
+        assert!(t.uses_json());
+        let built = t
+            .build(&Inputs {
+                body: b"",
+                timestamp: None,
+                method: "POST",
+                url: "https://x/y",
+                header: &none,
+                json: Some(&doc),
+                form: None,
+                secret: None,
+            })
+            .unwrap();
+        assert_eq!(&*built, b"x::10:");
     }
 
     #[test]

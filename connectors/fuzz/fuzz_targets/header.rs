@@ -39,6 +39,7 @@ fuzz_target!(|input: Input<'_>| {
             name,
             separator: input.pair_separator.into(),
             prefix: input.prefix.into(),
+            timestamp_first: input.timestamp_key.is_some(),
         },
     };
     check_parsed(input.value, &header::parse(&spec, input.value));

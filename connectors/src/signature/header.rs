@@ -46,8 +46,17 @@ pub fn parse<'a>(spec: &SignatureHeader, value: &'a str) -> Parsed<'a> {
                 }
             }
         }
-        SignatureHeader::List { separator, prefix, .. } => {
-            for item in value.split(separator.as_str()) {
+        SignatureHeader::List {
+            separator,
+            prefix,
+            timestamp_first,
+            ..
+        } => {
+            let mut items = value.split(separator.as_str());
+            if *timestamp_first {
+                out.timestamp = items.next().map(str::trim).filter(|t| !t.is_empty());
+            }
+            for item in items {
                 if out.candidates.len() >= MAX_CANDIDATES {
                     break;
                 }
@@ -89,6 +98,7 @@ mod tests {
             name: "webhook-signature".into(),
             separator: " ".into(),
             prefix: "v1,".into(),
+            timestamp_first: false,
         };
         assert_eq!(parse(&list, "v1,abc v2,zzz v1,def").candidates, vec!["abc", "def"]);
         let plain = SignatureHeader::Plain {
@@ -97,6 +107,23 @@ mod tests {
         };
         assert_eq!(parse(&plain, "sha256=ff00").candidates, vec!["ff00"]);
         assert!(parse(&plain, "sha1=ff00").candidates.is_empty());
+    }
+
+    #[test]
+    fn a_list_may_lead_with_its_timestamp() {
+        let list = SignatureHeader::List {
+            name: "recurly-signature".into(),
+            separator: ",".into(),
+            prefix: String::new(),
+            timestamp_first: true,
+        };
+        let p = parse(&list, "1659641851000,aa11, bb22");
+        assert_eq!(p.timestamp, Some("1659641851000"));
+        assert_eq!(p.candidates, vec!["aa11", "bb22"]);
+        // A timestamp alone is no signature.
+        let p = parse(&list, "1659641851000");
+        assert_eq!(p.timestamp, Some("1659641851000"));
+        assert!(p.candidates.is_empty());
     }
 
     #[test]

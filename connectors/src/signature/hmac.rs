@@ -6,10 +6,14 @@ use hmac::{Hmac, Mac};
 
 use super::header;
 use super::{check_timestamp, header_str, RawWebhook, VerifyError};
+use crate::jsonpath::JsonPath;
 use crate::model::{Encoding, HmacAlgorithm, HmacConstruction, HmacSpec, SecretFormat, TimestampSource, UrlVariant};
 use crate::template::Inputs;
 
 pub(super) fn verify(spec: &HmacSpec, raw: &RawWebhook, secrets: &[&str], now: i64) -> Result<(), VerifyError> {
+    if let (Some(items), Some(field)) = (&spec.items, &spec.body_field) {
+        return verify_items(spec, items, field, raw, secrets);
+    }
     let needs_json = spec.body_field.is_some()
         || spec.message.uses_json()
         || matches!(
@@ -141,6 +145,51 @@ pub(super) fn verify(spec: &HmacSpec, raw: &RawWebhook, secrets: &[&str], now: i
         }
     }
     Err(VerifyError::Mismatch)
+}
+
+/// A batch whose every item carries its own signature over its own fields (Adyen): each
+/// item's template is built within the item, and each must match one of the secrets.
+/// An empty batch, an item without a signature or one that does not decode refuses the
+/// whole request, as does one item signed with no active secret.
+fn verify_items(
+    spec: &HmacSpec,
+    items: &JsonPath,
+    field: &JsonPath,
+    raw: &RawWebhook,
+    secrets: &[&str],
+) -> Result<(), VerifyError> {
+    let doc: serde_json::Value = serde_json::from_slice(&raw.body).map_err(|_| VerifyError::Malformed)?;
+    let items = items
+        .get(&doc)
+        .and_then(serde_json::Value::as_array)
+        .filter(|a| !a.is_empty())
+        .ok_or(VerifyError::Malformed)?;
+    if secrets.is_empty() {
+        return Err(VerifyError::NoSecret);
+    }
+    let headers = &raw.headers;
+    let lookup = |h: &str| header_str(headers, h);
+    for item in items {
+        let sig = field.get_string(item).ok_or(VerifyError::Malformed)?;
+        let candidate = decode(spec.encoding, &sig).ok_or(VerifyError::Malformed)?;
+        let message = spec
+            .message
+            .build(&Inputs {
+                body: &raw.body,
+                timestamp: None,
+                method: raw.method.as_str(),
+                url: &raw.url,
+                header: &lookup,
+                json: Some(item),
+                form: None,
+                secret: None,
+            })
+            .map_err(|_| VerifyError::Malformed)?;
+        if !matches_any(spec, &message, &[(None, candidate)], secrets) {
+            return Err(VerifyError::Mismatch);
+        }
+    }
+    Ok(())
 }
 
 /// Whether `message` signed with any of `secrets` gives one of `candidates`; with

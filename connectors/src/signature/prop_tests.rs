@@ -70,10 +70,13 @@ fn header_spec() -> impl Strategy<Value = SignatureHeader> {
                 timestamp_key: t,
             }
         }),
-        (name(), separator(), word()).prop_map(|(name, separator, prefix)| SignatureHeader::List {
-            name,
-            separator,
-            prefix
+        (name(), separator(), word(), any::<bool>()).prop_map(|(name, separator, prefix, timestamp_first)| {
+            SignatureHeader::List {
+                name,
+                separator,
+                prefix,
+                timestamp_first,
+            }
         }),
     ]
 }

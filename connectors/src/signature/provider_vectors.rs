@@ -384,3 +384,166 @@ fn braintree_sdk_vector_and_sample_notification() {
     };
     assert_eq!(rotated(), Ok(()), "rotated: the second secret matches");
 }
+
+/// recurly-client-go `webhook_test.go`: its secrets and body, signed as Recurly signs
+/// (`<ms>.<body>`, HMAC-SHA256 hex) at the body's `event_time`, the test's own
+/// timestamp being "now"; the header leads with the timestamp, then one signature per
+/// active key (docs.recurly.com/recurly-subscriptions/docs/signature-verification).
+#[test]
+fn recurly_sdk_values_with_a_rotated_key() {
+    let body = r#"{"id":"rjxwmwedwqug","object_type":"account","site_id":"qc326l1hl8k9","event_type":"created","event_time":"2022-09-13T21:18:40Z","account_code":"adfas23zzz14123"}"#;
+    let (old, new) = (
+        "354fab5bd35f5a0d50845ee7e30165244468b13c2c343f104e4e730a59326d9d",
+        "ade46dda4474b0ae57dec22d35b9cd526b260d235f7e200c1d93f156000fe396",
+    );
+    let sig_old = "c847d37e18f2c23fcc97cb0b6704455169b732f7d81d145574d92786730f019b";
+    let sig_new = "b93ecd2079300feeb1f7a755e016f40c8823f30c776771499d5019a3c439909a";
+    let at = 1_663_103_920;
+    let check = |header: &str, body: &str, secret: &str, now: i64| {
+        verify_at(
+            "recurly",
+            "https://x/y",
+            &[("recurly-signature", header), ("content-type", "application/json")],
+            body,
+            secret,
+            now,
+        )
+    };
+    let one = format!("1663103920000,{sig_old}");
+    assert_eq!(check(&one, body, old, at), Ok(()));
+    // During a key rotation the header carries both signatures; either key verifies.
+    let both = format!("1663103920000,{sig_old},{sig_new}");
+    assert_eq!(check(&both, body, old, at), Ok(()));
+    assert_eq!(check(&both, body, new, at), Ok(()));
+    assert_eq!(check(&one, body, new, at), Err(VerifyError::Mismatch), "wrong key");
+    assert_eq!(
+        check(&one, &body.replace("created", "updated"), old, at),
+        Err(VerifyError::Mismatch),
+        "tampered"
+    );
+    // The go tests: ten minutes old is past the 5-minute tolerance; a timestamp alone,
+    // or one changed by a millisecond, does not verify.
+    assert_eq!(
+        check(&one, body, old, at + 600),
+        Err(VerifyError::OutOfTolerance(300)),
+        "stale"
+    );
+    assert_eq!(check("1663103920000", body, old, at), Err(VerifyError::Malformed));
+    assert_eq!(
+        check(&format!("1663103920001,{sig_old}"), body, old, at),
+        Err(VerifyError::Mismatch)
+    );
+    // The type is `<object_type>.<event_type>`, the id the body's hash (no notification id).
+    let catalog = crate::Catalog::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog")).unwrap();
+    let events = crate::extract::extract_from(
+        &catalog.get("recurly").unwrap().event,
+        &http::HeaderMap::new(),
+        body.as_bytes(),
+    );
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, "account.created");
+    assert_eq!(events[0].id.len(), 64);
+    assert_eq!(events[0].unrecognized, None);
+}
+
+/// adyen-node-api-library `src/__tests__/hmacValidator.spec.ts`: its key and its two
+/// notification items with their expected signatures; the third item, without an
+/// `originalReference`, signed as Adyen's validators sign it (the absent field empty).
+#[test]
+fn adyen_sdk_vectors_one_signature_per_item() {
+    const KEY: &str = "DFB1EB5485895CFA84146406857104ABB4CBCABDC8AAF103A624C8F6A3EAAB00";
+    let item = |psp_extra: &str, event: &str, sig: &str| {
+        format!(
+            r#"{{"NotificationRequestItem":{{"pspReference":"pspReference",{psp_extra}"merchantAccountCode":"merchantAccount","merchantReference":"reference","amount":{{"currency":"EUR","value":1000}},"eventCode":"{event}","eventDate":"2019-09-21T11:45:24.637Z","paymentMethod":"VISA","reason":"reason","success":"true","additionalData":{{"hmacSignature":"{sig}"}}}}}}"#
+        )
+    };
+    let report = item(
+        r#""originalReference":"originalReference","#,
+        "REPORT_AVAILABLE",
+        "ZNBPtI+oDyyRrLyD1XirkKnQgIAlFc07Vj27TeHsDRE=",
+    );
+    let event = item(
+        r#""originalReference":"originalReference","#,
+        "EVENT",
+        "ipnxGCaUZ4l8TUW75a71/ghd2Fe5ffvX0pV4TLTntIc=",
+    );
+    let no_original = item("", "AUTHORISATION", "lDqFkffmhLcWJfO+0hhmHHaARjpuwRQ17bNC/JgrnmQ=");
+    let batch = |items: &[&str]| format!(r#"{{"live":"false","notificationItems":[{}]}}"#, items.join(","));
+    let check = |body: &str, key: &str| {
+        verify_at(
+            "adyen",
+            "https://x/y",
+            &[("content-type", "application/json")],
+            body,
+            key,
+            1_700_000_000,
+        )
+    };
+    assert_eq!(check(&batch(&[&report]), KEY), Ok(()));
+    assert_eq!(check(&batch(&[&report, &event, &no_original]), KEY), Ok(()));
+    // Lower-case hex is the same key.
+    assert_eq!(check(&batch(&[&event]), &KEY.to_lowercase()), Ok(()));
+    let wrong = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056";
+    assert_eq!(
+        check(&batch(&[&report]), wrong),
+        Err(VerifyError::Mismatch),
+        "wrong key"
+    );
+    // A signed field changed in one item refuses the whole batch.
+    let tampered = report.replace(r#""value":1000"#, r#""value":1"#);
+    assert_eq!(
+        check(&batch(&[&event, &tampered]), KEY),
+        Err(VerifyError::Mismatch),
+        "tampered"
+    );
+    // Another item's signature does not carry over.
+    let swapped = event.replace(
+        "ipnxGCaUZ4l8TUW75a71/ghd2Fe5ffvX0pV4TLTntIc=",
+        "ZNBPtI+oDyyRrLyD1XirkKnQgIAlFc07Vj27TeHsDRE=",
+    );
+    assert_eq!(check(&batch(&[&swapped]), KEY), Err(VerifyError::Mismatch));
+    // An item without a signature, an empty batch, or no batch: nothing to verify.
+    let unsigned = report.replace(
+        r#""hmacSignature":"ZNBPtI+oDyyRrLyD1XirkKnQgIAlFc07Vj27TeHsDRE=""#,
+        r#""x":"y""#,
+    );
+    assert_eq!(check(&batch(&[&report, &unsigned]), KEY), Err(VerifyError::Malformed));
+    assert_eq!(check(&batch(&[]), KEY), Err(VerifyError::Malformed));
+    assert_eq!(check(r#"{"live":"false"}"#, KEY), Err(VerifyError::Malformed));
+
+    // A rotation: both keys registered, either verifies each item.
+    let catalog = crate::Catalog::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog")).unwrap();
+    let spec = &catalog.get("adyen").unwrap().signature;
+    let raw = |body: String| super::RawWebhook {
+        method: http::Method::POST,
+        url: "https://x/y".into(),
+        headers: http::HeaderMap::new(),
+        body: bytes::Bytes::from(body),
+    };
+    assert!(super::verify(spec, raw(batch(&[&report, &event])), &[wrong, KEY], 1_700_000_000).is_ok());
+    assert_eq!(
+        super::verify(spec, raw(batch(&[&report])), &[], 1_700_000_000).map(|_| ()),
+        Err(VerifyError::NoSecret)
+    );
+
+    // Each item is its own event, named by pspReference and eventCode.
+    let mut h = http::HeaderMap::new();
+    h.insert("content-type", http::HeaderValue::from_static("application/json"));
+    let body = batch(&[&report, &event]);
+    let events = crate::extract::extract_from(&catalog.get("adyen").unwrap().event, &h, body.as_bytes());
+    let got: Vec<(&str, &str, Option<&str>)> = events
+        .iter()
+        .map(|e| (e.id.as_str(), e.event_type.as_str(), e.account.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "pspReference:REPORT_AVAILABLE",
+                "REPORT_AVAILABLE",
+                Some("merchantAccount")
+            ),
+            ("pspReference:EVENT", "EVENT", Some("merchantAccount")),
+        ]
+    );
+}

@@ -100,7 +100,15 @@ pub fn sign(
             };
             let value = match header {
                 SignatureHeader::Plain { prefix, .. } => format!("{prefix}{sig}"),
-                SignatureHeader::List { prefix, .. } => format!("{prefix}{sig}"),
+                SignatureHeader::List {
+                    prefix,
+                    separator,
+                    timestamp_first,
+                    ..
+                } => match (timestamp_first, &ts) {
+                    (true, Some(ts)) => format!("{ts}{separator}{prefix}{sig}"),
+                    _ => format!("{prefix}{sig}"),
+                },
                 SignatureHeader::KeyValue {
                     pair_separator,
                     kv_separator,
