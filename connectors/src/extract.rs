@@ -222,7 +222,12 @@ fn reads_xml(spec: &EventSpec, content_type: &str) -> bool {
 }
 
 fn needs_json(spec: &EventSpec) -> bool {
-    let json = |s: &ValueSource| matches!(s, ValueSource::Json(_) | ValueSource::BodyJson(_) | ValueSource::Join(_));
+    let json = |s: &ValueSource| {
+        matches!(
+            s,
+            ValueSource::Json(_) | ValueSource::BodyJson(_) | ValueSource::Join(_)
+        )
+    };
     spec.items.is_some()
         || json(&spec.id)
         || json(&spec.event_type)
