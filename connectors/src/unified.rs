@@ -261,7 +261,10 @@ mod tests {
         assert!(text.contains("/charge/created_at"), "{text}");
         assert!(text.contains("colour"), "{text}");
         assert!(m.validate("payments.charge.exploded", &charge).is_err());
-        assert_eq!(m.neighbours("payments.charge.exploded").len(), 3);
+        // The same kind of object's types, whichever the catalog has.
+        let near = m.neighbours("payments.charge.exploded");
+        assert!(near.contains(&"payments.charge.succeeded"), "{near:?}");
+        assert!(near.iter().all(|t| t.starts_with("payments.charge.")), "{near:?}");
     }
 
     #[test]
