@@ -223,18 +223,18 @@ pub(crate) mod tests {
 
     #[test]
     fn unmapped_stripe_events_pass_through() {
-        let (env, body) = stripe("payout.paid", json!({"id": "po_1"}), json!({}));
+        let (env, body) = stripe("balance.available", json!({"id": "bal_1"}), json!({}));
         let e = map(&env, &body);
-        assert_eq!(e.event_type, "stripe.payout.paid");
-        assert_eq!(e.data["data"]["object"]["id"], "po_1");
+        assert_eq!(e.event_type, "stripe.balance.available");
+        assert_eq!(e.data["data"]["object"]["id"], "bal_1");
     }
 
     #[test]
     fn nineteen_digit_integers_keep_every_digit() {
         // Passed through: the event as delivered holds the number as the provider sent it.
         let (env, body) = stripe(
-            "payout.paid",
-            json!({"id": "po_1", "ref": 820_982_911_946_154_508u64}),
+            "balance.available",
+            json!({"id": "bal_1", "ref": 820_982_911_946_154_508u64}),
             json!({}),
         );
         let e = map(&env, &body);
