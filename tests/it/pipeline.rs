@@ -31,7 +31,8 @@ pub struct Pipeline {
     pub normalizer_ops: SocketAddr,
     pub dispatcher_ops: SocketAddr,
     pub shutdown: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    /// Each binary's task; it ends with the binary's error, if any, as one line.
+    tasks: Vec<JoinHandle<Result<(), String>>>,
     pub http: reqwest::Client,
 }
 
@@ -105,31 +106,29 @@ impl Pipeline {
         let ops = TcpListener::bind("127.0.0.1:0").await?;
         let dispatcher_ops = ops.local_addr()?;
         tasks.push(tokio::spawn(async move {
-            if let Err(e) =
-                switchyard_dispatcher::run(c, switchyard_dispatcher::Listeners { admin: admin_l, ops }, s).await
-            {
-                panic!("dispatcher failed: {e:#}");
-            }
+            switchyard_dispatcher::run(c, switchyard_dispatcher::Listeners { admin: admin_l, ops }, s)
+                .await
+                .map_err(|e| format!("dispatcher failed: {e:#}"))
         }));
         let (c, s) = (config.clone(), shutdown.clone());
         let ops = TcpListener::bind("127.0.0.1:0").await?;
         let normalizer_ops = ops.local_addr()?;
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = switchyard_normalizer::run(c, ops, s).await {
-                panic!("normalizer failed: {e:#}");
-            }
+            switchyard_normalizer::run(c, ops, s)
+                .await
+                .map_err(|e| format!("normalizer failed: {e:#}"))
         }));
         let (c, s) = (config.clone(), shutdown.clone());
         let ops = TcpListener::bind("127.0.0.1:0").await?;
         let ingress_ops = ops.local_addr()?;
         let listeners = switchyard_ingress::Listeners { public: ingress_l, ops };
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = switchyard_ingress::run(c, listeners, s).await {
-                panic!("ingress failed: {e:#}");
-            }
+            switchyard_ingress::run(c, listeners, s)
+                .await
+                .map_err(|e| format!("ingress failed: {e:#}"))
         }));
         let http = reqwest::Client::new();
-        let p = Self {
+        let mut p = Self {
             config,
             ingress,
             admin,
@@ -167,8 +166,11 @@ impl Pipeline {
                     Ok(r) => format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
                     Err(e) => format!("no answer ({e})"),
                 };
-                let exited = p.tasks.iter().filter(|t| t.is_finished()).count();
-                anyhow::bail!("{e}; /readyz said {answer}; {exited} of the binaries have exited");
+                let limit = std::fs::read_to_string("/proc/self/limits")
+                    .ok()
+                    .and_then(|l| l.lines().find(|l| l.starts_with("Max open files")).map(str::to_owned))
+                    .unwrap_or_default();
+                anyhow::bail!("{e}; /readyz said {answer}; {}; {limit}", p.exited().await);
             }
         }
         Ok(p)
@@ -177,7 +179,31 @@ impl Pipeline {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         for t in self.tasks.drain(..) {
-            let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
+            if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(30), t).await {
+                eprintln!("{e}");
+            }
+        }
+    }
+
+    /// Which binaries have exited, and with what error: the cause of a pipeline
+    /// that never became ready (a shared server out of room, say).
+    async fn exited(&mut self) -> String {
+        let (done, running) = std::mem::take(&mut self.tasks)
+            .into_iter()
+            .partition::<Vec<_>, _>(|t| t.is_finished());
+        self.tasks = running;
+        let mut said = Vec::new();
+        for t in done {
+            said.push(match t.await {
+                Ok(Ok(())) => "a binary exited without an error".to_string(),
+                Ok(Err(e)) => e,
+                Err(e) => format!("a binary's task ended: {e}"),
+            });
+        }
+        if said.is_empty() {
+            "every binary is still running".into()
+        } else {
+            format!("{} exited: {}", said.len(), said.join("; "))
         }
     }
 

@@ -20,7 +20,13 @@ use anyhow::{bail, Context};
 
 use crate::wait::POLL_INTERVAL;
 
-/// The wrapper, run as `sh -c WRAPPER sh GRACE DIR LEFTOVERS PROGRAM ARGS...`.
+/// The wrapper, run as `sh -c WRAPPER sh GRACE DIR LEFTOVERS PROGRAM ARGS...`
+/// in the server's directory (where it finds any configuration file there).
+///
+/// It first raises its soft limit on open files to the hard one: a shared
+/// server holds files for every test of a run (JetStream's streams,
+/// SeaweedFS's volumes), and a CI machine's soft limit of 1,024 ran out
+/// mid-suite, so the server died and every later test failed.
 ///
 /// It starts the server in the background, then a watchdog that blocks in
 /// `read` on the inherited stdin pipe. The read returns when this process
@@ -34,6 +40,7 @@ use crate::wait::POLL_INTERVAL;
 const WRAPPER: &str = r#"
 grace=$1 dir=$2 leftovers=$3
 shift 3
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || :
 exec 3<&0 </dev/null
 "$@" 3<&- &
 server=$!
@@ -107,6 +114,7 @@ impl ServerProcess {
             .collect::<Vec<_>>()
             .join(" ");
         let mut wrapper = Command::new("/bin/sh")
+            .current_dir(launch.dir)
             .arg("-c")
             .arg(WRAPPER)
             .arg("sh")
