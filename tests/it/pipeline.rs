@@ -170,7 +170,19 @@ impl Pipeline {
                     .ok()
                     .and_then(|l| l.lines().find(|l| l.starts_with("Max open files")).map(str::to_owned))
                     .unwrap_or_default();
-                anyhow::bail!("{e}; /readyz said {answer}; {}; {limit}", p.exited().await);
+                // And the room left where the shared servers keep their data.
+                let room = std::process::Command::new("df")
+                    .args(["-Pk", &std::env::temp_dir().display().to_string()])
+                    .output()
+                    .map(|o| {
+                        String::from_utf8_lossy(&o.stdout)
+                            .lines()
+                            .last()
+                            .unwrap_or_default()
+                            .to_owned()
+                    })
+                    .unwrap_or_default();
+                anyhow::bail!("{e}; /readyz said {answer}; {}; {limit}; df: {room}", p.exited().await);
             }
         }
         Ok(p)

@@ -95,6 +95,11 @@ impl S3 {
                 // nothing, and `minFreeSpace` still guards a really full disk.
                 flag("volume.max", &VOLUMES),
                 flag("master.volumeSizeLimitMB", &64),
+                // Read-only only when the disk is really full: the default, 1 %
+                // of the disk, is 2.5 GB of a 250 GB one, and a CI machine whose
+                // build trees leave less than that free would turn every volume
+                // read-only mid-suite.
+                flag("volume.minFreeSpace", &"64MiB"),
                 // A restarted single master waits one election timeout
                 // (default 10 s) before it leads again.
                 flag("master.electionTimeout", &"1s"),
