@@ -36,6 +36,27 @@ pub struct Pipeline {
     pub http: reqwest::Client,
 }
 
+/// What the shared servers may have run out of: this process's limit on open
+/// files (the servers inherit it) and the disk room where they keep their data.
+fn room_left() -> String {
+    let limit = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| l.lines().find(|l| l.starts_with("Max open files")).map(str::to_owned))
+        .unwrap_or_default();
+    let disk = std::process::Command::new("df")
+        .args(["-Pk", &std::env::temp_dir().display().to_string()])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .unwrap_or_default();
+    format!("{limit}; df: {disk}")
+}
+
 pub fn config_for(nats: &Nats, redis: &Redis, s3: &S3, tag: &str) -> Config {
     let prefix = unique_prefix(tag);
     let key = B64.encode([7u8; 32]);
@@ -166,23 +187,7 @@ impl Pipeline {
                     Ok(r) => format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
                     Err(e) => format!("no answer ({e})"),
                 };
-                let limit = std::fs::read_to_string("/proc/self/limits")
-                    .ok()
-                    .and_then(|l| l.lines().find(|l| l.starts_with("Max open files")).map(str::to_owned))
-                    .unwrap_or_default();
-                // And the room left where the shared servers keep their data.
-                let room = std::process::Command::new("df")
-                    .args(["-Pk", &std::env::temp_dir().display().to_string()])
-                    .output()
-                    .map(|o| {
-                        String::from_utf8_lossy(&o.stdout)
-                            .lines()
-                            .last()
-                            .unwrap_or_default()
-                            .to_owned()
-                    })
-                    .unwrap_or_default();
-                anyhow::bail!("{e}; /readyz said {answer}; {}; {limit}; df: {room}", p.exited().await);
+                anyhow::bail!("{e}; /readyz said {answer}; {}; {}", p.exited().await, room_left());
             }
         }
         Ok(p)

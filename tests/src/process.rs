@@ -25,8 +25,8 @@ use crate::wait::POLL_INTERVAL;
 ///
 /// It first raises its soft limit on open files to the hard one: a shared
 /// server holds files for every test of a run (JetStream's streams,
-/// SeaweedFS's volumes), and a CI machine's soft limit of 1,024 ran out
-/// mid-suite, so the server died and every later test failed.
+/// SeaweedFS's volumes). Under a soft limit of 512 the shared nats-server
+/// died mid-suite and every later test failed.
 ///
 /// It starts the server in the background, then a watchdog that blocks in
 /// `read` on the inherited stdin pipe. The read returns when this process
