@@ -379,9 +379,53 @@ fn check_fetched(path: &Path, line: Option<usize>, spec: &SignatureSpec, errors:
             if j.header.is_empty() {
                 errors.push(err(path, line, "signature.header", "names no header"));
             }
-            let keyed_by_secret = j.jwks_url.is_empty();
-            if !keyed_by_secret && (!j.jwks_url.starts_with("https://") || url::Url::parse(&j.jwks_url).is_err()) {
+            let keyed_by_secret = !j.publishes_keys();
+            let https = |u: &str| u.starts_with("https://") && url::Url::parse(u).is_ok();
+            if !j.jwks_url.is_empty() && !https(&j.jwks_url) {
                 errors.push(err(path, line, "signature.jwks_url", "must be an https:// URL"));
+            }
+            if let Some(k) = &j.key_request {
+                if !j.jwks_url.is_empty() {
+                    errors.push(err(
+                        path,
+                        line,
+                        "signature.key_request",
+                        "keys come from jwks_url or from key_request, not both: remove one",
+                    ));
+                }
+                if !https(&k.url) {
+                    errors.push(err(path, line, "signature.key_request.url", "must be an https:// URL"));
+                }
+                if k.kid_field.is_empty() {
+                    errors.push(err(
+                        path,
+                        line,
+                        "signature.key_request.kid_field",
+                        "name the request's field for the key id (e.g. \"key_id\")",
+                    ));
+                }
+                let names = &k.credential_headers;
+                if names.is_empty()
+                    || names.len() > 2
+                    || names
+                        .iter()
+                        .any(|h| http::HeaderName::from_bytes(h.as_bytes()).is_err())
+                {
+                    errors.push(err(
+                        path,
+                        line,
+                        "signature.key_request.credential_headers",
+                        "one or two header names (two: the account's secret is written <first>:<second>)",
+                    ));
+                }
+            }
+            if j.audience == crate::model::JwtAudience::None && j.body_sha256_claim.is_none() {
+                errors.push(err(
+                    path,
+                    line,
+                    "signature.audience",
+                    "a token with no audience must bind the body: set body_sha256_claim",
+                ));
             }
             if j.algorithms.is_empty() {
                 errors.push(err(

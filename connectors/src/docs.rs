@@ -149,6 +149,9 @@ fn scheme(c: &Connector) -> String {
         SignatureSpec::Ed25519(_) => "Ed25519".into(),
         SignatureSpec::EcdsaP256(_) => "ECDSA P-256".into(),
         SignatureSpec::Jwt(j) if j.jwks_url.is_empty() => "JWT, HMAC with the account's secret".into(),
+        SignatureSpec::Jwt(j) if j.key_request.is_some() => {
+            "JWT, key fetched by id with the account's credentials".into()
+        }
         SignatureSpec::Jwt(_) => "JWT, provider's JWKS".into(),
         SignatureSpec::X509(_) => "RSA, provider's X.509 certificate".into(),
     };

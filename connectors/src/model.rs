@@ -125,7 +125,7 @@ impl SignatureSpec {
     /// Schemes whose keys the ingress fetches from the provider (JWKS, certificates).
     pub fn fetches_keys(&self) -> bool {
         match self {
-            Self::Jwt(j) => !j.jwks_url.is_empty(),
+            Self::Jwt(j) => j.publishes_keys(),
             Self::X509(_) => true,
             _ => false,
         }
@@ -175,6 +175,35 @@ pub struct JwtSpec {
     /// The token's `iat` may be at most this old (Plaid: 5 minutes).
     #[serde(default)]
     pub max_age_secs: Option<u64>,
+    /// Instead of a JWKS: each key asked for by its `kid`, with the account's API
+    /// credentials (Plaid's `/webhook_verification_key/get`).
+    #[serde(default)]
+    pub key_request: Option<KeyRequestSpec>,
+}
+
+impl JwtSpec {
+    /// Whether the keys are the provider's, fetched (a JWKS or a key request), rather
+    /// than the account's HMAC secrets.
+    pub fn publishes_keys(&self) -> bool {
+        !self.jwks_url.is_empty() || self.key_request.is_some()
+    }
+}
+
+/// `[signature.key_request]`: one key fetched per key id by a `POST` of
+/// `{"<kid_field>": "<kid>"}` to `url`, authenticated with the account's credentials in
+/// `credential_headers`; the answer holds the key (a JWK) at `key`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRequestSpec {
+    /// HTTPS; the only host asked.
+    pub url: String,
+    /// The request body's field naming the key (`key_id`).
+    pub kid_field: String,
+    /// One header (the whole secret) or two (the secret written `<first>:<second>`,
+    /// split at its first `:`, as Plaid's `client_id:secret`).
+    pub credential_headers: Vec<String>,
+    /// Where in the answer the JWK is (`key`).
+    pub key: JsonPath,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -202,6 +231,9 @@ pub enum JwtAudience {
     #[default]
     CalledUrl,
     Account,
+    /// The token names no audience (Plaid's); it must bind the body instead
+    /// (`body_sha256_claim`).
+    None,
 }
 
 /// `scheme = "x509"`: see `connectors/README.md`.

@@ -18,6 +18,11 @@
 //!   did nothing wrong).
 //! - **Bounded**: at most [`MAX_ENTRIES`] locations are kept (the least recently fetched
 //!   goes), each body at most [`MAX_KEY_BYTES`].
+//! - **Keys asked for by id** (a key request, Plaid's): a `POST` of the key id with the
+//!   account's credentials, one location per key id. The id comes from a token not yet
+//!   verified, so at most [`NEW_KEYS_PER_MINUTE`] ids not cached are asked for per URL
+//!   each minute; past that the request is a 503 (the provider retries), and a forger
+//!   cannot make the ingress hammer the provider's API with the account's credentials.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,6 +40,7 @@ pub const REFETCH_EVERY: Duration = Duration::from_secs(10);
 pub const MAX_ENTRIES: usize = 256;
 pub const MAX_KEY_BYTES: usize = 256 * 1024;
 pub const MAX_CONCURRENT_FETCHES: usize = 4;
+pub const NEW_KEYS_PER_MINUTE: u32 = 10;
 
 /// Why no keys could be had; every kind is a 503 to the provider.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -47,6 +53,8 @@ pub enum KeyFetchError {
     Unusable { url: String, why: String },
     #[error("fetching {url} failed moments ago; not asking again yet")]
     RecentlyFailed { url: String },
+    #[error("{NEW_KEYS_PER_MINUTE} key ids not cached were asked of {url} this minute; not asking for more yet")]
+    TooManyNewKeys { url: String },
 }
 
 /// The outcome of the last fetch of a location.
@@ -69,6 +77,8 @@ pub struct KeyFetcher {
     /// One lock per location being fetched, so a fetch is made once at a time.
     inflight: Mutex<HashMap<KeyLocation, Arc<tokio::sync::Mutex<()>>>>,
     fetches: Semaphore,
+    /// Per key-request URL: the minute's start and how many new key ids were asked.
+    new_keys: Mutex<HashMap<String, (Instant, u32)>>,
     metrics: Option<prometheus::IntCounterVec>,
 }
 
@@ -123,6 +133,7 @@ impl KeyFetcher {
             entries: Mutex::new(HashMap::new()),
             inflight: Mutex::new(HashMap::new()),
             fetches: Semaphore::new(MAX_CONCURRENT_FETCHES),
+            new_keys: Mutex::new(HashMap::new()),
             metrics,
         })
     }
@@ -144,8 +155,30 @@ impl KeyFetcher {
         match self.cached(location) {
             Cached::Fresh(keys) | Cached::Stale(keys) => Ok(keys),
             Cached::Failed(e) => Err(e),
-            Cached::None => self.fetch(location).await,
+            Cached::None => {
+                if location.request.is_some() {
+                    self.allow_new_key(&location.url)?;
+                }
+                self.fetch(location).await
+            }
         }
+    }
+
+    /// Whether one more key id not cached may be asked of `url` this minute.
+    fn allow_new_key(&self, url: &str) -> Result<(), KeyFetchError> {
+        let mut new_keys = self.new_keys.lock().expect("key request lock");
+        if new_keys.len() > MAX_ENTRIES {
+            new_keys.retain(|_, (start, _)| start.elapsed() < Duration::from_secs(60));
+        }
+        let (start, count) = new_keys.entry(url.to_string()).or_insert((Instant::now(), 0));
+        if start.elapsed() >= Duration::from_secs(60) {
+            (*start, *count) = (Instant::now(), 0);
+        }
+        if *count >= NEW_KEYS_PER_MINUTE {
+            return Err(KeyFetchError::TooManyNewKeys { url: url.to_string() });
+        }
+        *count += 1;
+        Ok(())
     }
 
     /// The keys at `location` fetched again, unless that was done within
@@ -294,7 +327,21 @@ impl KeyFetcher {
             url: url.clone(),
             why: switchyard_core::error_text::one_line(&e),
         };
-        let mut response = self.http.get(url).send().await.map_err(unreachable)?;
+        let request = match &location.request {
+            None => self.http.get(url),
+            Some(r) => {
+                let mut post = self
+                    .http
+                    .post(url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(r.body.clone());
+                for (name, value) in &r.headers {
+                    post = post.header(name.as_str(), value.as_str());
+                }
+                post
+            }
+        };
+        let mut response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         if !status.is_success() {
             return Err(KeyFetchError::Status {
@@ -313,7 +360,7 @@ impl KeyFetcher {
             }
             body.extend_from_slice(&chunk);
         }
-        let keys = parse_keys(location.kind, &body).map_err(|e| KeyFetchError::Unusable {
+        let keys = parse_keys(location, &body).map_err(|e| KeyFetchError::Unusable {
             url: url.clone(),
             why: e.to_string(),
         })?;
@@ -328,12 +375,14 @@ enum Cached {
     None,
 }
 
+/// Drop the oldest failure, else the least recently fetched keys: a forger's made-up
+/// key ids fail, and must not push out the keys genuine requests use.
 fn evict_oldest(entries: &mut HashMap<KeyLocation, Entry>) {
     let oldest = entries
         .iter()
         .min_by_key(|(_, e)| match e {
-            Entry::Keys { fetched, .. } => *fetched,
-            Entry::Failed { at, .. } => *at,
+            Entry::Failed { at, .. } => (0, *at),
+            Entry::Keys { fetched, .. } => (1, *fetched),
         })
         .map(|(k, _)| k.clone());
     if let Some(k) = oldest {
@@ -361,6 +410,23 @@ fn redacted(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_ids_not_cached_are_asked_for_a_bounded_number_of_times_a_minute() {
+        let fetcher = KeyFetcher::new(Duration::from_secs(1), "", None).unwrap();
+        let url = "https://production.plaid.com/webhook_verification_key/get";
+        for _ in 0..NEW_KEYS_PER_MINUTE {
+            fetcher.allow_new_key(url).unwrap();
+        }
+        assert!(matches!(
+            fetcher.allow_new_key(url),
+            Err(KeyFetchError::TooManyNewKeys { .. })
+        ));
+        // Another key host has its own allowance.
+        fetcher
+            .allow_new_key("https://sandbox.plaid.com/webhook_verification_key/get")
+            .unwrap();
+    }
 
     #[test]
     fn max_age_is_read_from_cache_control() {

@@ -7,7 +7,8 @@
 //! 2xx, never 401), then accepted once it is back; keys fetched once and reused; a
 //! certificate URL on a host the connector does not allow refused (401) with nothing
 //! fetched; an SNS subscription confirmed by a GET of its `SubscribeURL`; a rotated
-//! JWKS fetched again when a token names a new key.
+//! JWKS fetched again when a token names a new key; a Plaid-style key asked for by its
+//! id with the account's credentials, once per id.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -36,7 +37,16 @@ struct KeyHost {
     up: Arc<AtomicBool>,
     files: Arc<Mutex<HashMap<String, String>>>,
     gets: Arc<Mutex<HashMap<String, usize>>>,
+    posts: Arc<Mutex<Vec<Post>>>,
     ca_pem: String,
+}
+
+/// A POST the key host received: its path, headers (lower-case names) and JSON body.
+#[derive(Clone, Debug)]
+struct Post {
+    path: String,
+    headers: HashMap<String, String>,
+    body: Value,
 }
 
 impl KeyHost {
@@ -64,9 +74,15 @@ impl KeyHost {
             up: Arc::new(AtomicBool::new(true)),
             files: Arc::default(),
             gets: Arc::default(),
+            posts: Arc::default(),
             ca_pem: cert.pem(),
         };
-        let (up, files, gets) = (host.up.clone(), host.files.clone(), host.gets.clone());
+        let (up, files, gets, posts) = (
+            host.up.clone(),
+            host.files.clone(),
+            host.gets.clone(),
+            host.posts.clone(),
+        );
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else { return };
@@ -74,14 +90,37 @@ impl KeyHost {
                     drop(tcp); // down: the connection is closed before TLS
                     continue;
                 }
-                let (acceptor, files, gets) = (acceptor.clone(), files.clone(), gets.clone());
+                let (acceptor, files, gets, posts) = (acceptor.clone(), files.clone(), gets.clone(), posts.clone());
                 tokio::spawn(async move {
                     let Ok(stream) = acceptor.accept(tcp).await else { return };
                     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let path = req.uri().path().to_string();
-                        *gets.lock().unwrap().entry(path.clone()).or_default() += 1;
-                        let body = files.lock().unwrap().get(&path).cloned();
+                        let (files, gets, posts) = (files.clone(), gets.clone(), posts.clone());
                         async move {
+                            let path = req.uri().path().to_string();
+                            // A GET serves `files[path]`; a POST of `{"key_id": K}` serves
+                            // `files["<path>#K"]` (a key asked for by its id).
+                            let body = if req.method() == hyper::Method::POST {
+                                let headers = req
+                                    .headers()
+                                    .iter()
+                                    .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                                    .collect();
+                                let bytes = http_body_util::BodyExt::collect(req.into_body())
+                                    .await
+                                    .unwrap()
+                                    .to_bytes();
+                                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                                let kid = body["key_id"].as_str().unwrap_or("").to_string();
+                                posts.lock().unwrap().push(Post {
+                                    path: path.clone(),
+                                    headers,
+                                    body,
+                                });
+                                files.lock().unwrap().get(&format!("{path}#{kid}")).cloned()
+                            } else {
+                                *gets.lock().unwrap().entry(path.clone()).or_default() += 1;
+                                files.lock().unwrap().get(&path).cloned()
+                            };
                             let (status, body) = match body {
                                 Some(b) => (200, b),
                                 None => (404, String::new()),
@@ -114,6 +153,10 @@ impl KeyHost {
 
     fn gets(&self, path: &str) -> usize {
         self.gets.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    fn posts(&self) -> Vec<Post> {
+        self.posts.lock().unwrap().clone()
     }
 }
 
@@ -218,6 +261,26 @@ async fn post(p: &Pipeline, path: &str, headers: &[(String, String)], body: &str
     (status, retry_after, answer)
 }
 
+/// With the key host down and nothing cached, `body` is answered 503 with Retry-After;
+/// once the host is back, the provider's retry is accepted (after the remembered failure
+/// passes).
+async fn down_then_back(host: &KeyHost, p: &Pipeline, path: &str, headers: &[(String, String)], body: &str) {
+    host.up.store(false, Ordering::SeqCst);
+    let (status, retry_after, answer) = post(p, path, headers, body).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (503, Some("key_host_unavailable")),
+        "{answer}"
+    );
+    assert!(retry_after.is_some(), "a 503 says when to retry");
+    host.up.store(true, Ordering::SeqCst);
+    wait_until("the retry to be accepted", Duration::from_secs(30), || async {
+        post(p, path, headers, body).await.0 == 200
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_keys_are_fetched_once_and_their_host_being_down_is_a_503() {
     let servers = shared().await;
@@ -239,24 +302,8 @@ async fn published_keys_are_fetched_once_and_their_host_being_down_is_a_503() {
     host.serve(CERT_PATH, cert_pem);
     let path = "/v1/webhooks/sns_test/sns_acct";
 
-    // The key host is down and nothing is cached: 503 with Retry-After.
-    host.up.store(false, Ordering::SeqCst);
     let first = sns_message(&pair, notification("m-1"), &host.url(CERT_PATH));
-    let (status, retry_after, answer) = post(&p, path, &[], &first).await;
-    assert_eq!(
-        (status, answer["code"].as_str()),
-        (503, Some("key_host_unavailable")),
-        "{answer}"
-    );
-    assert!(retry_after.is_some(), "a 503 says when to retry");
-
-    // Back: the provider's retry is accepted (after the remembered failure passes).
-    host.up.store(true, Ordering::SeqCst);
-    wait_until("the retry to be accepted", Duration::from_secs(30), || async {
-        post(&p, path, &[], &first).await.0 == 200
-    })
-    .await
-    .unwrap();
+    down_then_back(&host, &p, path, &[], &first).await;
     for i in 2..=4 {
         let m = sns_message(&pair, notification(&format!("m-{i}")), &host.url(CERT_PATH));
         assert_eq!(post(&p, path, &[], &m).await.0, 200);
@@ -393,5 +440,131 @@ async fn a_jwt_provider_rotating_its_keys_is_followed() {
     })
     .await
     .unwrap();
+    p.stop().await;
+}
+
+/// The shipped Plaid connector, its key request pointed at the test key host.
+fn plaid_catalog(dir: &Path, key_url: &str) -> std::path::PathBuf {
+    let catalog = catalog(dir, "https://unused.example/jwks.json");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/catalog/plaid.toml");
+    let plaid = std::fs::read_to_string(shipped)
+        .unwrap()
+        .replace("name = \"plaid\"", "name = \"plaid_test\"");
+    let shipped_url = "https://production.plaid.com/webhook_verification_key/get";
+    assert!(plaid.contains(shipped_url));
+    std::fs::write(catalog.join("plaid_test.toml"), plaid.replace(shipped_url, key_url)).unwrap();
+    catalog
+}
+
+/// A body signed as Plaid signs it: ES256, `kid`, `iat`, the body's SHA-256.
+fn plaid_verification(key: &jsonwebtoken::EncodingKey, kid: &str, body: &str) -> Vec<(String, String)> {
+    use sha2::Digest;
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some(kid.into());
+    let claims = json!({
+        "iat": time::OffsetDateTime::now_utc().unix_timestamp(),
+        "request_body_sha256": hex::encode(sha2::Sha256::digest(body.as_bytes())),
+    });
+    let token = jsonwebtoken::encode(&header, &claims, key).unwrap();
+    vec![("Plaid-Verification".into(), token)]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plaid_key_is_asked_for_by_its_id_with_the_accounts_credentials() {
+    let servers = shared().await;
+    let host = KeyHost::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = tmp.path().join("key-host-ca.pem");
+    std::fs::write(&ca, &host.ca_pem).unwrap();
+    let key_path = "/webhook_verification_key/get";
+    let mut config = config_for(&servers.nats, &servers.redis, &servers.s3, "plaid");
+    config.catalog = plaid_catalog(tmp.path(), &host.url(key_path));
+    config.ingress.key_fetch_ca_file = ca.to_string_lossy().into_owned();
+    config.ingress.key_fetch_timeout_ms = 2000;
+    config.ingress.public_url = PUBLIC.into();
+    let p = Pipeline::start(config).await.unwrap();
+    let receiver = Receiver::start().await;
+    let credentials = "5f1a2b3c4d5e6f7a8b9c0d1e:0123456789abcdef0123456789abcd";
+    p.register(
+        "tenant_p",
+        "plaid_acct",
+        "plaid_test",
+        credentials,
+        &receiver.url,
+        &["*"],
+    )
+    .await;
+    let path = "/v1/webhooks/plaid_test/plaid_acct";
+    let kid = "bfbd5111-8e33-4643-8ced-b2e642a72f3c";
+    let (key, mut jwk) = ec_key(kid);
+    jwk["use"] = "sig".into();
+    jwk["created_at"] = 1_560_466_143.into();
+    jwk["expired_at"] = Value::Null;
+    host.serve(
+        &format!("{key_path}#{kid}"),
+        json!({"key": jwk, "request_id": "RZ6Omi1bzzwDaLo"}).to_string(),
+    );
+    // Plaid's documented SYNC_UPDATES_AVAILABLE body, with one value ours per event.
+    let body = |item: &str| {
+        json!({
+            "webhook_type": "TRANSACTIONS", "webhook_code": "SYNC_UPDATES_AVAILABLE",
+            "item_id": item, "initial_update_complete": true,
+            "historical_update_complete": false, "environment": "production",
+        })
+        .to_string()
+    };
+
+    let first = body("wz666MBjYWTp2PDzzggYhM6oWWmBb");
+    down_then_back(&host, &p, path, &plaid_verification(&key, kid, &first), &first).await;
+    // The key was asked for once, with the account's credentials.
+    let second = body("item-2");
+    assert_eq!(
+        post(&p, path, &plaid_verification(&key, kid, &second), &second).await.0,
+        200
+    );
+    let asked = host.posts();
+    assert_eq!(asked.len(), 1, "the key is asked for once and kept: {asked:?}");
+    assert_eq!(asked[0].path, key_path);
+    assert_eq!(asked[0].body, json!({"key_id": kid}));
+    assert_eq!(
+        asked[0].headers.get("plaid-client-id").map(String::as_str),
+        Some("5f1a2b3c4d5e6f7a8b9c0d1e")
+    );
+    assert_eq!(
+        asked[0].headers.get("plaid-secret").map(String::as_str),
+        Some("0123456789abcdef0123456789abcd")
+    );
+
+    // A body changed after signing: 401.
+    let signed = plaid_verification(&key, kid, &body("item-3"));
+    let (status, _, answer) = post(&p, path, &signed, &body("item-4")).await;
+    assert_eq!(status, 401, "{answer}");
+    // A token under a key id Plaid does not know (it answers 400): 503, never 2xx.
+    let (stranger, _) = ec_key("made-up-kid");
+    let third = body("item-5");
+    let (status, _, answer) = post(&p, path, &plaid_verification(&stranger, "made-up-kid", &third), &third).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (503, Some("key_host_unavailable")),
+        "{answer}"
+    );
+
+    wait_until("two events delivered", Duration::from_secs(30), || async {
+        receiver.all().len() >= 2
+    })
+    .await
+    .unwrap();
+    let types: Vec<String> = receiver
+        .all()
+        .iter()
+        .filter_map(|d| serde_json::from_slice::<Value>(&d.body).ok())
+        .filter_map(|v| v["type"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        types
+            .iter()
+            .all(|t| t == "plaid_test.TRANSACTIONS.SYNC_UPDATES_AVAILABLE"),
+        "{types:?}"
+    );
     p.stop().await;
 }

@@ -1,6 +1,7 @@
 //! Schemes whose keys the provider publishes and the ingress fetches: a JWT checked
-//! against a JSON Web Key Set (`jwt`), and a signature checked with the public key of
-//! an X.509 certificate the request names (`x509`, AWS SNS).
+//! against a JSON Web Key Set (`jwt`) or against one key asked for by its id with the
+//! account's credentials (`jwt` with `key_request`, Plaid), and a signature checked with
+//! the public key of an X.509 certificate the request names (`x509`, AWS SNS).
 //!
 //! This module stays pure, like the rest of the verifier. Verifying is two steps:
 //! [`key_location`] says which keys a request needs — and refuses a certificate URL
@@ -36,6 +37,8 @@ pub enum KeyKind {
     Jwks,
     /// One X.509 certificate, PEM.
     Certificate,
+    /// One JWK inside the answer to a key request ([`KeyRequest`]).
+    Jwk,
 }
 
 /// Where the keys a request needs are.
@@ -43,7 +46,34 @@ pub enum KeyKind {
 pub struct KeyLocation {
     pub url: String,
     pub kind: KeyKind,
+    /// A `POST` for one key by its id, with the account's credentials; `None`: a `GET`.
+    pub request: Option<KeyRequest>,
 }
+
+/// The `POST` that asks for one key: a JSON body naming it, credential headers, and
+/// where the key is in the answer. Its `Debug` never shows the credentials.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct KeyRequest {
+    pub kid: String,
+    /// `{"<kid_field>": "<kid>"}`.
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+    pub key: crate::jsonpath::JsonPath,
+}
+
+impl std::fmt::Debug for KeyRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("KeyRequest")
+            .field("kid", &self.kid)
+            .field("credential_headers", &names)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The longest key id asked for, and its characters: a forged token cannot make the
+/// ingress send anything else to the key host.
+const MAX_KID_LEN: usize = 128;
 
 /// Keys as fetched and parsed, ready to verify with.
 #[derive(Debug)]
@@ -70,17 +100,28 @@ pub enum KeyParseError {
     Certificate(String),
     #[error("the certificate's key is not RSA; only RSA certificates are supported")]
     NotRsa,
+    #[error("the answer holds no JWK at {0:?}: {1}")]
+    Jwk(String, String),
 }
 
 /// The keys `raw` needs under `spec`, or `None` for a scheme that fetches none. A
-/// certificate URL that is not HTTPS on an allowed host is refused here.
-pub fn key_location(spec: &SignatureSpec, raw: &RawWebhook) -> Result<Option<KeyLocation>, VerifyError> {
+/// certificate URL that is not HTTPS on an allowed host is refused here. A key request
+/// is made with the first of `secrets` (the account's newest credentials).
+pub fn key_location(
+    spec: &SignatureSpec,
+    raw: &RawWebhook,
+    secrets: &[&str],
+) -> Result<Option<KeyLocation>, VerifyError> {
     match spec {
-        SignatureSpec::Jwt(j) if j.jwks_url.is_empty() => Ok(None),
-        SignatureSpec::Jwt(j) => Ok(Some(KeyLocation {
-            url: j.jwks_url.clone(),
-            kind: KeyKind::Jwks,
-        })),
+        SignatureSpec::Jwt(j) => match &j.key_request {
+            Some(k) => key_request(j, k, raw, secrets).map(Some),
+            None if j.jwks_url.is_empty() => Ok(None),
+            None => Ok(Some(KeyLocation {
+                url: j.jwks_url.clone(),
+                kind: KeyKind::Jwks,
+                request: None,
+            })),
+        },
         SignatureSpec::X509(x) => {
             let doc = json_body(raw, &x.cert_url);
             let url = field(raw, doc.as_ref(), &x.cert_url).ok_or_else(|| missing(&x.cert_url))?;
@@ -92,10 +133,53 @@ pub fn key_location(spec: &SignatureSpec, raw: &RawWebhook) -> Result<Option<Key
             Ok(Some(KeyLocation {
                 url,
                 kind: KeyKind::Certificate,
+                request: None,
             }))
         }
         _ => Ok(None),
     }
+}
+
+/// The key request for the token's `kid`. The token must already name an accepted
+/// algorithm and a plain key id, so a forged one sends nothing odd to the key host.
+fn key_request(
+    spec: &JwtSpec,
+    k: &crate::model::KeyRequestSpec,
+    raw: &RawWebhook,
+    secrets: &[&str],
+) -> Result<KeyLocation, VerifyError> {
+    let (_, header) = token_of(spec, raw)?;
+    let kid = header.kid.ok_or(VerifyError::Malformed)?;
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if kid.is_empty() || kid.len() > MAX_KID_LEN || !kid.chars().all(plain) {
+        return Err(VerifyError::Malformed);
+    }
+    let secret = secrets.first().ok_or(VerifyError::NoSecret)?;
+    let values: Vec<&str> = match k.credential_headers.len() {
+        1 => vec![secret],
+        _ => {
+            let (a, b) = secret.split_once(':').ok_or(VerifyError::NoSecret)?;
+            vec![a, b]
+        }
+    };
+    let headers = k
+        .credential_headers
+        .iter()
+        .zip(values)
+        .map(|(n, v)| (n.clone(), v.to_string()))
+        .collect();
+    let mut body = serde_json::Map::new();
+    body.insert(k.kid_field.clone(), kid.clone().into());
+    Ok(KeyLocation {
+        url: k.url.clone(),
+        kind: KeyKind::Jwk,
+        request: Some(KeyRequest {
+            kid,
+            body: serde_json::Value::Object(body).to_string(),
+            headers,
+            key: k.key.clone(),
+        }),
+    })
 }
 
 /// Whether `url` is `https://` on one of `hosts` (see [`host_matches`]), with no
@@ -150,13 +234,25 @@ pub fn host_matches(pattern: &str, host: &str) -> bool {
             .all(|(p, h)| !h.is_empty() && (*p == "*" || p.eq_ignore_ascii_case(h)))
 }
 
-/// Parse what was fetched from a [`KeyLocation`] of `kind`.
-pub fn parse_keys(kind: KeyKind, bytes: &[u8]) -> Result<FetchedKeys, KeyParseError> {
-    match kind {
-        KeyKind::Jwks => serde_json::from_slice::<JwkSet>(bytes)
+/// Parse what was fetched from `location`. A key request's one JWK becomes a set of
+/// one, which must carry the `kid` asked for.
+pub fn parse_keys(location: &KeyLocation, bytes: &[u8]) -> Result<FetchedKeys, KeyParseError> {
+    match (location.kind, &location.request) {
+        (KeyKind::Jwks, _) => serde_json::from_slice::<JwkSet>(bytes)
             .map(FetchedKeys::Jwks)
             .map_err(|e| KeyParseError::Jwks(e.to_string())),
-        KeyKind::Certificate => parse_certificate(bytes).map(FetchedKeys::Certificate),
+        (KeyKind::Certificate, _) => parse_certificate(bytes).map(FetchedKeys::Certificate),
+        (KeyKind::Jwk, Some(request)) => {
+            let bad = |why: String| KeyParseError::Jwk(request.key.to_string(), why);
+            let answer: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+            let value = request.key.get(&answer).ok_or_else(|| bad("absent".into()))?;
+            let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(value.clone()).map_err(|e| bad(e.to_string()))?;
+            if jwk.common.key_id.as_deref() != Some(request.kid.as_str()) {
+                return Err(bad(format!("its kid is not {:?}", request.kid)));
+            }
+            Ok(FetchedKeys::Jwks(JwkSet { keys: vec![jwk] }))
+        }
+        (KeyKind::Jwk, None) => Err(KeyParseError::Jwk("$".into(), "no key request".into())),
     }
 }
 
@@ -241,11 +337,15 @@ fn validation(
     let audiences: Vec<&str> = match spec.audience {
         JwtAudience::CalledUrl => vec![raw.url.as_str()],
         JwtAudience::Account => account_values.to_vec(),
+        JwtAudience::None => Vec::new(),
     };
-    if audiences.is_empty() {
+    if spec.audience == JwtAudience::None {
+        validation.validate_aud = false;
+    } else if audiences.is_empty() {
         return Err(VerifyError::NoSecret);
+    } else {
+        validation.set_audience(&audiences);
     }
-    validation.set_audience(&audiences);
     if !spec.issuers.is_empty() {
         validation.set_issuer(&spec.issuers);
     }

@@ -16,6 +16,7 @@ use p256::pkcs8::EncodePrivateKey;
 
 use super::fetched::{
     allowed_https_host, host_matches, key_location, parse_keys, path_matches, url_path_matches, FetchedKeys, KeyKind,
+    KeyLocation,
 };
 use super::{verify_fetched, RawWebhook, VerifyError};
 use crate::model::SignatureSpec;
@@ -141,9 +142,18 @@ fn sign_sha1(pair: &RsaKeyPair, message: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A location fetched by a plain GET, for parsing what it serves.
+fn get(kind: KeyKind) -> KeyLocation {
+    KeyLocation {
+        url: "https://keys.example.com/".into(),
+        kind,
+        request: None,
+    }
+}
+
 fn jwks(keys: &[serde_json::Value]) -> FetchedKeys {
     parse_keys(
-        KeyKind::Jwks,
+        &get(KeyKind::Jwks),
         serde_json::json!({ "keys": keys }).to_string().as_bytes(),
     )
     .unwrap()
@@ -341,11 +351,11 @@ const CERT_URL: &str = "https://sns.us-west-2.amazonaws.com/SimpleNotificationSe
 fn an_sns_notification_verifies_with_its_certificate_in_both_signature_versions() {
     let spec = sns_spec();
     let (pair, pem) = certificate();
-    let cert = parse_keys(KeyKind::Certificate, pem.as_bytes()).unwrap();
+    let cert = parse_keys(&get(KeyKind::Certificate), pem.as_bytes()).unwrap();
     for version in ["1", "2"] {
         let msg = sns_notification(&pair, version, CERT_URL);
         let raw = request(&[], &msg.to_string());
-        let location = key_location(&spec, &raw).unwrap().unwrap();
+        let location = key_location(&spec, &raw, &[]).unwrap().unwrap();
         assert_eq!((location.url.as_str(), location.kind), (CERT_URL, KeyKind::Certificate));
         assert_eq!(
             verify_fetched(&spec, raw, &cert, &[], NOW).map(|_| ()),
@@ -388,11 +398,15 @@ fn a_certificate_url_off_the_allow_list_is_refused_before_any_fetch() {
         "not a url",
     ] {
         let raw = request(&[], &sns_notification(&pair, "2", url).to_string());
-        assert_eq!(key_location(&spec, &raw), Err(VerifyError::KeyHostNotAllowed), "{url}");
+        assert_eq!(
+            key_location(&spec, &raw, &[]),
+            Err(VerifyError::KeyHostNotAllowed),
+            "{url}"
+        );
     }
     let no_url = request(&[], r#"{"Type":"Notification","Message":"x"}"#);
     assert!(matches!(
-        key_location(&spec, &no_url),
+        key_location(&spec, &no_url, &[]),
         Err(VerifyError::MissingHeader(_))
     ));
 }
@@ -450,17 +464,17 @@ fn certificate_paths_match_their_pattern() {
     let (pair, _, _) = rsa_key();
     let good = "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-f3ecfb7224c7233fe7bb5f59f96de52f.pem";
     let raw = request(&[], &sns_notification(&pair, "2", good).to_string());
-    assert!(matches!(key_location(&spec, &raw), Ok(Some(_))));
+    assert!(matches!(key_location(&spec, &raw, &[]), Ok(Some(_))));
     let foreign = "https://sns.us-west-2.amazonaws.com/uploads/evil.pem";
     let raw = request(&[], &sns_notification(&pair, "2", foreign).to_string());
-    assert_eq!(key_location(&spec, &raw), Err(VerifyError::KeyHostNotAllowed));
+    assert_eq!(key_location(&spec, &raw, &[]), Err(VerifyError::KeyHostNotAllowed));
 }
 
 #[test]
 fn bytes_that_are_no_keys_are_reported() {
-    assert!(parse_keys(KeyKind::Jwks, b"<html>").is_err());
+    assert!(parse_keys(&get(KeyKind::Jwks), b"<html>").is_err());
     assert!(parse_keys(
-        KeyKind::Certificate,
+        &get(KeyKind::Certificate),
         b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
     )
     .is_err());
@@ -475,7 +489,7 @@ fn a_paypal_delivery_verifies_with_the_webhook_id_as_the_account_secret() {
         crate::catalog::Catalog::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog")).unwrap();
     let spec = &catalog.get("paypal").unwrap().signature;
     let (pair, pem) = certificate();
-    let cert = parse_keys(KeyKind::Certificate, pem.as_bytes()).unwrap();
+    let cert = parse_keys(&get(KeyKind::Certificate), pem.as_bytes()).unwrap();
     let body = r#"{"id":"WH-2WR32451HC0233532-67976317FL4543714","event_type":"PAYMENT.CAPTURE.COMPLETED"}"#;
     let (id, time, webhook_id) = (
         "69cd13f0-d67a-11e5-baa3-778b53f4ae55",
@@ -497,7 +511,7 @@ fn a_paypal_delivery_verifies_with_the_webhook_id_as_the_account_secret() {
         ]
     };
     let raw = request(&headers("SHA256withRSA"), body);
-    assert_eq!(key_location(spec, &raw).unwrap().unwrap().url, cert_url);
+    assert_eq!(key_location(spec, &raw, &[]).unwrap().unwrap().url, cert_url);
     let check = |raw: RawWebhook, secrets: &[&str]| verify_fetched(spec, raw, &cert, secrets, NOW).map(|_| ());
     assert_eq!(
         check(request(&headers("SHA256withRSA"), body), &["other-webhook", webhook_id]),
@@ -523,7 +537,7 @@ fn a_paypal_delivery_verifies_with_the_webhook_id_as_the_account_secret() {
     let mut foreign = headers("SHA256withRSA");
     foreign[4].1 = "https://api.paypal.com.evil.example/cert".into();
     assert_eq!(
-        key_location(spec, &request(&foreign, body)),
+        key_location(spec, &request(&foreign, body), &[]),
         Err(VerifyError::KeyHostNotAllowed)
     );
 }

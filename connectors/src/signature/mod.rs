@@ -240,6 +240,8 @@ mod construction_tests;
 #[cfg(test)]
 mod fetched_tests;
 #[cfg(test)]
+mod key_request_tests;
+#[cfg(test)]
 mod provider_vectors;
 
 #[cfg(test)]

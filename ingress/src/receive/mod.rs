@@ -236,7 +236,7 @@ async fn verify_with_published_keys(
     now: i64,
 ) -> Result<VerifiedWebhook, Rejection> {
     let spec = &connector.signature;
-    let location = fetched::key_location(spec, &raw)
+    let location = fetched::key_location(spec, &raw, secrets)
         .map_err(Rejection::BadSignature)?
         .ok_or(Rejection::BadSignature(signature::VerifyError::NoSecret))?;
     let unavailable = |e: KeyFetchError| {
