@@ -229,6 +229,7 @@ fn load_one(path: &Path, text: &str, models: &UnifiedModels, errors: &mut Vec<Ca
         ));
     }
     check_signature(path, text, &file.signature, errors);
+    check_handshakes(path, text, &file.handshake, &file.signature, errors);
     for fallback in &file.signature_fallbacks {
         check_signature(path, text, fallback, errors);
         if fallback.uses_public_keys() != file.signature.uses_public_keys() {
@@ -276,6 +277,38 @@ fn load_one(path: &Path, text: &str, models: &UnifiedModels, errors: &mut Vec<Ca
         mappings,
         coverage: file.coverage,
     })
+}
+
+/// A `test_key` handshake verifies with the signature scheme, so it needs one keyed by
+/// secrets.
+fn check_handshakes(
+    path: &Path,
+    text: &str,
+    handshakes: &[crate::model::Handshake],
+    spec: &SignatureSpec,
+    errors: &mut Vec<CatalogError>,
+) {
+    for h in handshakes {
+        if let crate::model::Handshake::TestKey { key } = h {
+            let line = line_containing(text, "test_key");
+            if spec.fetches_keys() || spec.uses_public_keys() {
+                errors.push(err(
+                    path,
+                    line,
+                    "handshake",
+                    "test_key verifies with a published shared key: the [signature] must be keyed by secrets (hmac, token)",
+                ));
+            }
+            if key.is_empty() {
+                errors.push(err(
+                    path,
+                    line,
+                    "handshake.key",
+                    "give the provider's published test key",
+                ));
+            }
+        }
+    }
 }
 
 fn check_signature(path: &Path, text: &str, spec: &SignatureSpec, errors: &mut Vec<CatalogError>) {

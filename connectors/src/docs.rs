@@ -178,6 +178,7 @@ fn handshakes(list: &[Handshake]) -> String {
             Handshake::Reply { .. } => "fixed reply".into(),
             Handshake::CaptureSecret { field, .. } => format!("keep `{field}` for the operator"),
             Handshake::HeadCheck {} => "HEAD answered 200".into(),
+            Handshake::TestKey { .. } => "test requests (published key) answered 200".into(),
         })
         .collect();
     names.join(", ")

@@ -13,6 +13,8 @@
 //!   the account's secret, hex, after the signature check.
 //! - `capture_secret` (Notion's `verification_token`): an unsigned body of that one
 //!   field, which [`captured`] picks out; the ingress keeps it for the operator.
+//! - `test_key` (Mandrill's `test-webhook`): a request that verifies only with a key the
+//!   provider publishes for tests is answered 200 and never stored ([`test_keys`]).
 
 use hmac::{Hmac, Mac};
 use serde_json::Value;
@@ -223,6 +225,29 @@ pub fn signed(handshakes: &[Handshake], doc: &Value, headers: &http::HeaderMap, 
         }
     }
     None
+}
+
+/// The keys the provider publishes for its test requests (`test_key`): a request that
+/// fails with the account's keys and verifies with one of these gets [`test_reply`].
+pub fn test_keys(handshakes: &[Handshake]) -> Vec<&str> {
+    handshakes
+        .iter()
+        .filter_map(|h| match h {
+            Handshake::TestKey { key } => Some(key.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The answer to a provider's test request: 200 `{}`, nothing stored.
+pub fn test_reply() -> Reply {
+    Reply {
+        status: 200,
+        content_type: "application/json",
+        body: "{}".into(),
+        header: None,
+        confirm: None,
+    }
 }
 
 /// Whether the connector takes `method`: a method it delivers events with, or one a

@@ -820,6 +820,11 @@ pub enum Handshake {
     /// the signature's `header`. The ingress keeps it sealed for the account, for the
     /// operator to read, and answers 200; it is never published or logged.
     CaptureSecret { field: String, header: String },
+    /// A key the provider publishes for its own test requests (Mandrill signs the test
+    /// POST of a new webhook with `test-webhook` when its HEAD check failed). A request
+    /// that verifies with it, and not with the account's keys, is answered 200 `{}` and
+    /// never stored or published: anyone can sign with a published key.
+    TestKey { key: String },
 }
 
 fn default_status() -> u16 {

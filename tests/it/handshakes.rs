@@ -294,3 +294,47 @@ async fn nothing_stored_or_published(p: &Pipeline, what: &str) {
         "{what} publishes nothing"
     );
 }
+
+/// When a new Mandrill webhook's HEAD check fails, Mandrill POSTs `mandrill_events=[]`
+/// signed with its published key `test-webhook`
+/// (https://mandrill.zendesk.com/hc/en-us/articles/205583217). `test_key` answers it 200
+/// and stores nothing; signed with neither that key nor the account's, it is a 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_request_signed_with_the_published_key_is_answered_and_stores_nothing() {
+    let servers = shared().await;
+    let mut config = config_for(&servers.nats, &servers.redis, &servers.s3, "testkey");
+    config.ingress.public_url = "https://hooks.example.test".into();
+    let p = Pipeline::start(config).await.unwrap();
+    let receiver = Receiver::start().await;
+    p.register(
+        "tenant_m",
+        "mandrill_1",
+        "mandrill",
+        "mandrill-key",
+        &receiver.url,
+        &["*"],
+    )
+    .await;
+    let path = "/v1/webhooks/mandrill/mandrill_1";
+    // Mandrill signs the URL it called, then each parameter's name and value.
+    let signed_with = |key: &str| {
+        let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(format!("https://hooks.example.test{path}mandrill_events[]").as_bytes());
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, mac.finalize().into_bytes())
+    };
+    let post = |signature: String| {
+        p.http
+            .post(format!("http://{}{path}", p.ingress))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("X-Mandrill-Signature", signature)
+            .body("mandrill_events=%5B%5D")
+            .send()
+    };
+    let r = post(signed_with("test-webhook")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().await.unwrap(), "{}");
+    let r = post(signed_with("someone-elses-key")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    nothing_stored_or_published(&p, "a test request").await;
+    p.stop().await;
+}

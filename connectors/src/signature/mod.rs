@@ -18,7 +18,7 @@ use http::HeaderMap;
 use crate::model::{SignatureSpec, TimeUnit, TimestampSource, TimestampSpec};
 
 /// A request as it arrived, not yet trusted.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RawWebhook {
     pub method: http::Method,
     /// The full URL as the provider saw it (scheme and host from configuration).
