@@ -37,7 +37,8 @@ pub struct Pipeline {
 }
 
 /// What the shared servers may have run out of: this process's limit on open
-/// files (the servers inherit it) and the disk room where they keep their data.
+/// files (the servers inherit it), the disk room where they keep their data and
+/// the memory left; and whether they are still there (with a dead one's log).
 fn room_left() -> String {
     let limit = std::fs::read_to_string("/proc/self/limits")
         .ok()
@@ -54,7 +55,14 @@ fn room_left() -> String {
                 .to_owned()
         })
         .unwrap_or_default();
-    format!("{limit}; df: {disk}")
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find(|l| l.starts_with("MemAvailable")).map(str::to_owned))
+        .unwrap_or_default();
+    let servers = switchyard_tests::shared_if_started()
+        .map(|s| s.health())
+        .unwrap_or_else(|| "the shared servers were not started".into());
+    format!("{limit}; df: {disk}; {memory}; {servers}")
 }
 
 pub fn config_for(nats: &Nats, redis: &Redis, s3: &S3, tag: &str) -> Config {

@@ -69,7 +69,23 @@ impl Servers {
         let (nats, redis, s3) = tokio::try_join!(Nats::start(), Redis::start(), S3::start())?;
         Ok(Self { nats, redis, s3 })
     }
+
+    /// "listening" when all three accept connections; else which are gone, each
+    /// with its log's last lines (a shared server that died mid-run says why).
+    pub fn health(&self) -> String {
+        let gone: Vec<String> = [self.nats.gone(), self.redis.gone(), self.s3.gone()]
+            .into_iter()
+            .flatten()
+            .collect();
+        if gone.is_empty() {
+            "the servers are listening".into()
+        } else {
+            gone.join("\n")
+        }
+    }
 }
+
+static SHARED: OnceCell<Result<Servers, String>> = OnceCell::const_new();
 
 /// One set of [`Servers`] for the whole test process, started by the first
 /// test that asks. Never stop these: other tests are using them; isolate by
@@ -85,7 +101,6 @@ impl Servers {
 /// If the servers cannot be started. The failure is remembered, so every
 /// later caller panics at once with the same message instead of trying again.
 pub async fn shared() -> &'static Servers {
-    static SHARED: OnceCell<Result<Servers, String>> = OnceCell::const_new();
     let started = SHARED
         .get_or_init(|| async { Servers::start().await.map_err(|e| format!("{e:#}")) })
         .await;
@@ -93,4 +108,9 @@ pub async fn shared() -> &'static Servers {
         Ok(servers) => servers,
         Err(e) => panic!("starting the shared test servers failed: {e}"),
     }
+}
+
+/// The shared servers if a test has started them; never starts them.
+pub fn shared_if_started() -> Option<&'static Servers> {
+    SHARED.get()?.as_ref().ok()
 }

@@ -21,6 +21,8 @@ use crate::wait::poll_blocking;
 
 /// Lines of the server log quoted in a start-up error.
 const LOG_LINES: usize = 30;
+/// The server's stdout and stderr, in its directory.
+const LOG_FILE: &str = "server.log";
 /// How long a stopped server's port may keep accepting connections.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
 /// Attempts at a first start whose server exits early (e.g. a free port was
@@ -97,6 +99,18 @@ impl Managed {
         self.process.is_some()
     }
 
+    /// `None` while the server accepts connections on its port; else what an
+    /// operator of the test run needs: that it is gone, and its log's last lines
+    /// (kept: the wrapper deletes the directory only when the test process goes).
+    pub fn gone(&self) -> Option<String> {
+        ports::refuses(self.spec.port).ok()?;
+        let tail = crate::process::log_tail(&self.dir.path().join(LOG_FILE), LOG_LINES);
+        Some(format!(
+            "{} no longer listens on port {}; its log ends:\n{tail}",
+            self.spec.name, self.spec.port
+        ))
+    }
+
     /// Stops the server and waits until its port refuses connections.
     /// Stopping a stopped server does nothing.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
@@ -134,7 +148,7 @@ impl Managed {
 /// stopped (keeping its directory) and the error quotes its log.
 async fn launch(spec: Arc<Spec>, dir: PathBuf) -> Result<ServerProcess, Failure> {
     let joined = tokio::task::spawn_blocking(move || {
-        let log = dir.join("server.log");
+        let log = dir.join(LOG_FILE);
         let mut process = ServerProcess::spawn(&Launch {
             program: &spec.program,
             args: &spec.args,

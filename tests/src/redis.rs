@@ -72,6 +72,12 @@ impl Redis {
         format!("redis://127.0.0.1:{}", self.port())
     }
 
+    /// `None` while the server listens; else that it is gone, with its log's
+    /// last lines.
+    pub fn gone(&self) -> Option<String> {
+        self.server.gone()
+    }
+
     pub fn port(&self) -> u16 {
         self.server.spec().port
     }

@@ -137,6 +137,12 @@ impl S3 {
     }
 
     /// The S3 gateway's port.
+    /// `None` while the server listens; else that it is gone, with its log's
+    /// last lines.
+    pub fn gone(&self) -> Option<String> {
+        self.server.gone()
+    }
+
     pub fn port(&self) -> u16 {
         self.server.spec().port
     }
