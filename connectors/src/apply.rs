@@ -6,6 +6,9 @@
 //! `when` predicate holds applies. None applying means the event has no unified meaning,
 //! and the connector's `unmapped` policy decides: drop it (counted) or pass it through as
 //! `<connector>.<provider type>` with the provider event as `data`.
+//!
+//! A mapping marked `many` turns one provider event into several unified events of its
+//! type, one per element of the list its `data` gives (at most [`MAX_MANY`]).
 
 use serde_json::Value;
 
@@ -19,6 +22,9 @@ pub enum Outcome {
     /// A unified type and its `data` (a mapping's result, or the provider event itself
     /// when passed through).
     Mapped { unified_type: String, data: Value },
+    /// A `many` mapping applied: one unified event of `unified_type` per element of
+    /// `items`, in order; there is at least one.
+    Many { unified_type: String, items: Vec<Value> },
     /// No mapping applied and the connector's policy is to drop (counted by the caller).
     Dropped,
 }
@@ -38,6 +44,10 @@ pub enum ApplyError {
     },
     #[error("the mapping for {0:?} produced nothing")]
     Empty(String),
+    #[error(
+        "the mapping for {provider_type:?} gave {count} events, over the {MAX_MANY} one provider event may become; fix the mapping, then replay"
+    )]
+    TooMany { provider_type: String, count: usize },
     /// The event is larger than [`Limits::max_input_bytes`]: not evaluated at all.
     #[error(
         "the {provider_type:?} event is {bytes} bytes, over the {limit} bytes a mapping may be evaluated on (normalizer.mapping_max_input_bytes)"
@@ -66,12 +76,15 @@ impl ApplyError {
                 source: MappingError::Busy(_),
                 ..
             } => "engine_busy",
-            Self::Mapping { .. } => "mapping_error",
+            Self::Mapping { .. } | Self::TooMany { .. } => "mapping_error",
             Self::Empty(_) => "mapping_empty",
             Self::InputTooLarge { .. } => "input_too_large",
         }
     }
 }
+
+/// The most unified events one provider event may become through a `many` mapping.
+pub const MAX_MANY: usize = 100;
 
 /// The provider event a body holds: the body itself, or item `item` of a batch.
 pub fn event_of(
@@ -238,10 +251,18 @@ fn apply_input(
             .evaluate_input(input, limits)
             .map_err(failed)?
             .ok_or_else(|| ApplyError::Empty(provider_type.to_string()))?;
-        return Ok(Outcome::Mapped {
-            unified_type: case.unified_type.clone(),
-            data,
-        });
+        let unified_type = case.unified_type.clone();
+        return match data {
+            Value::Array(items) if case.many => match items.len() {
+                0 => Err(ApplyError::Empty(provider_type.to_string())),
+                count if count > MAX_MANY => Err(ApplyError::TooMany {
+                    provider_type: provider_type.to_string(),
+                    count,
+                }),
+                _ => Ok(Outcome::Many { unified_type, items }),
+            },
+            data => Ok(Outcome::Mapped { unified_type, data }),
+        };
     }
     Ok(match connector.unmapped {
         UnmappedPolicy::Drop => Outcome::Dropped,
@@ -329,6 +350,49 @@ data = 'nothing'
         assert_eq!(run("other", json!({})), Ok(Outcome::Dropped));
         let empty = run("ping", json!({})).unwrap_err();
         assert_eq!(empty.reason(), "mapping_empty");
+    }
+
+    /// A notification naming several records becomes one event per record; naming one,
+    /// one event; naming none, or more than the bound, a mapping error to fix.
+    #[test]
+    fn a_many_mapping_gives_one_event_per_element() {
+        let catalog = load(
+            r#"
+[mappings."bulk"]
+type = "acme.touched"
+many = true
+data = 'ids.{"id": $string($), "by": $$.who}'
+"#,
+        )
+        .unwrap();
+        let acme = catalog.get("acme").unwrap();
+        let run = |e: Value| apply(acme, "bulk", &e, Limits::default());
+        assert_eq!(
+            run(json!({"ids": [1, 2, 3], "who": "ana"})),
+            Ok(Outcome::Many {
+                unified_type: "acme.touched".into(),
+                items: vec![
+                    json!({"id": "1", "by": "ana"}),
+                    json!({"id": "2", "by": "ana"}),
+                    json!({"id": "3", "by": "ana"})
+                ],
+            })
+        );
+        assert_eq!(
+            run(json!({"ids": [7], "who": "ana"})),
+            Ok(Outcome::Mapped {
+                unified_type: "acme.touched".into(),
+                data: json!({"id": "7", "by": "ana"}),
+            })
+        );
+        assert_eq!(
+            run(json!({"ids": [], "who": "ana"})).unwrap_err().reason(),
+            "mapping_empty"
+        );
+        let ids: Vec<usize> = (0..=MAX_MANY).collect();
+        let too_many = run(json!({"ids": ids, "who": "ana"})).unwrap_err();
+        assert_eq!(too_many.reason(), "mapping_error");
+        assert!(too_many.to_string().contains("101 events"), "{too_many}");
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct CompiledMapping {
     pub when: Option<Mapping>,
     pub unified_type: String,
     pub data: Mapping,
+    /// `data` gives one unified event per element ([`crate::model::MappingSpec::many`]).
+    pub many: bool,
 }
 
 /// Compile and check a connector file's mappings, adding every problem to `errors`.
@@ -63,6 +65,7 @@ pub(crate) fn compile(
                     when,
                     unified_type: m.unified_type.clone(),
                     data,
+                    many: m.many,
                 }),
                 Err(e) => errors.push(err(path, line, &format!("{field}.data"), e.to_string())),
             }

@@ -734,6 +734,10 @@ pub struct MappingSpec {
     pub unified_type: String,
     /// A JSONata expression over the provider event; its result is the unified `data`.
     pub data: String,
+    /// `data` gives a list: one unified event per element, in order (a notification
+    /// that names several records, as Copper's `ids`). A single object is one event.
+    #[serde(default)]
+    pub many: bool,
 }
 
 /// The mappings of one provider event type, tried in order; the first whose `when`

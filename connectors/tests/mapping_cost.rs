@@ -238,6 +238,7 @@ fn every_mapping_maps_a_body_at_the_size_limit_within_its_budget() {
                 }
                 let shape = match &outcome {
                     Ok(apply::Outcome::Mapped { data, .. }) => format!("{} bytes out", data.to_string().len()),
+                    Ok(apply::Outcome::Many { items, .. }) => format!("{} events out", items.len()),
                     Ok(apply::Outcome::Dropped) => "dropped".into(),
                     Err(e) => e.to_string().chars().take(120).collect(),
                 };

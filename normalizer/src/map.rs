@@ -16,6 +16,8 @@ use crate::reason::Reason;
 #[derive(Debug, PartialEq)]
 pub enum Mapped {
     Event(Box<UnifiedEvent>),
+    /// A `many` mapping's events, in order: the provider event named several records.
+    Many(Vec<UnifiedEvent>),
     /// No mapping, and the connector's policy is to drop (counted).
     Dropped,
 }
@@ -65,7 +67,7 @@ impl From<ApplyError> for Failure {
                 source: MappingError::Busy(_),
                 ..
             } => return Failure::Busy(e.to_string()),
-            ApplyError::Mapping { .. } => Reason::MappingError,
+            ApplyError::Mapping { .. } | ApplyError::TooMany { .. } => Reason::MappingError,
             ApplyError::Empty(_) => Reason::MappingEmpty,
             ApplyError::InputTooLarge { .. } => Reason::InputTooLarge,
         };
@@ -79,16 +81,29 @@ impl From<ApplyError> for Failure {
 
 pub fn normalize(connector: &Connector, env: &RawEnvelope, body: &[u8], limits: Limits) -> Result<Mapped, Failure> {
     let outcome = apply::map_body(connector, &env.event_type, body, &env.content_type, env.item, limits)?;
-    let (unified_type, data) = match outcome {
-        Outcome::Mapped { unified_type, data } => (unified_type, data),
-        Outcome::Dropped => return Ok(Mapped::Dropped),
-    };
+    Ok(match outcome {
+        Outcome::Mapped { unified_type, data } => Mapped::Event(Box::new(unified(env, 0, unified_type, data))),
+        // Each its own id (the index after the provider event's key), so a redelivered
+        // raw event publishes the same ones again and the duplicate window drops them.
+        Outcome::Many { unified_type, items } => Mapped::Many(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(n, data)| unified(env, n, unified_type.clone(), data))
+                .collect(),
+        ),
+        Outcome::Dropped => Mapped::Dropped,
+    })
+}
+
+/// The `n`th unified event of the raw event `env`.
+fn unified(env: &RawEnvelope, n: usize, event_type: String, data: serde_json::Value) -> UnifiedEvent {
     let received_at = timefmt::from_unix_millis(env.received_ms)
         .map(timefmt::rfc3339)
         .unwrap_or_default();
-    Ok(Mapped::Event(Box::new(UnifiedEvent {
-        id: ids::unified_event_id(&env.idempotency_key(), 0),
-        event_type: unified_type,
+    UnifiedEvent {
+        id: ids::unified_event_id(&env.idempotency_key(), n),
+        event_type,
         schema_version: None,
         tenant_id: env.tenant_id.clone().unwrap_or_default(),
         account_id: env.account_id.clone().unwrap_or_default(),
@@ -100,7 +115,7 @@ pub fn normalize(connector: &Connector, env: &RawEnvelope, body: &[u8], limits: 
         received_at,
         data,
         mapping_error: None,
-    })))
+    }
 }
 
 #[cfg(test)]
@@ -151,7 +166,7 @@ pub(crate) mod tests {
         let catalog = Catalog::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/catalog")).unwrap();
         match normalize(catalog.get("stripe").unwrap(), env, body, Limits::default()).unwrap() {
             Mapped::Event(e) => *e,
-            Mapped::Dropped => panic!("dropped"),
+            other => panic!("not one event: {other:?}"),
         }
     }
 
@@ -197,6 +212,38 @@ pub(crate) mod tests {
         assert_eq!(e.data["invoice"]["paid_at"], "2023-11-14T22:13:20.000Z");
         assert_eq!(e.received_at, "2023-11-14T22:13:21.234Z");
         assert_eq!(e.id, ids::unified_event_id("stripe/acct/evt_1", 0));
+    }
+
+    /// A Copper notification naming two people is two events, each with its own id
+    /// after the provider event's key; naming one, the one event has the plain id.
+    #[test]
+    fn a_notification_naming_several_records_is_one_event_each() {
+        let catalog = Catalog::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/catalog")).unwrap();
+        let copper = catalog.get("copper").unwrap();
+        let env = envelope("copper", "person");
+        let body = br#"{"ids": [27140359, 27140361], "type": "person", "event": "delete", "subscription_id": 17065}"#;
+        let Mapped::Many(events) = normalize(copper, &env, body, Limits::default()).unwrap() else {
+            panic!("not split");
+        };
+        let key = env.idempotency_key();
+        let got: Vec<(&str, &str, &serde_json::Value)> = events
+            .iter()
+            .map(|e| (e.id.as_str(), e.event_type.as_str(), &e.data["contact"]["id"]))
+            .collect();
+        let (first, second) = (ids::unified_event_id(&key, 0), ids::unified_event_id(&key, 1));
+        assert_eq!(
+            got,
+            [
+                (first.as_str(), "crm.contact.deleted", &json!("27140359")),
+                (second.as_str(), "crm.contact.deleted", &json!("27140361"))
+            ]
+        );
+        assert!(events.iter().all(|e| e.tenant_id == "t" && e.connector == "copper"));
+        let one = br#"{"ids": [27140359], "type": "person", "event": "delete", "subscription_id": 17065}"#;
+        let Mapped::Event(e) = normalize(copper, &env, one, Limits::default()).unwrap() else {
+            panic!("one record is one event");
+        };
+        assert_eq!(e.id, first);
     }
 
     #[test]

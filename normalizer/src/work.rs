@@ -116,8 +116,9 @@ impl Worker {
             Ok(b) => b,
             Err(e) => return self.follow(&env, outcome::after_claim(e)).await,
         };
-        let event = match self.mapper.map(&connector, &env, body.clone()).await {
-            Ok(Mapped::Event(e)) => e,
+        let mut events = match self.mapper.map(&connector, &env, body.clone()).await {
+            Ok(Mapped::Event(e)) => vec![*e],
+            Ok(Mapped::Many(events)) => events,
             Ok(Mapped::Dropped) => {
                 self.metrics.dropped.with_label_values(&[&connector.name]).inc();
                 return Outcome::Dropped;
@@ -137,14 +138,20 @@ impl Worker {
         };
         // A mapping whose output does not match its schema met a provider value its
         // author did not expect. The provider event is intact, so the tenant gets it as
-        // the provider's own type, with why; the operator sees the count and fixes the
-        // mapping. Only an event that cannot even be read again is dead-lettered.
+        // the provider's own type, with why (once, however many events the mapping
+        // gave); the operator sees the count and fixes the mapping. Only an event that
+        // cannot even be read again is dead-lettered.
         let models = catalog.models();
-        let mut event = event;
-        match schema_violation(models, &connector.name, &event) {
-            None => event.schema_version = models.version(&event.event_type),
+        match events.iter().find_map(|e| schema_violation(models, &connector.name, e)) {
+            None => {
+                for event in &mut events {
+                    event.schema_version = models.version(&event.event_type);
+                }
+            }
             Some(detail) => match apply::event_of(&connector, &body, &env.content_type, env.item) {
                 Ok(original) => {
+                    events.truncate(1);
+                    let event = &mut events[0];
                     self.metrics
                         .mapping_fallbacks
                         .with_label_values(&[&connector.name, type_label(models, &event.event_type)])
@@ -160,19 +167,30 @@ impl Worker {
                 Err(_) => return self.dead_letter(&env, Reason::SchemaViolation, detail).await,
             },
         }
-        let headers = match unified_headers(&event, env.received_ms) {
-            Ok(h) => h,
-            Err(name) => {
-                let detail = format!("the event's {name} cannot be sent as a NATS header (control characters)");
-                return self.dead_letter(&env, Reason::InvalidHeader, detail).await;
-            }
-        };
-        let payload = serde_json::to_vec(&event).expect("a unified event serializes");
-        let subject = self.names.unified_subject(&event.tenant_id);
-        if let Err(e) = publish::durably(&self.js, subject, headers, payload.into()).await {
-            return Outcome::Retry(Transient::Publish(e));
+        // Every event is made ready before the first is published: one that cannot be
+        // sent dead-letters the provider event before any of its events went out.
+        let mut ready = Vec::with_capacity(events.len());
+        for event in &events {
+            let headers = match unified_headers(event, env.received_ms) {
+                Ok(h) => h,
+                Err(name) => {
+                    let detail = format!("the event's {name} cannot be sent as a NATS header (control characters)");
+                    return self.dead_letter(&env, Reason::InvalidHeader, detail).await;
+                }
+            };
+            let payload = serde_json::to_vec(event).expect("a unified event serializes");
+            ready.push((self.names.unified_subject(&event.tenant_id), headers, payload));
         }
-        self.count_normalized(models, &connector.name, &env, &event);
+        // In order; a failure retries the provider event, whose events already
+        // published go again under the same ids and are dropped as duplicates.
+        for (subject, headers, payload) in ready {
+            if let Err(e) = publish::durably(&self.js, subject, headers, payload.into()).await {
+                return Outcome::Retry(Transient::Publish(e));
+            }
+        }
+        for event in &events {
+            self.count_normalized(models, &connector.name, &env, event);
+        }
         Outcome::Published
     }
 

@@ -83,6 +83,7 @@ fn fail(catalog: &Catalog, event_type: &str, body: &[u8], limits: Limits) -> (Fa
     match out {
         Err(f) => (f, took),
         Ok(Mapped::Event(e)) => panic!("{event_type}: mapped to {} bytes of data", e.data.to_string().len()),
+        Ok(Mapped::Many(events)) => panic!("{event_type}: mapped to {} events", events.len()),
         Ok(Mapped::Dropped) => panic!("{event_type}: dropped"),
     }
 }

@@ -77,3 +77,57 @@ async fn a_hubspot_batch_becomes_one_event_per_item_with_one_stored_body() {
     assert_eq!(p.stream_messages(&p.config.names().raw_stream()).await, 3);
     p.stop().await;
 }
+
+/// A Copper notification names several records (up to 30): each becomes its own
+/// unified event, with an id of its own, from one stored body and one raw event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copper_notification_naming_three_records_is_three_unified_events() {
+    const TOKEN: &str = "copper-webhook-token";
+    let servers = shared().await;
+    let p = Pipeline::start(config_for(&servers.nats, &servers.redis, &servers.s3, "many"))
+        .await
+        .unwrap();
+    let receiver = Receiver::start().await;
+    p.register("tenant_c", "copper_1", "copper", TOKEN, &receiver.url, &["crm.*"])
+        .await;
+    let body =
+        json!({"ids": [13358412, 13358413, 13358414], "type": "company", "event": "new", "subscription_id": 17066})
+            .to_string();
+    let headers = [("X-Webhook-Token".to_string(), TOKEN.to_string())];
+    let (status, _, answer) = p.post_webhook("/v1/webhooks/copper/copper_1", &headers, &body).await;
+    assert_eq!(status, 200, "{answer}");
+
+    wait_until("three deliveries", Duration::from_secs(20), || async {
+        receiver.all().len() >= 3
+    })
+    .await
+    .unwrap();
+    let events: Vec<Value> = receiver
+        .all()
+        .iter()
+        .map(|d| serde_json::from_slice(&d.body).unwrap())
+        .collect();
+    let mut companies: Vec<&str> = events
+        .iter()
+        .map(|e| {
+            assert_eq!(e["type"], "crm.company.created", "{e}");
+            e["data"]["company"]["id"].as_str().unwrap()
+        })
+        .collect();
+    companies.sort();
+    assert_eq!(companies, ["13358412", "13358413", "13358414"]);
+    let mut ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "{events:?}");
+    assert_eq!(p.stream_messages(&p.config.names().raw_stream()).await, 1);
+    assert_eq!(p.stream_messages(&p.config.names().unified_stream()).await, 3);
+    let counted = p
+        .metric(
+            p.normalizer_ops,
+            "switchyard_normalizer_events_total{connector=\"copper\",type=\"crm.company.created\"}",
+        )
+        .await;
+    assert_eq!(counted, Some(3.0));
+    p.stop().await;
+}
