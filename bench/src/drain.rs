@@ -41,6 +41,8 @@ pub struct Drain {
     /// The normalizer's threads, most CPU first.
     pub normalizer_threads: Vec<ThreadCpu>,
     pub machine_busy_cores: Option<f64>,
+    /// CPUs' worth of time the host took from this VM over the window (steal).
+    pub machine_stolen_cores: Option<f64>,
     /// `switchyard_normalizer_mapping_seconds` over the window (event selection, mapping
     /// and conversion, as the normalizer times them; wall time), mean per event.
     pub mean_mapping_us: Option<f64>,
@@ -112,6 +114,7 @@ pub async fn measure(stack: &mut Stack, bin_dir: &Path, http: &Client, within: D
     let metrics_after = inspect::scrape(http, &ops).await;
     let window = cpu::window(&before, &after, &watched, hz);
     let events = (unified + dead).saturating_sub(u0 + d0);
+    notes.extend(cpu::steal_note(window.machine_stolen_cores));
     if dead > 0 {
         notes.push(format!(
             "{dead} events were dead-lettered, not mapped: see the normalizer's log (--keep)"
@@ -158,6 +161,7 @@ pub async fn measure(stack: &mut Stack, bin_dir: &Path, http: &Client, within: D
         processes,
         normalizer_threads: window.threads,
         machine_busy_cores: window.machine_busy_cores,
+        machine_stolen_cores: window.machine_stolen_cores,
         mean_mapping_us: mapping.filter(|m| m.count > 0.0).map(|m| m.sum / m.count * 1e6),
         claim_fetches,
         notes,
@@ -205,6 +209,14 @@ pub fn human(d: &Drain) -> String {
         "",
         "",
         opt(d.machine_busy_cores, 2)
+    );
+    let _ = writeln!(
+        out,
+        "  {:<30} {:>7}   {:>11}   {:>5}",
+        "taken by the host (steal)",
+        "",
+        "",
+        opt(d.machine_stolen_cores, 2)
     );
     let top: Vec<String> = d
         .normalizer_threads

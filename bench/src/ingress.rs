@@ -153,6 +153,7 @@ async fn measure(
              were measured on a shared machine"
         ));
     }
+    notes.extend(cpu::steal_note(window.machine_stolen_cores));
     if busy_before_load.is_some_and(|b| b >= 0.1) {
         notes.push(format!(
             "the machine was already {:.2} cores busy before the load started: other processes share it",

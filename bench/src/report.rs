@@ -176,6 +176,14 @@ pub fn human(r: &Report) -> String {
     let _ = writeln!(
         out,
         "  {:<32} {:>22}   {:>13}   {:>5}",
+        "taken by the host (steal)",
+        "",
+        "",
+        opt(r.cpu.machine_stolen_cores, 2)
+    );
+    let _ = writeln!(
+        out,
+        "  {:<32} {:>22}   {:>13}   {:>5}",
         "whole machine, before the load",
         "",
         "",
