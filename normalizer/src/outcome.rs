@@ -21,6 +21,12 @@ use crate::reason::Reason;
 /// Delay before a transiently failed message is offered again.
 pub const RETRY_DELAY: Duration = Duration::from_secs(2);
 
+/// Deliveries of an event whose connector this process's catalog does not have, before
+/// its dead letter: the likeliest cause is a connector file that another process (the
+/// ingress that accepted the event) has loaded and this one not yet (each polls its
+/// catalog every 2 s), so it is tried again for about as long as a few polls take.
+pub const UNKNOWN_CONNECTOR_ATTEMPTS: u64 = 5;
+
 /// The metric label of a message that is no envelope (its connector is unknown too).
 pub const BAD_ENVELOPE: &str = "bad_envelope";
 
@@ -63,6 +69,11 @@ pub enum Transient {
     /// The mapping's time limit stopped it, perhaps only because the CPU was busy.
     #[error("{detail} (attempt {attempt} of {of}; tried again in case a busy CPU stopped it)")]
     TimeLimit { detail: String, attempt: u64, of: u32 },
+    /// The connector is not (yet) in this process's catalog.
+    #[error(
+        "connector {connector:?} is not in the catalog (attempt {attempt} of {of}; it may not be reloaded here yet)"
+    )]
+    UnknownConnector { connector: String, attempt: u64, of: u64 },
     #[error("publishing the unified event: {0}")]
     Publish(PublishError),
     #[error("publishing a dead letter: {0}")]
@@ -100,6 +111,28 @@ pub fn after_mapping(failure: Failure, attempt: u64, timeout_attempts: u32) -> N
     }
 }
 
+/// On delivery `attempt` of an event whose connector the catalog does not have: tried
+/// again until [`UNKNOWN_CONNECTOR_ATTEMPTS`] (fewer when `max_deliveries` is lower, so
+/// the redelivery limit never decides instead), then dead-lettered.
+pub fn after_unknown_connector(connector: &str, attempt: u64, max_deliveries: u32) -> Next {
+    let of = UNKNOWN_CONNECTOR_ATTEMPTS
+        .min(u64::from(max_deliveries).saturating_sub(1))
+        .max(1);
+    if attempt < of {
+        return Next::Retry(Transient::UnknownConnector {
+            connector: connector.to_string(),
+            attempt,
+            of,
+        });
+    }
+    Next::DeadLetter(
+        Reason::UnknownConnector,
+        format!(
+            "connector {connector:?} is not in the catalog (on each of {attempt} attempts); add its connector file, then replay this dead letter"
+        ),
+    )
+}
+
 /// After the claim-check could not be read: gone or corrupt is final, S3 being
 /// unavailable is not.
 pub fn after_claim(e: ClaimCheckError) -> Next {
@@ -115,6 +148,27 @@ pub fn after_claim(e: ClaimCheckError) -> Next {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A connector not loaded here yet is waited for a few deliveries, never past the
+    /// redelivery limit; then it is the event's dead letter, saying what to do.
+    #[test]
+    fn an_unknown_connector_is_tried_again_before_its_dead_letter() {
+        for attempt in 1..UNKNOWN_CONNECTOR_ATTEMPTS {
+            assert!(matches!(
+                after_unknown_connector("acme", attempt, 10),
+                Next::Retry(Transient::UnknownConnector { .. })
+            ));
+        }
+        let Next::DeadLetter(reason, detail) = after_unknown_connector("acme", UNKNOWN_CONNECTOR_ATTEMPTS, 10) else {
+            panic!("not dead-lettered");
+        };
+        assert_eq!(reason, Reason::UnknownConnector);
+        assert!(detail.contains("add its connector file, then replay"), "{detail}");
+        // With max_deliveries = 3 the second delivery is the last try.
+        assert!(matches!(after_unknown_connector("acme", 1, 3), Next::Retry(_)));
+        assert!(matches!(after_unknown_connector("acme", 2, 3), Next::DeadLetter(..)));
+        assert!(matches!(after_unknown_connector("acme", 1, 2), Next::DeadLetter(..)));
+    }
 
     fn unmappable(reason: Reason, time_limit: bool) -> Failure {
         Failure::Unmappable {

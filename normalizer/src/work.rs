@@ -105,8 +105,9 @@ impl Worker {
         };
         let catalog = self.catalog.current();
         let Some(connector) = catalog.get(&env.connector).cloned() else {
-            let detail = format!("connector {:?} is not in the catalog", env.connector);
-            return self.dead_letter(&env, Reason::UnknownConnector, detail).await;
+            let attempt = msg.info().map(|i| i.delivered.max(1) as u64).unwrap_or(1);
+            let next = outcome::after_unknown_connector(&env.connector, attempt, self.max_deliveries);
+            return self.follow(&env, next).await;
         };
         let env = match self.route(env).await {
             Ok(env) => env,
