@@ -171,7 +171,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     notes.extend(stack::env_notes());
 
     eprintln!("bench: starting nats-server, redis-server and SeaweedFS");
-    let servers = Servers::start().await.context("starting the servers")?;
+    let servers = Servers::start_for_load().await.context("starting the servers")?;
     let dir = tempfile::Builder::new()
         .prefix("swy-bench-dispatcher-")
         .disable_cleanup(args.output.keep)

@@ -99,7 +99,7 @@ impl Stack {
         }
 
         eprintln!("bench: starting nats-server, redis-server and SeaweedFS");
-        let servers = Servers::start().await.context("starting the servers")?;
+        let servers = Servers::start_for_load().await.context("starting the servers")?;
         let dir = tempfile::Builder::new()
             .prefix("swy-bench-")
             .tempdir()
@@ -574,7 +574,7 @@ impl FullStack {
             eprintln!("bench: note: {n}");
         }
         eprintln!("bench: starting nats-server, redis-server and SeaweedFS");
-        let servers = Servers::start().await.context("starting the servers")?;
+        let servers = Servers::start_for_load().await.context("starting the servers")?;
         let cluster = if full.nats_cluster {
             eprintln!("bench: starting a three-node NATS cluster");
             Some(NatsCluster::start().await.context("starting the NATS cluster")?)

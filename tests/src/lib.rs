@@ -70,6 +70,12 @@ impl Servers {
         Ok(Self { nats, redis, s3 })
     }
 
+    /// [`Servers::start`] for a load run (see [`S3::start_for_load`]).
+    pub async fn start_for_load() -> anyhow::Result<Self> {
+        let (nats, redis, s3) = tokio::try_join!(Nats::start(), Redis::start(), S3::start_for_load())?;
+        Ok(Self { nats, redis, s3 })
+    }
+
     /// "listening" when all three accept connections; else which are gone, each
     /// with its log's last lines (a shared server that died mid-run says why).
     pub fn health(&self) -> String {

@@ -30,6 +30,11 @@ pub const SECRET_ACCESS_KEY: &str = "local";
 /// run (one each, see `master.toml` below) on any disk.
 const VOLUMES: u32 = 4_000;
 
+/// Volumes created at a time for a bucket in tests: one (see `master.toml` below).
+const TEST_VOLUME_GROWTH: u32 = 1;
+/// ... and for load runs: SeaweedFS's own default for one copy.
+const LOAD_VOLUME_GROWTH: u32 = 7;
+
 /// A running SeaweedFS with its S3 gateway. Dropping it kills the server and
 /// deletes its data.
 pub struct S3 {
@@ -45,6 +50,18 @@ impl S3 {
     /// `<workspace>/.cache/seaweedfs/bin/weed` (as installed by
     /// `deploy/local/install-deps`), else `weed` on `PATH`.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(TEST_VOLUME_GROWTH).await
+    }
+
+    /// [`S3::start`] growing volumes as SeaweedFS does by default, several at a time,
+    /// for load runs: with one volume per bucket, a benchmark's bucket filled it within
+    /// half a minute (64 MB), and the PUT that found it full waited about 200 ms for the
+    /// next.
+    pub async fn start_for_load() -> anyhow::Result<Self> {
+        Self::start_with(LOAD_VOLUME_GROWTH).await
+    }
+
+    async fn start_with(growth: u32) -> anyhow::Result<Self> {
         let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
         let workspace = manifest_dir.parent().unwrap_or(manifest_dir);
         let program = locate(
@@ -61,7 +78,7 @@ impl S3 {
             // and a volume holds two open files, so seven each ran the server
             // towards its limit on open files.
             let master = dir.join("master.toml");
-            std::fs::write(&master, "[master.volume_growth]\ncopy_1 = 1\n")
+            std::fs::write(&master, format!("[master.volume_growth]\ncopy_1 = {growth}\n"))
                 .with_context(|| format!("writing {}", master.display()))?;
             let identities = dir.join("s3-identities.json");
             std::fs::write(&identities, identities_json())
