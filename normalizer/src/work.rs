@@ -105,8 +105,7 @@ impl Worker {
         };
         let catalog = self.catalog.current();
         let Some(connector) = catalog.get(&env.connector).cloned() else {
-            let attempt = msg.info().map(|i| i.delivered.max(1) as u64).unwrap_or(1);
-            let next = outcome::after_unknown_connector(&env.connector, attempt, self.max_deliveries);
+            let next = outcome::after_unknown_connector(&env.connector, attempt(msg), self.max_deliveries);
             return self.follow(&env, next).await;
         };
         let env = match self.route(env).await {
@@ -125,7 +124,7 @@ impl Worker {
                 return Outcome::Dropped;
             }
             Err(f) => {
-                let attempt = msg.info().map(|i| i.delivered.max(1) as u64).unwrap_or(1);
+                let attempt = attempt(msg);
                 if f.is_time_limit() && attempt < u64::from(self.timeout_attempts) {
                     self.metrics
                         .time_limit_retries
@@ -290,6 +289,11 @@ impl Worker {
             Err(e) => Outcome::Retry(Transient::DeadLetter(e)),
         }
     }
+}
+
+/// Which delivery of `msg` this is (1 for the first).
+fn attempt(msg: &jetstream::Message) -> u64 {
+    msg.info().map(|i| i.delivered.max(1) as u64).unwrap_or(1)
 }
 
 /// Why `event`'s data does not match its unified type's schema, at most 1000 bytes of

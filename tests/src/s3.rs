@@ -153,13 +153,13 @@ impl S3 {
         format!("http://127.0.0.1:{}", self.port())
     }
 
-    /// The S3 gateway's port.
     /// `None` while the server listens; else that it is gone, with its log's
     /// last lines.
     pub fn gone(&self) -> Option<String> {
         self.server.gone()
     }
 
+    /// The S3 gateway's port.
     pub fn port(&self) -> u16 {
         self.server.spec().port
     }
