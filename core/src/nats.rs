@@ -28,7 +28,17 @@ const DECLARE_ATTEMPTS: u32 = 6;
 /// Create the stream, or update it to `config`. A server still starting (JetStream not
 /// up, no leader yet, a timed-out request) is given a few tries; any other refusal is
 /// final at once (a bad configuration does not improve by asking again).
+///
+/// A stream that already has `config` (every binary declares the same streams at
+/// start-up) is left alone: no update is sent. Concurrent no-op updates of one stream
+/// crashed nats-server 2.9.10 (a panic in `stream.update`, seen when several binaries
+/// started at once), and they cost a round trip each for nothing.
 async fn declare(js: &jetstream::Context, config: stream::Config) -> Result<(), NatsError> {
+    if let Ok(existing) = js.get_stream(&config.name).await {
+        if same_declaration(&existing.cached_info().config, &config) {
+            return Ok(());
+        }
+    }
     let mut attempt = 1;
     loop {
         match js.create_or_update_stream(config.clone()).await {
@@ -45,6 +55,17 @@ async fn declare(js: &jetstream::Context, config: stream::Config) -> Result<(), 
             }
         }
     }
+}
+
+/// Whether the stream the server has matches what `wanted` declares, on the fields
+/// [`ensure_streams`] sets (the server fills in the others).
+fn same_declaration(have: &stream::Config, wanted: &stream::Config) -> bool {
+    have.subjects == wanted.subjects
+        && have.storage == wanted.storage
+        && have.retention == wanted.retention
+        && have.max_age == wanted.max_age
+        && have.duplicate_window == wanted.duplicate_window
+        && have.num_replicas == wanted.num_replicas
 }
 
 /// Whether a refused declaration may succeed in a moment: the server is not ready yet,
