@@ -34,14 +34,16 @@ const DECLARE_ATTEMPTS: u32 = 6;
 /// crashed nats-server 2.9.10 (a panic in `stream.update`, seen when several binaries
 /// started at once), and they cost a round trip each for nothing.
 async fn declare(js: &jetstream::Context, config: stream::Config) -> Result<(), NatsError> {
-    if let Ok(existing) = js.get_stream(&config.name).await {
-        if same_declaration(&existing.cached_info().config, &config) {
-            return Ok(());
-        }
-    }
     let mut attempt = 1;
     loop {
-        match js.create_or_update_stream(config.clone()).await {
+        // Looked up on every attempt: a racing declarer may have just created it. A new
+        // stream is only ever created, never updated, so racers never update it.
+        let declared = match js.get_stream(&config.name).await {
+            Ok(existing) if same_declaration(&existing.cached_info().config, &config) => return Ok(()),
+            Ok(_) => js.update_stream(&config).await.map(drop),
+            Err(_) => js.create_stream(config.clone()).await.map(drop),
+        };
+        match declared {
             Ok(_) => return Ok(()),
             Err(e) if attempt < DECLARE_ATTEMPTS && not_ready_yet(e.kind()) => {
                 tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
